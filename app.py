@@ -1,0 +1,109 @@
+"""The portal's application factory. Wiring only: no business rules live here."""
+import os
+import pathlib
+import secrets
+
+from flask import Flask, request
+
+from billing import identity
+from billing.processors import build_processor
+from db import database, open_database
+
+DEFAULTS = {
+    "DATABASE_URL": None,  # default: sqlite:///<instance>/portal.sqlite3
+    "PAYMENT_PROCESSOR": "sandbox",
+    "SANDBOX_ACH_SETTLE_SECONDS": 30,
+    "SANDBOX_WORKER": True,
+    "SANDBOX_WEBHOOK_SECRET": None,
+    "STRIPE_SECRET_KEY": "",
+    "STRIPE_PUBLISHABLE_KEY": "",
+    "STRIPE_WEBHOOK_SECRET": "",
+    "STRIPE_API_BASE": "",
+    "STRIPE_JS_URL": "https://js.stripe.com/v3/",
+    "SECRET_KEY": None,
+    "SESSION_COOKIE_SECURE": False,
+    "PASSWORD_HASH_TIME_COST": 0,
+    "PASSWORD_HASH_MEMORY_COST": 0,
+    "PER_PAGE": 20,
+}
+_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _from_env(key, default):
+    raw = os.environ.get(key)
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        return _BOOL.get(raw.strip().lower(), default)
+    if isinstance(default, int):
+        return int(raw)
+    return raw
+
+
+def _instance_secret(app, name):
+    """A random secret made once and kept in the instance folder."""
+    path = pathlib.Path(app.instance_path) / name
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def create_app(config=None):
+    """Build the portal: defaults, then environment variables, then ``config`` (tests)."""
+    app = Flask(__name__, instance_relative_config=True)
+    pathlib.Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=12 * 3600,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+    )
+    app.config.update({k: _from_env(k, v) for k, v in DEFAULTS.items()})
+    app.config.update(config or {})
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = f"sqlite:///{pathlib.Path(app.instance_path) / 'portal.sqlite3'}"
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret(app, "secret_key")
+    if not app.config["SANDBOX_WEBHOOK_SECRET"]:
+        app.config["SANDBOX_WEBHOOK_SECRET"] = _instance_secret(app, "sandbox_webhook_secret")
+    app.config["SESSION_COOKIE_SECURE"] = bool(app.config["SESSION_COOKIE_SECURE"])
+
+    identity.configure(app.config["PASSWORD_HASH_TIME_COST"], app.config["PASSWORD_HASH_MEMORY_COST"])
+    open_database(app.config["DATABASE_URL"])
+    app.extensions["processor"] = build_processor(app.config)
+
+    @app.before_request
+    def _connect():
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(exc):
+        if not database.is_closed():
+            database.close()
+
+    from views import csrf, register
+
+    csrf.init_app(app)
+    register(app)
+
+    @app.after_request
+    def _headers(response):
+        response.headers.add("Vary", "HX-Request")
+        response.headers.setdefault("Content-Security-Policy", app.config["CSP"])
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    from views.cli import register_cli
+
+    register_cli(app)
+    if app.config["SANDBOX_WORKER"] and app.config["PAYMENT_PROCESSOR"] == "sandbox":
+        from views.sandbox import start_worker
+
+        start_worker(app)
+    return app

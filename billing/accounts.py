@@ -1,0 +1,286 @@
+"""A customer's account: balances, invoices, statement, credit, and posting money.
+
+Writes here are called inside the caller's ``write_tx()``; reads are plain.
+"""
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from peewee import fn
+
+from billing import ledger
+from db import is_postgres, write_tx
+from db.models import (
+    Allocation,
+    AuditLog,
+    CreditEntry,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    PaymentInvoice,
+)
+
+PROCESSING = "processing"  # mirrors billing.payments.PROCESSING without the import cycle
+SUCCEEDED = "succeeded"
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """An invoice with what is paid, what is owed, and its derived status."""
+
+    invoice: Invoice
+    paid_cents: int
+    balance_cents: int
+    status: str
+    pending_cents: int
+
+    @property
+    def pending(self):
+        return self.pending_cents > 0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The figures on a customer's Home page."""
+
+    balance_cents: int
+    pending_cents: int
+    credit_cents: int
+    next_due_date: object
+    overdue_cents: int
+    open_count: int
+
+    @property
+    def payable_cents(self):
+        """Balance that can still be paid: what is owed minus what is already on its way."""
+        return max(self.balance_cents - self.pending_cents, 0)
+
+
+def today():
+    """The portal's business date."""
+    return dt.date.today()
+
+
+def lock_customer(customer_id):
+    """Serialise writers on one customer (PostgreSQL; SQLite already holds the write lock)."""
+    if is_postgres():
+        Customer.select(Customer.id).where(Customer.id == customer_id).for_update().execute()
+
+
+def audit(actor, action, entity, entity_id, **detail):
+    """Append a row to the audit trail."""
+    AuditLog.create(
+        actor=actor, action=action, entity=entity, entity_id=str(entity_id),
+        detail=json.dumps(detail, sort_keys=True, default=str) if detail else "",
+    )
+
+
+def _pending_by_invoice(invoice_ids):
+    if not invoice_ids:
+        return {}
+    rows = (
+        PaymentInvoice.select(PaymentInvoice.invoice, fn.SUM(PaymentInvoice.amount_cents).alias("cents"))
+        .join(Payment)
+        .where((Payment.status == PROCESSING) & PaymentInvoice.invoice.in_(invoice_ids))
+        .group_by(PaymentInvoice.invoice)
+    )
+    return {row.invoice_id: row.cents for row in rows}
+
+
+def _view(inv, pending, on):
+    paid = inv.paid_cents
+    return InvoiceView(
+        invoice=inv,
+        paid_cents=paid,
+        balance_cents=ledger.balance_of(inv.total_cents, paid),
+        status=ledger.invoice_status(inv.total_cents, paid, inv.due_date, on, inv.void),
+        pending_cents=pending.get(inv.id, 0),
+    )
+
+
+def invoice_views(customer_id, on=None, page=1, per_page=None, newest_first=True):
+    """One page of a customer's invoices as InvoiceViews."""
+    on = on or today()
+    q = Invoice.for_customer(customer_id)
+    if newest_first:
+        q = q.order_by(Invoice.due_date.desc(), Invoice.number.desc())
+    if per_page:
+        q = q.paginate(page, per_page)
+    invoices = list(q)
+    pending = _pending_by_invoice([inv.id for inv in invoices])
+    return [_view(inv, pending, on) for inv in invoices]
+
+
+def invoice_count(customer_id):
+    """How many non-void invoices the customer has."""
+    return Invoice.for_customer(customer_id).count()
+
+
+def invoice_view(customer_id, invoice_id, on=None):
+    """One of the customer's own invoices as an InvoiceView, or None (also for others' ids)."""
+    inv = Invoice.for_customer(customer_id).where(Invoice.id == invoice_id).first()
+    if inv is None:
+        return None
+    return _view(inv, _pending_by_invoice([inv.id]), on or today())
+
+
+def applied_payments(invoice_id):
+    """Allocations to an invoice with their payments, oldest first."""
+    return list(
+        Allocation.select(Allocation, Payment)
+        .join(Payment)
+        .where(Allocation.invoice == invoice_id)
+        .order_by(Allocation.created_at, Allocation.id)
+    )
+
+
+def invoice_lines(invoice_id):
+    """An invoice's lines in order."""
+    return list(InvoiceLine.select().where(InvoiceLine.invoice == invoice_id).order_by(InvoiceLine.position))
+
+
+def open_invoices(customer_id):
+    """The customer's invoices with a balance, as ledger.OpenInvoice, oldest first."""
+    return [
+        ledger.OpenInvoice(inv.id, inv.number, inv.due_date, ledger.balance_of(inv.total_cents, inv.paid_cents))
+        for inv in Invoice.open_for(customer_id)
+    ]
+
+
+def summary(customer_id, on=None):
+    """Balance due, money pending, account credit and next due date."""
+    on = on or today()
+    totals = (
+        Invoice.select(fn.COALESCE(fn.SUM(Invoice.total_cents), 0))
+        .where((Invoice.customer == customer_id) & (Invoice.void == False))  # noqa: E712
+        .scalar()
+    )
+    paid = (
+        Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_cents), 0))
+        .join(Invoice)
+        .where((Invoice.customer == customer_id) & (Invoice.void == False))  # noqa: E712
+        .scalar()
+    )
+    open_q = Invoice.open_for(customer_id)
+    first_open = open_q.first()
+    overdue = [ledger.balance_of(i.total_cents, i.paid_cents) for i in open_q.where(Invoice.due_date < on)]
+    pending = (
+        Payment.select(fn.COALESCE(fn.SUM(Payment.amount_cents), 0))
+        .where((Payment.customer == customer_id) & (Payment.status == PROCESSING))
+        .scalar()
+    )
+    return Summary(
+        balance_cents=totals - paid,
+        pending_cents=pending,
+        credit_cents=CreditEntry.balance(customer_id),
+        next_due_date=first_open.due_date if first_open else None,
+        overdue_cents=sum(overdue),
+        open_count=open_q.count(),
+    )
+
+
+def plan_payment(customer_id, amount_cents, first_invoice_id=None):
+    """Where a payment of this size would go right now (nothing is written)."""
+    return ledger.allocate(amount_cents, open_invoices(customer_id), first_invoice_id)
+
+
+def post_payment(payment):
+    """Apply a succeeded payment: allocations by the ledger rules, the rest to credit.
+
+    Runs inside the caller's transaction, which has already moved the payment
+    to succeeded exactly once; UNIQUE constraints are the second guard.
+    """
+    lock_customer(payment.customer_id)
+    plan = plan_payment(payment.customer_id, payment.amount_cents, payment.target_invoice_id)
+    for invoice_id, cents in plan.allocations:
+        Allocation.create(payment=payment.id, invoice=invoice_id, amount_cents=cents)
+    if plan.credit_cents:
+        CreditEntry.create(customer=payment.customer_id, payment=payment.id, amount_cents=plan.credit_cents)
+    return plan
+
+
+def apply_credit(customer_id):
+    """Spend any account credit on open invoices, oldest invoice and oldest credit first."""
+    lock_customer(customer_id)
+    sources = list(
+        CreditEntry.select(CreditEntry.payment, fn.SUM(CreditEntry.amount_cents).alias("cents"))
+        .where(CreditEntry.customer == customer_id)
+        .group_by(CreditEntry.payment)
+        .having(fn.SUM(CreditEntry.amount_cents) > 0)
+        .order_by(CreditEntry.payment)
+    )
+    applied = 0
+    for source in sources:
+        plan = ledger.allocate(source.cents, open_invoices(customer_id))
+        for invoice_id, cents in plan.allocations:
+            Allocation.create(payment=source.payment_id, invoice=invoice_id, amount_cents=cents)
+            CreditEntry.create(
+                customer=customer_id, payment=source.payment_id, invoice=invoice_id, amount_cents=-cents
+            )
+            applied += cents
+        if plan.credit_cents:
+            break  # no open balance left for later credit either
+    return applied
+
+
+def add_invoice(customer_id, number, issue_date, due_date, lines, period=(None, None), currency="USD",
+                actor="system"):
+    """Create an invoice from (description, quantity, unit_cents) lines and apply any credit."""
+    with write_tx():
+        total = sum(q * unit for _, q, unit in lines)
+        inv = Invoice.create(
+            customer=customer_id, number=number, issue_date=issue_date, due_date=due_date,
+            period_start=period[0], period_end=period[1], total_cents=total, currency=currency,
+        )
+        for pos, (desc, qty, unit) in enumerate(lines):
+            InvoiceLine.create(invoice=inv, position=pos, description=desc, quantity=qty,
+                               unit_cents=unit, amount_cents=qty * unit)
+        audit(actor, "invoice.created", "invoice", inv.id, number=number, total_cents=total)
+        apply_credit(customer_id)
+    return inv
+
+
+@dataclass(frozen=True)
+class StatementRow:
+    on: dt.date
+    kind: str  # invoice | payment | reversal
+    description: str
+    charge_cents: int
+    payment_cents: int
+    balance_cents: int
+
+
+@dataclass(frozen=True)
+class Statement:
+    start: dt.date
+    end: dt.date
+    opening_cents: int
+    rows: list
+    closing_cents: int
+
+
+def _statement_entries(customer_id, start=None, end=None):
+    """(date, order, kind, description, charge, payment) for invoices and money received."""
+    inv_q = Invoice.select().where((Invoice.customer == customer_id) & (Invoice.void == False))  # noqa: E712
+    pay_q = Payment.select().where((Payment.customer == customer_id) & (Payment.status == SUCCEEDED))
+    if start:
+        inv_q = inv_q.where(Invoice.issue_date >= start)
+        pay_q = pay_q.where(Payment.settled_at >= dt.datetime.combine(start, dt.time()))
+    if end:
+        inv_q = inv_q.where(Invoice.issue_date <= end)
+        pay_q = pay_q.where(Payment.settled_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
+    entries = [(i.issue_date, 0, "invoice", f"Invoice {i.number}", i.total_cents, 0) for i in inv_q]
+    entries += [(p.settled_at.date(), 1, "payment", f"Payment {p.ref}", 0, p.amount_cents) for p in pay_q]
+    return entries
+
+
+def statement(customer_id, start, end):
+    """Activity between two dates with a running balance (negative means credit)."""
+    opening = sum(c - p for _, _, _, _, c, p in _statement_entries(customer_id, end=start - dt.timedelta(days=1)))
+    running = opening
+    rows = []
+    for on, _, kind, desc, charge, paid in sorted(_statement_entries(customer_id, start, end)):
+        running += charge - paid
+        rows.append(StatementRow(on, kind, desc, charge, paid, running))
+    return Statement(start, end, opening, rows, running)

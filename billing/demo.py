@@ -1,0 +1,80 @@
+"""Demo data: the ISP "Demo Wireless", two customers, and invoices in every state.
+
+Payments in the demo go through the real payment flow and the sandbox
+processor, so the demo's ledger obeys the same rules as real money.
+"""
+import datetime as dt
+
+from billing import accounts, identity, payments
+from db import write_tx
+from db.models import Customer, Isp, User
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-portal-2026"
+OTHER_EMAIL = "neighbor@example.com"
+PLAN = ("Fixed wireless 50/10 Mbps", 1, 5999)
+ROUTER = ("Router rental", 1, 500)
+
+
+def _month_start(day, back):
+    year, month = day.year, day.month - back
+    while month < 1:
+        month += 12
+        year -= 1
+    return dt.date(year, month, 1)
+
+
+def _pay(customer_id, invoice_id, cents, processor):
+    """Pay through the real flow with the sandbox's good test card."""
+    payment = payments.start_payment(
+        customer_id, amount_text=f"{cents // 100}.{cents % 100:02d}", method_type="card",
+        idempotency_key=payments.new_idempotency_key(), invoice_id=invoice_id, processor_name=processor.name,
+        actor="demo",
+    )
+    c = Customer.get_by_id(customer_id)
+    payment = payments.confirm_billing(payment, {
+        "name": c.name, "street": c.street, "city": c.city, "state": c.state, "zip": c.zip,
+        "email": c.email, "phone": c.phone,
+    }, processor, actor="demo")
+    state, errors = processor.confirm_card(payment.processor_ref, "4242 4242 4242 4242", "12 / 30", "123", c.zip)
+    assert not errors, errors
+    return payments.apply_intent_state(payment.id, state, actor="demo")
+
+
+def load(processor, today=None):
+    """Create the demo ISP, customers and invoices once; return False if they already exist."""
+    today = today or accounts.today()
+    with write_tx():  # all or nothing
+        if User.by_email(DEMO_EMAIL) is not None:
+            return False
+        _load(processor, today)
+    return True
+
+
+def _load(processor, today):
+    with write_tx():
+        if Isp.current() is None:
+            Isp.create(name="Demo Wireless", support_phone="(555) 010-2026", support_email="help@example.com",
+                       help_url="https://example.com/help", chat_url="https://example.com/chat",
+                       max_prepay_cents=50000)
+        demo = Customer.create(account_number="100-2001", name="Dana Demo", email=DEMO_EMAIL,
+                               phone="512-555-0100", street="12 Ridge Road", city="Austin", state="TX", zip="78701")
+        other = Customer.create(account_number="100-2002", name="Nico Neighbor", email=OTHER_EMAIL,
+                                phone="512-555-0101", street="14 Ridge Road", city="Austin", state="TX", zip="78701")
+    identity.create_user(DEMO_EMAIL, DEMO_PASSWORD, customer_id=demo.id)
+    identity.create_user(OTHER_EMAIL, DEMO_PASSWORD, customer_id=other.id)
+
+    def invoice(customer, number, months_back, due, lines):
+        start = _month_start(today, months_back)
+        end = _month_start(start + dt.timedelta(days=32), 0) - dt.timedelta(days=1)
+        return accounts.add_invoice(customer.id, number, start, due, lines, period=(start, end), actor="demo")
+
+    paid = invoice(demo, "INV-1001", 3, today - dt.timedelta(days=70), [PLAN, ROUTER])
+    invoice(demo, "INV-1002", 2, today - dt.timedelta(days=40), [PLAN, ROUTER])  # overdue
+    partial = invoice(demo, "INV-1003", 1, today + dt.timedelta(days=5), [PLAN, ROUTER, ("Static IP", 1, 1000)])
+    invoice(demo, "INV-1004", 0, today + dt.timedelta(days=35), [PLAN, ROUTER])  # due next month
+    _pay(demo.id, paid.id, paid.total_cents, processor)
+    _pay(demo.id, partial.id, 2500, processor)
+
+    theirs = invoice(other, "INV-2001", 1, today - dt.timedelta(days=10), [("Fixed wireless 25/5 Mbps", 1, 4499)])
+    _pay(other.id, theirs.id, theirs.total_cents + 1000, processor)  # $10.00 over: account credit

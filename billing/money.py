@@ -1,0 +1,54 @@
+"""Parse and format money as integer cents. The only place text becomes cents."""
+import re
+
+MAX_INPUT_LENGTH = 20
+# ASCII only: "١٢" is a number to Python's \d but not an amount we accept.
+_AMOUNT = re.compile(r"^\$?(?P<whole>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]+))?$", re.ASCII)
+_SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "NZD": "$", "EUR": "€", "GBP": "£"}
+
+
+class AmountError(ValueError):
+    """An amount the customer typed that we cannot accept; str() is the message."""
+
+
+def parse_amount(text):
+    """Turn what a customer typed ("45", "45.5", "$1,045.50") into cents, strictly."""
+    if text is None:
+        raise AmountError("Enter an amount.")
+    text = str(text).strip()
+    if not text:
+        raise AmountError("Enter an amount.")
+    if len(text) > MAX_INPUT_LENGTH:
+        raise AmountError("That amount is too long. Enter dollars and cents, like 45.00.")
+    if text.startswith("-") or text.startswith("$-"):
+        raise AmountError("Enter an amount greater than zero.")
+    if not text.isascii():
+        raise AmountError("Use only the digits 0-9 and a decimal point, like 45.00.")
+    m = _AMOUNT.match(text)
+    if not m:
+        raise AmountError("Enter the amount in dollars and cents, like 45.00.")
+    frac = m.group("frac")
+    if frac is not None and len(frac) > 2:
+        raise AmountError("Amounts can have at most 2 decimal places (cents).")
+    whole = int(m.group("whole").replace(",", ""))
+    cents = whole * 100 + int((frac or "0").ljust(2, "0"))
+    if cents <= 0:
+        raise AmountError("Enter an amount greater than zero.")
+    return cents
+
+
+def cents_to_input(cents):
+    """Cents as a plain form value: 4500 -> "45.00"."""
+    sign = "-" if cents < 0 else ""
+    cents = abs(int(cents))
+    return f"{sign}{cents // 100}.{cents % 100:02d}"
+
+
+def format_money(cents, currency="USD"):
+    """Cents for display: 123456 -> "$1,234.56"; negative as "-$5.00"."""
+    cents = int(cents)
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    symbol = _SYMBOLS.get(currency)
+    body = f"{cents // 100:,}.{cents % 100:02d}"
+    return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"

@@ -1,0 +1,360 @@
+"""The payment state machine: the one place that moves a payment's state.
+
+    created -> awaiting_details -> processing -> succeeded | failed
+                      |                 (ACH settles later)
+                      +-> succeeded | failed | canceled
+
+Every move is a guarded UPDATE (``WHERE status IN (allowed sources)``) inside
+a write transaction, so of any number of racing callers (double clicks, the
+pop-up and the page both reporting, duplicated webhooks, reconcile) exactly
+one performs it, and only that one allocates the money.
+"""
+import re
+import secrets
+
+from peewee import IntegrityError
+
+from billing import accounts, money
+from billing import processors as proc
+from db import write_tx
+from db.models import Allocation, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
+
+CREATED = "created"
+AWAITING_DETAILS = "awaiting_details"
+PROCESSING = "processing"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELED = "canceled"
+
+TRANSITIONS = {
+    CREATED: {AWAITING_DETAILS, CANCELED},
+    AWAITING_DETAILS: {PROCESSING, SUCCEEDED, FAILED, CANCELED},
+    PROCESSING: {SUCCEEDED, FAILED},
+    SUCCEEDED: set(),
+    FAILED: set(),
+    CANCELED: set(),
+}
+IN_FLIGHT = (CREATED, AWAITING_DETAILS, PROCESSING)
+LABELS = {
+    CREATED: "Started",
+    AWAITING_DETAILS: "Waiting for payment details",
+    PROCESSING: "Processing",
+    SUCCEEDED: "Succeeded",
+    FAILED: "Failed",
+    CANCELED: "Canceled",
+}
+METHOD_TYPES = {"card": "Credit / Debit Card", "ach": "ACH (bank account)"}
+_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+class FormErrors(Exception):
+    """Input that cannot be accepted: a message for each field."""
+
+    def __init__(self, errors):
+        super().__init__(errors)
+        self.errors = errors
+
+
+def sources_of(target):
+    """States from which a payment may move to ``target``."""
+    return [s for s, targets in TRANSITIONS.items() if target in targets]
+
+
+def _transition(payment_id, target, **fields):
+    """Move a payment to ``target`` if its current state allows; True for the one caller that did."""
+    fields["updated_at"] = utcnow()
+    return bool(
+        Payment.update(status=target, **fields)
+        .where((Payment.id == payment_id) & Payment.status.in_(sources_of(target)))
+        .execute()
+    )
+
+
+def new_idempotency_key():
+    """A fresh key for one payment attempt, made when the amount step is shown."""
+    return secrets.token_urlsafe(24)
+
+
+def _new_ref():
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    return "PAY-" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+# --- Step 2: payment type, method and amount. -------------------------------
+
+
+def amount_limits(customer_id):
+    """(minimum, maximum, summary) for a payment now, from the ISP's settings."""
+    isp = Isp.current()
+    summary = accounts.summary(customer_id)
+    return isp.min_payment_cents, summary.payable_cents + isp.max_prepay_cents, summary
+
+
+def suggested_amount(customer_id, invoice_id=None):
+    """The amount to prefill: the invoice's balance, or the whole payable balance."""
+    summary = accounts.summary(customer_id)
+    if invoice_id is not None:
+        view = accounts.invoice_view(customer_id, invoice_id)
+        if view is not None:
+            return min(max(view.balance_cents - view.pending_cents, 0), summary.payable_cents)
+    return summary.payable_cents
+
+
+def check_amount(customer_id, text):
+    """Cents for an amount the customer typed, within the ISP's limits, or FormErrors."""
+    isp = Isp.current()
+    try:
+        cents = money.parse_amount(text)
+    except money.AmountError as e:
+        raise FormErrors({"amount": str(e)}) from None
+    low, high, summary = amount_limits(customer_id)
+    if cents < low:
+        raise FormErrors({"amount": f"The minimum payment is {money.format_money(low, isp.currency)}."})
+    if high < low:
+        msg = "You have no balance to pay right now."
+        if summary.pending_cents:
+            msg += f" {money.format_money(summary.pending_cents, isp.currency)} is already being processed."
+        raise FormErrors({"amount": msg})
+    if cents > high:
+        msg = f"The most you can pay now is {money.format_money(high, isp.currency)}"
+        if summary.pending_cents:
+            msg += f" ({money.format_money(summary.pending_cents, isp.currency)} is already being processed)"
+        raise FormErrors({"amount": msg + "."})
+    return cents
+
+
+def start_payment(customer_id, *, amount_text, method_type, idempotency_key, invoice_id=None,
+                  saved_method_id=None, processor_name="sandbox", actor="customer"):
+    """Record step 2 as a payment in state created; the same key returns the same payment."""
+    errors = {}
+    if not _KEY.match(idempotency_key or ""):
+        raise FormErrors({"form": "This form has expired. Reload the page and try again."})
+    if method_type not in METHOD_TYPES:
+        errors["method_type"] = "Choose a payment type."
+    saved = None
+    if saved_method_id not in (None, "", "new"):
+        saved = (PaymentMethod.active_for(customer_id, method_type)
+                 .where(PaymentMethod.id == _int_or_none(saved_method_id)).first())
+        if saved is None:
+            errors["saved_method"] = "Choose one of your saved methods, or a new one."
+    if invoice_id is not None and accounts.invoice_view(customer_id, invoice_id) is None:
+        errors["form"] = "That invoice is not on your account."
+    try:
+        cents = check_amount(customer_id, amount_text)
+    except FormErrors as e:
+        errors.update(e.errors)
+    if errors:
+        raise FormErrors(errors)
+    isp = Isp.current()
+    fields = dict(amount_cents=cents, method_type=method_type, target_invoice=invoice_id,
+                  payment_method=saved.id if saved else None)
+    with write_tx():
+        existing = Payment.get_or_none(Payment.idempotency_key == idempotency_key)
+        if existing is not None:
+            if existing.customer_id != customer_id:
+                raise FormErrors({"form": "This form has expired. Reload the page and try again."})
+            # Going back and changing the amount is fine until billing is confirmed.
+            Payment.update(updated_at=utcnow(), **fields).where(
+                (Payment.id == existing.id) & (Payment.status == CREATED)).execute()
+            return Payment.get_by_id(existing.id)
+        try:
+            with write_tx():
+                payment = Payment.create(
+                    ref=_new_ref(), customer=customer_id, idempotency_key=idempotency_key, currency=isp.currency,
+                    status=CREATED, processor=processor_name, **fields,
+                )
+        except IntegrityError:  # a concurrent submit with the same key won
+            return Payment.get(Payment.idempotency_key == idempotency_key)
+        accounts.audit(actor, "payment.created", "payment", payment.ref, amount_cents=cents, method_type=method_type)
+        return payment
+
+
+def _int_or_none(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- Step 3: billing information. --------------------------------------------
+
+US_STATES = set(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
+    "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR VI GU AS MP".split()
+)
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")
+BILLING_FIELDS = ("name", "street", "city", "state", "zip", "email", "phone")
+
+
+def check_billing(form):
+    """Clean billing fields, or FormErrors with a message per field."""
+    data = {k: (form.get(k) or "").strip() for k in BILLING_FIELDS}
+    errors = {}
+    for key, label in (("name", "your name"), ("street", "the street address"), ("city", "the city")):
+        if not data[key]:
+            errors[key] = f"Enter {label}."
+        elif len(data[key]) > 100:
+            errors[key] = "This is too long (100 characters at most)."
+    data["state"] = data["state"].upper()
+    if data["state"] not in US_STATES:
+        errors["state"] = "Enter the 2-letter state code, like TX."
+    if not re.match(r"^[0-9]{5}(-[0-9]{4})?$", data["zip"], re.ASCII):
+        errors["zip"] = "Enter a 5-digit ZIP code, like 78701."
+    if not _EMAIL.match(data["email"]) or len(data["email"]) > 254:
+        errors["email"] = "Enter an email address, like name@example.com."
+    digits = re.sub(r"[\s().+-]", "", data["phone"])
+    if digits.startswith("1") and len(digits) == 11:
+        digits = digits[1:]
+    if not re.match(r"^[0-9]{10}$", digits, re.ASCII):
+        errors["phone"] = "Enter a 10-digit phone number, like 512-555-0100."
+    if errors:
+        raise FormErrors(errors)
+    return data
+
+
+def confirm_billing(payment, form, processor, actor="customer"):
+    """Record billing information, open the processor's intent, and charge a saved method."""
+    data = check_billing(form)
+    save = bool(form.get("save_for_autopay"))
+    with write_tx():
+        billing = {f"billing_{k}": v for k, v in data.items()}
+        Payment.update(save_for_autopay=save, updated_at=utcnow(), **billing).where(
+            (Payment.id == payment.id) & Payment.status.in_([CREATED, AWAITING_DETAILS])).execute()
+        if _transition(payment.id, AWAITING_DETAILS):
+            accounts.audit(actor, "payment.billing_confirmed", "payment", payment.ref, save_for_autopay=save)
+    payment = Payment.get_by_id(payment.id)
+    if payment.status != AWAITING_DETAILS:
+        return payment
+    state = open_intent(payment, processor)
+    if payment.payment_method_id and state.status == proc.REQUIRES_PAYMENT_METHOD:
+        state = processor.charge_saved(state.id, payment.payment_method.processor_ref)
+        apply_intent_state(payment.id, state)
+    return Payment.get_by_id(payment.id)
+
+
+def open_intent(payment, processor):
+    """The processor's intent for this payment, created once (the payment row is saved first)."""
+    if payment.processor_ref:
+        return processor.retrieve(payment.processor_ref)
+    state = processor.create_intent(
+        amount_cents=payment.amount_cents, currency=payment.currency, method_type=payment.method_type,
+        idempotency_key=payment.idempotency_key,
+        metadata={"payment_ref": payment.ref, "customer_id": str(payment.customer_id),
+                  "invoice_id": str(payment.target_invoice_id or "")},
+    )
+    with write_tx():
+        Payment.update(processor_ref=state.id, updated_at=utcnow()).where(
+            (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
+    return state
+
+
+# --- Outcomes: from the processor, never from the browser. -------------------
+
+
+def apply_intent_state(payment_id, state, actor="processor"):
+    """Move the payment to match what the processor reports; safe to call any number of times."""
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        method = dict(method_brand=state.brand, method_last4=state.last4)
+        if state.status == proc.SUCCEEDED:
+            if _transition(payment.id, SUCCEEDED, settled_at=utcnow(), failure_code="", failure_message="",
+                           **method):
+                payment = Payment.get_by_id(payment.id)
+                plan = accounts.post_payment(payment)
+                _maybe_save_method(payment, state)
+                accounts.audit(actor, "payment.succeeded", "payment", payment.ref,
+                               amount_cents=payment.amount_cents, allocations=plan.allocations,
+                               credit_cents=plan.credit_cents)
+        elif state.status == proc.PROCESSING:
+            if _transition(payment.id, PROCESSING, **method):
+                plan = accounts.plan_payment(payment.customer_id, payment.amount_cents, payment.target_invoice_id)
+                for invoice_id, cents in plan.allocations:
+                    PaymentInvoice.create(payment=payment.id, invoice=invoice_id, amount_cents=cents)
+                accounts.audit(actor, "payment.processing", "payment", payment.ref)
+        elif state.status == proc.FAILED:
+            if _transition(payment.id, FAILED, failure_code=state.failure_code,
+                           failure_message=state.failure_message, **method):
+                accounts.audit(actor, "payment.failed", "payment", payment.ref, code=state.failure_code)
+        elif state.status == proc.CANCELED:
+            _transition(payment.id, CANCELED)
+        elif state.failure_code:
+            # A decline: nothing is paid, and the customer may try another card.
+            Payment.update(failure_code=state.failure_code, failure_message=state.failure_message,
+                           updated_at=utcnow(), **method).where(
+                (Payment.id == payment.id) & (Payment.status == AWAITING_DETAILS)).execute()
+    return Payment.get_by_id(payment_id)
+
+
+def _maybe_save_method(payment, state):
+    if not (payment.save_for_autopay and state.method_token):
+        return
+    method, _ = PaymentMethod.get_or_create(
+        processor_ref=state.method_token,
+        defaults=dict(customer=payment.customer_id, processor=payment.processor, method_type=payment.method_type,
+                      brand=state.brand, last4=state.last4, exp_month=state.exp_month, exp_year=state.exp_year),
+    )
+    Payment.update(payment_method=method.id).where(Payment.id == payment.id).execute()
+
+
+def sync(payment, processor):
+    """Ask the processor about this payment and apply the answer."""
+    if not payment.processor_ref or payment.status not in (AWAITING_DETAILS, PROCESSING):
+        return payment
+    return apply_intent_state(payment.id, processor.retrieve(payment.processor_ref))
+
+
+def handle_event(processor_name, event_id, event_type, intent_id, processor):
+    """Apply one verified webhook event exactly once; returns False for a repeat or unknown intent."""
+    payment = Payment.get_or_none(Payment.processor_ref == intent_id)
+    state = processor.retrieve(intent_id) if payment else None
+    try:
+        with write_tx():
+            WebhookEvent.create(processor=processor_name, event_id=event_id, event_type=event_type)
+            if payment is not None:
+                apply_intent_state(payment.id, state, actor=f"webhook:{processor_name}")
+    except IntegrityError:
+        return False
+    return payment is not None
+
+
+def cancel(payment, actor="customer"):
+    """Give up a payment that has not been paid yet."""
+    with write_tx():
+        if _transition(payment.id, CANCELED):
+            accounts.audit(actor, "payment.canceled", "payment", payment.ref)
+    return Payment.get_by_id(payment.id)
+
+
+# --- Reads. -------------------------------------------------------------------
+
+
+def for_customer(customer_id, ref):
+    """The customer's own payment with this reference, or None (also for other customers' refs)."""
+    return Payment.get_or_none((Payment.ref == ref) & (Payment.customer == customer_id))
+
+
+def history(customer_id, page=1, per_page=20):
+    """The customer's payments, newest first, excluding abandoned ones never confirmed."""
+    return list(
+        Payment.select().where((Payment.customer == customer_id) & (Payment.status != CREATED))
+        .order_by(Payment.created_at.desc(), Payment.id.desc()).paginate(page, per_page)
+    )
+
+
+def in_flight(customer_id):
+    """The customer's payments that are started but not finished, newest first."""
+    return list(
+        Payment.select().where((Payment.customer == customer_id) & Payment.status.in_(IN_FLIGHT))
+        .order_by(Payment.created_at.desc())
+    )
+
+
+def applied_to(payment):
+    """(invoice, cents) the payment was applied to, or is planned for while processing."""
+    if payment.status == SUCCEEDED:
+        rows = Allocation.select(Allocation, Invoice).join(Invoice).where(Allocation.payment == payment.id)
+    else:
+        rows = PaymentInvoice.select(PaymentInvoice, Invoice).join(Invoice).where(
+            PaymentInvoice.payment == payment.id)
+    return [(row.invoice, row.amount_cents) for row in rows]

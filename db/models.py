@@ -1,0 +1,329 @@
+"""Tables of the portal. Queries live here as class methods; rules do not.
+
+Money is always integer cents (``*_cents``) with the currency stored beside
+it. The schema itself is created by the numbered migrations in
+``db/migrations``; these classes must match it (a test checks that).
+"""
+import datetime as dt
+
+from peewee import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+    fn,
+)
+
+from db import database
+
+
+def utcnow():
+    """Current UTC time, naive, as stored in the database."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Isp(BaseModel):
+    """The one ISP this install serves, and its portal settings."""
+
+    name = CharField()
+    currency = CharField(default="USD")
+    support_phone = CharField(default="")
+    support_email = CharField(default="")
+    help_url = CharField(default="")
+    chat_url = CharField(default="")
+    min_payment_cents = BigIntegerField(default=100)
+    max_prepay_cents = BigIntegerField(default=0)
+
+    @classmethod
+    def current(cls):
+        """The ISP row, or None before set-up."""
+        return cls.select().order_by(cls.id).first()
+
+
+class Customer(BaseModel):
+    account_number = CharField(unique=True)
+    name = CharField()
+    email = CharField(default="")
+    phone = CharField(default="")
+    street = CharField(default="")
+    city = CharField(default="")
+    state = CharField(default="")
+    zip = CharField(default="")
+    created_at = DateTimeField(default=utcnow)
+
+
+class User(BaseModel):
+    """A login identity: a customer's (role 'customer') or the ISP staff's."""
+
+    email = CharField(unique=True)
+    password_hash = CharField()
+    role = CharField(default="customer")
+    customer = ForeignKeyField(Customer, null=True, unique=True, backref="users", on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+
+    @classmethod
+    def by_email(cls, email):
+        """The user with this email (case-insensitive), or None."""
+        return cls.get_or_none(cls.email == email.strip().lower())
+
+
+class LoginSession(BaseModel):
+    """A server-side record of one login; logging out deletes it.
+
+    The browser's cookie carries only the token's id, so a cookie saved before
+    logout cannot be replayed afterwards.
+    """
+
+    token = CharField(unique=True)
+    user = ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+    last_seen_at = DateTimeField(default=utcnow)
+
+
+class Invoice(BaseModel):
+    customer = ForeignKeyField(Customer, backref="invoices", on_delete="RESTRICT")
+    number = CharField(unique=True)
+    issue_date = DateField()
+    due_date = DateField()
+    period_start = DateField(null=True)
+    period_end = DateField(null=True)
+    total_cents = BigIntegerField()
+    currency = CharField(default="USD")
+    void = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("customer", "due_date", "number"), False),)
+
+    @classmethod
+    def paid_sql(cls):
+        """Correlated subquery: cents allocated to the invoice in the outer query."""
+        return Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_cents), 0)).where(
+            Allocation.invoice == cls.id
+        )
+
+    @classmethod
+    def for_customer(cls, customer_id):
+        """A customer's non-void invoices with ``paid_cents``, oldest due first."""
+        return (
+            cls.select(cls, cls.paid_sql().alias("paid_cents"))
+            .where((cls.customer == customer_id) & (cls.void == False))  # noqa: E712
+            .order_by(cls.due_date, cls.number)
+        )
+
+    @classmethod
+    def open_for(cls, customer_id):
+        """A customer's invoices that still have a balance, oldest due first."""
+        return cls.for_customer(customer_id).where(cls.total_cents > cls.paid_sql())
+
+
+class InvoiceLine(BaseModel):
+    invoice = ForeignKeyField(Invoice, backref="lines", on_delete="CASCADE")
+    position = IntegerField(default=0)
+    description = CharField()
+    quantity = IntegerField(default=1)
+    unit_cents = BigIntegerField()
+    amount_cents = BigIntegerField()
+
+
+class PaymentMethod(BaseModel):
+    """A saved card or bank account: only the processor's token and display facts."""
+
+    customer = ForeignKeyField(Customer, backref="payment_methods", on_delete="CASCADE")
+    processor = CharField()
+    processor_ref = CharField(unique=True)
+    method_type = CharField()  # card | ach
+    brand = CharField(default="")  # card brand or bank name
+    last4 = CharField()
+    exp_month = IntegerField(null=True)
+    exp_year = IntegerField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    removed_at = DateTimeField(null=True)
+
+    @classmethod
+    def active_for(cls, customer_id, method_type=None):
+        """A customer's saved, not removed, methods (optionally of one type)."""
+        q = cls.select().where((cls.customer == customer_id) & cls.removed_at.is_null())
+        if method_type:
+            q = q.where(cls.method_type == method_type)
+        return q.order_by(cls.id.desc())
+
+
+class Payment(BaseModel):
+    """One payment attempt and its single state (see billing.payments)."""
+
+    ref = CharField(unique=True)
+    customer = ForeignKeyField(Customer, backref="payments", on_delete="RESTRICT")
+    idempotency_key = CharField(unique=True)
+    amount_cents = BigIntegerField()
+    currency = CharField(default="USD")
+    method_type = CharField()  # card | ach
+    status = CharField()
+    target_invoice = ForeignKeyField(Invoice, null=True, on_delete="RESTRICT")
+    processor = CharField()
+    processor_ref = CharField(null=True, unique=True)
+    payment_method = ForeignKeyField(PaymentMethod, null=True, on_delete="SET NULL")
+    method_brand = CharField(default="")
+    method_last4 = CharField(default="")
+    billing_name = CharField(default="")
+    billing_street = CharField(default="")
+    billing_city = CharField(default="")
+    billing_state = CharField(default="")
+    billing_zip = CharField(default="")
+    billing_email = CharField(default="")
+    billing_phone = CharField(default="")
+    save_for_autopay = BooleanField(default=False)
+    failure_code = CharField(default="")
+    failure_message = CharField(default="")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    settled_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("customer", "created_at"), False), (("status", "updated_at"), False))
+
+
+class Allocation(BaseModel):
+    """Money from a succeeded payment applied to an invoice.
+
+    Rows are never edited: a reversal is a new row with a negative amount
+    that points at the row it reverses.
+    """
+
+    payment = ForeignKeyField(Payment, backref="allocations", on_delete="RESTRICT")
+    invoice = ForeignKeyField(Invoice, backref="allocations", on_delete="RESTRICT")
+    amount_cents = BigIntegerField()
+    reverses = ForeignKeyField("self", null=True, unique=True, on_delete="RESTRICT")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("invoice",), False), (("payment",), False))
+
+
+class CreditEntry(BaseModel):
+    """Account credit: +unapplied part of a payment, -credit applied to an invoice."""
+
+    customer = ForeignKeyField(Customer, backref="credit_entries", on_delete="RESTRICT")
+    payment = ForeignKeyField(Payment, backref="credit_entries", on_delete="RESTRICT")
+    invoice = ForeignKeyField(Invoice, null=True, on_delete="RESTRICT")
+    amount_cents = BigIntegerField()
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("customer",), False),)
+
+    @classmethod
+    def balance(cls, customer_id):
+        """A customer's account credit in cents."""
+        return (
+            cls.select(fn.COALESCE(fn.SUM(cls.amount_cents), 0))
+            .where(cls.customer == customer_id)
+            .scalar()
+        )
+
+
+class PaymentInvoice(BaseModel):
+    """Invoices a payment is meant for, planned when it starts processing.
+
+    This drives the "Pending" badge while an ACH debit settles; the money is
+    only allocated (Allocation) when the payment succeeds.
+    """
+
+    payment = ForeignKeyField(Payment, backref="planned", on_delete="CASCADE")
+    invoice = ForeignKeyField(Invoice, on_delete="RESTRICT")
+    amount_cents = BigIntegerField()
+
+    class Meta:
+        indexes = ((("payment", "invoice"), True), (("invoice",), False))
+
+
+class WebhookEvent(BaseModel):
+    """Every processed webhook event, UNIQUE so a redelivery is a no-op."""
+
+    processor = CharField()
+    event_id = CharField()
+    event_type = CharField()
+    received_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("processor", "event_id"), True),)
+
+
+class AuditLog(BaseModel):
+    at = DateTimeField(default=utcnow)
+    actor = CharField()
+    action = CharField()
+    entity = CharField()
+    entity_id = CharField()
+    detail = TextField(default="")
+
+    class Meta:
+        indexes = ((("entity", "entity_id"), False),)
+
+
+# --- The built-in sandbox processor's own tables. -------------------------
+# The sandbox stands in for a remote processor, so it keeps its own records;
+# the portal only ever sees their ids, like it would with Stripe's.
+
+
+class SandboxIntent(BaseModel):
+    id = CharField(primary_key=True)
+    client_secret = CharField(unique=True)
+    idempotency_key = CharField(unique=True)
+    amount_cents = BigIntegerField()
+    currency = CharField()
+    method_type = CharField()
+    status = CharField()  # requires_payment_method | requires_action | processing | succeeded | failed | canceled
+    brand = CharField(default="")
+    last4 = CharField(default="")
+    exp_month = IntegerField(null=True)
+    exp_year = IntegerField(null=True)
+    method_token = CharField(default="")
+    failure_code = CharField(default="")
+    failure_message = CharField(default="")
+    settle_after = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class SandboxMethod(BaseModel):
+    """A reusable token for a card or account the sandbox has seen."""
+
+    id = CharField(primary_key=True)
+    method_type = CharField()
+    brand = CharField()
+    last4 = CharField()
+    exp_month = IntegerField(null=True)
+    exp_year = IntegerField(null=True)
+    # The outcome the test number stands for (never the number itself).
+    behaviour = CharField(default="ok")
+    created_at = DateTimeField(default=utcnow)
+
+
+class SandboxEvent(BaseModel):
+    """An event the sandbox owes the portal's webhook; kept until delivered."""
+
+    id = CharField(primary_key=True)
+    event_type = CharField()
+    intent_id = CharField()
+    created_at = DateTimeField(default=utcnow)
+    delivered_at = DateTimeField(null=True)
+    attempts = IntegerField(default=0)
+
+
+ALL_MODELS = [
+    Isp, Customer, User, LoginSession, Invoice, InvoiceLine, PaymentMethod, Payment,
+    Allocation, CreditEntry, PaymentInvoice, WebhookEvent, AuditLog,
+    SandboxIntent, SandboxMethod, SandboxEvent,
+]

@@ -1,0 +1,83 @@
+// The portal's only script: the payment window (pop-up) with its blocked-pop-up fallback,
+// and the current-tab marker. Everything works without it; it only makes the flow smoother.
+(function () {
+  "use strict";
+  var win = null;
+  var opening = false; // Make Payment was clicked: a window is waiting for its address
+
+  function open(url) {
+    win = window.open(url, "portal-payment", "popup,width=480,height=720");
+    return win;
+  }
+
+  function box() { return document.getElementById("pay-window"); }
+
+  function showInline() {
+    var b = box();
+    if (!b) return;
+    var frame = document.getElementById("pay-inline");
+    document.getElementById("pay-blocked").hidden = false;
+    if (!frame.getAttribute("src")) frame.setAttribute("src", b.getAttribute("data-inline-url"));
+    frame.hidden = false;
+  }
+
+  function recheck() {
+    var poll = document.getElementById("pay-poll");
+    if (poll && window.htmx) window.htmx.trigger(poll, "check");
+  }
+
+  // A blocker may hand back a window and close it at once; watch it briefly, then keep an eye on it.
+  function watch() {
+    var started = Date.now();
+    var timer = setInterval(function () {
+      if (!win || win.closed) {
+        clearInterval(timer);
+        if (Date.now() - started < 1500) showInline();
+        recheck();
+      }
+    }, 250);
+  }
+
+  function launch(url) {
+    if (win && !win.closed) { win.location.href = url; win.focus(); }
+    else open(url);
+    if (!win) showInline(); else watch();
+  }
+
+  document.addEventListener("click", function (e) {
+    var t = e.target.closest ? e.target.closest("[data-pay-open],[data-pay-window]") : null;
+    if (!t) return;
+    if (t.hasAttribute("data-pay-open")) {
+      var b = box();
+      if (!b) return;
+      e.preventDefault();
+      launch(b.getAttribute("data-popup-url"));
+    } else {
+      // Open the window now, inside the click, so pop-up blockers allow it; its address arrives with the next step.
+      opening = true;
+      open("");
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    var b = box();
+    if (opening) {
+      opening = false;
+      if (b) launch(b.getAttribute("data-popup-url"));
+      else if (win && !win.closed) win.close(); // the form had errors, or a saved method was charged
+    }
+    if (document.querySelector("[data-pay-final]") && win && !win.closed) win.close();
+  });
+
+  // Keep the tab marker right when tabs load as fragments.
+  document.addEventListener("htmx:pushedIntoHistory", function () {
+    var links = document.querySelectorAll("nav.tabs a");
+    var path = location.pathname;
+    for (var i = 0; i < links.length; i++) {
+      var href = links[i].getAttribute("href");
+      var here = href === "/" ? path === "/" : path.indexOf(href) === 0 ||
+        (href === "/payments" && path.indexOf("/pay") !== -1);
+      if (here) links[i].setAttribute("aria-current", "page"); else links[i].removeAttribute("aria-current");
+    }
+  });
+})();

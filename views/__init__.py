@@ -1,0 +1,143 @@
+"""HTTP layer: blueprints, login wiring, and the full-page-or-fragment helper."""
+import datetime as dt
+import functools
+
+from flask import abort, current_app, g, render_template, request, session
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+
+from billing import identity, money
+from billing.processors import build_processor  # noqa: F401  (re-exported for views)
+from db.models import Isp
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = None
+login_manager.session_protection = "strong"
+
+
+class PortalUser:
+    """What Flask-Login holds: the login-session token and the User behind it."""
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def __init__(self, token, user):
+        self.token = token
+        self.user = user
+
+    def get_id(self):
+        return self.token
+
+    @property
+    def customer_id(self):
+        return self.user.customer_id
+
+    @property
+    def is_staff(self):
+        return self.user.role == "staff"
+
+
+@login_manager.user_loader
+def _load(token):
+    user = identity.session_user(token)
+    return PortalUser(token, user) if user else None
+
+
+def wants_fragment():
+    """True for an htmx request that should get only the changed part of the page."""
+    return request.headers.get("HX-Request") == "true" and not request.headers.get("HX-History-Restore-Request")
+
+
+def render(page_template, partial_template, status=200, **ctx):
+    """The same URL serves a full page, or just its partial to htmx (Vary: HX-Request)."""
+    return render_template(partial_template if wants_fragment() else page_template, **ctx), status
+
+
+def customer_required(view):
+    """Only a logged-in customer may see this; staff and anonymous users are sent to log in."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if current_user.customer_id is None:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def processor():
+    """The configured payment processor."""
+    return current_app.extensions["processor"]
+
+
+def isp():
+    """The ISP row, once per request."""
+    if "isp" not in g:
+        g.isp = Isp.current() or Isp(name="Customer Portal")
+    return g.isp
+
+
+def _csp(config):
+    stripe = ""
+    if config["PAYMENT_PROCESSOR"] == "stripe":
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(config["STRIPE_JS_URL"])
+        stripe = f" {parts.scheme}://{parts.netloc}"
+        if config.get("STRIPE_API_BASE"):
+            api = urlsplit(config["STRIPE_API_BASE"])
+            stripe += f" {api.scheme}://{api.netloc}"
+        else:
+            stripe += " https://api.stripe.com https://hooks.stripe.com"
+    return (
+        "default-src 'self'; "
+        f"script-src 'self'{stripe}; style-src 'self'; img-src 'self' data:; "
+        f"frame-src 'self'{stripe}; connect-src 'self'{stripe}; form-action 'self'{stripe}; "
+        "frame-ancestors 'self'; base-uri 'none'; object-src 'none'"
+    )
+
+
+def register(app):
+    """Attach blueprints, login, template helpers and error pages to the app."""
+    from views import auth, home, invoices, payments, sandbox, webhooks
+
+    app.config.setdefault("CSP", _csp(app.config))
+    login_manager.init_app(app)
+    for module in (auth, home, invoices, payments, sandbox, webhooks):
+        app.register_blueprint(module.bp)
+
+    @app.template_filter("money")
+    def _money(cents, currency=None):
+        return money.format_money(cents or 0, currency or (isp().currency if isp() else "USD"))
+
+    @app.template_filter("date")
+    def _date(value):
+        if value is None:
+            return ""
+        if isinstance(value, dt.datetime):
+            return value.strftime("%b %-d, %Y %H:%M UTC")
+        return value.strftime("%b %-d, %Y")
+
+    @app.context_processor
+    def _globals():
+        return {"isp": isp(), "fragment": wants_fragment(), "session_start": session.get("_fresh")}
+
+    @app.errorhandler(404)
+    def _not_found(e):
+        return render_template("error.html", code=404, message="We could not find that page."), 404
+
+    @app.errorhandler(403)
+    def _forbidden(e):
+        return render_template("error.html", code=403, message="You do not have access to that page."), 403
+
+    @app.errorhandler(400)
+    def _bad_request(e):
+        msg = getattr(e, "description", "") or "The request could not be understood."
+        if "CSRF" in str(msg):
+            msg = "This form has expired. Go back, reload the page and try again."
+        return render_template("error.html", code=400, message=msg), 400

@@ -1,0 +1,43 @@
+"""Log in and log out."""
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from billing import identity
+from views import PortalUser
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target):
+    """Only same-site paths may be a post-login destination."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("home.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the login form, or log in."""
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(url_for("home.index"))
+    error = None
+    email = request.form.get("email", "")
+    if request.method == "POST":
+        user = identity.authenticate(email, request.form.get("password", ""))
+        if user is not None:
+            session.clear()  # a new session for every login: no fixation
+            token = identity.open_session(user)
+            login_user(PortalUser(token, user))
+            return redirect(_safe_next(request.args.get("next")))
+        error = "That email and password do not match an account."
+    return render_template("auth/login.html", error=error, email=email), (401 if error else 200)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """End this login everywhere its cookie might be replayed."""
+    identity.close_session(current_user.token)
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,38 @@
+"""Command-line tasks for the ISP's staff and cron: ``flask --app app COMMAND``."""
+import click
+
+from billing import demo as demo_data
+from db import migrate
+from db.models import Customer
+
+
+def register_cli(app):
+    """Attach the portal's commands to ``flask``."""
+
+    @app.cli.command("db-upgrade")
+    def db_upgrade():
+        """Create the database or bring it up to date, keeping every row."""
+        ran = migrate.upgrade(log=click.echo)
+        click.echo(f"database is up to date ({len(ran)} migration(s) applied)")
+
+    @app.cli.command("demo")
+    @click.option("--if-empty", is_flag=True, help="Only load the demo when there are no customers yet.")
+    def demo(if_empty):
+        """Load the demo ISP, customers and invoices (safe to run again)."""
+        migrate.upgrade()
+        if if_empty and Customer.select().exists():
+            click.echo("database already has customers; demo data not loaded")
+            return
+        created = demo_data.load(app.extensions["processor"])
+        click.echo("demo data loaded" if created else "demo data already present")
+        click.echo(f"demo login: {demo_data.DEMO_EMAIL} / {demo_data.DEMO_PASSWORD}")
+
+    @app.cli.command("sandbox-settle")
+    def sandbox_settle():
+        """Settle every processing sandbox ACH debit now and deliver the webhooks."""
+        if app.extensions["processor"].name != "sandbox":
+            raise click.ClickException("the sandbox processor is not in use")
+        from views.sandbox import tick
+
+        settled, delivered = tick(app, force=True)
+        click.echo(f"settled {settled} ACH payment(s); delivered {delivered} webhook event(s)")

@@ -1,0 +1,75 @@
+"""The Invoices tab, the invoice/statement view, and the account statement."""
+import datetime as dt
+
+from flask import Blueprint, abort, current_app, request
+from flask_login import current_user
+
+from billing import accounts
+from views import customer_required, render
+
+bp = Blueprint("invoices", __name__)
+
+
+def _page():
+    try:
+        return max(int(request.args.get("page", 1)), 1)
+    except ValueError:
+        return 1
+
+
+@bp.route("/invoices")
+@customer_required
+def index():
+    """Every invoice, newest first, a page at a time."""
+    cid = current_user.customer_id
+    page, per_page = _page(), current_app.config["PER_PAGE"]
+    total = accounts.invoice_count(cid)
+    return render(
+        "invoices/index.html", "invoices/_list.html",
+        views=accounts.invoice_views(cid, page=page, per_page=per_page),
+        page=page, pages=max((total + per_page - 1) // per_page, 1), total=total,
+    )
+
+
+@bp.route("/invoices/<int:invoice_id>")
+@customer_required
+def detail(invoice_id):
+    """One invoice: lines, payments applied, balance. Printable."""
+    view = accounts.invoice_view(current_user.customer_id, invoice_id)
+    if view is None:
+        abort(404)
+    return render(
+        "invoices/detail.html", "invoices/_detail.html",
+        view=view, lines=accounts.invoice_lines(invoice_id), applied=accounts.applied_payments(invoice_id),
+        customer=current_user.user.customer,
+    )
+
+
+def _date_arg(name, default):
+    raw = request.args.get(name, "")
+    if not raw:
+        return default, None
+    try:
+        return dt.date.fromisoformat(raw), None
+    except ValueError:
+        return default, "Enter the date as YYYY-MM-DD."
+
+
+@bp.route("/statement")
+@customer_required
+def statement():
+    """Account activity over a date range with a running balance."""
+    today = accounts.today()
+    start, start_err = _date_arg("start", today.replace(day=1) - dt.timedelta(days=180))
+    end, end_err = _date_arg("end", today)
+    errors = {k: v for k, v in (("start", start_err), ("end", end_err)) if v}
+    if not errors and start > end:
+        errors["end"] = "The end date must be on or after the start date."
+    if not errors and (end - start).days > 3660:
+        errors["end"] = "Choose a range of at most ten years."
+    stmt = None if errors else accounts.statement(current_user.customer_id, start, end)
+    return render(
+        "invoices/statement.html", "invoices/_statement.html", status=422 if errors else 200,
+        statement=stmt, errors=errors, start=request.args.get("start") or start.isoformat(),
+        end=request.args.get("end") or end.isoformat(), customer=current_user.user.customer,
+    )

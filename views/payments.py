@@ -1,0 +1,172 @@
+"""The Payments tab and the pay flow: method and amount, billing, payment window, result."""
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from billing import accounts, money, payments
+from db.models import PaymentMethod
+from views import customer_required, processor, render, wants_fragment
+
+bp = Blueprint("payments", __name__)
+
+FINAL = (payments.SUCCEEDED, payments.FAILED, payments.CANCELED)
+
+
+def _method_ctx(cid, invoice_id=None, form=None, errors=None):
+    """What the "Choose your payment method" step needs."""
+    form = form or {}
+    view = accounts.invoice_view(cid, invoice_id) if invoice_id else None
+    amount = form.get("amount")
+    if amount is None:
+        amount = money.cents_to_input(payments.suggested_amount(cid, invoice_id))
+    return dict(
+        invoice=view, errors=errors or {}, amount=amount,
+        method_type=form.get("method_type", "card"), saved_method=form.get("saved_method", "new"),
+        key=form.get("key") or payments.new_idempotency_key(),
+        saved=list(PaymentMethod.active_for(cid)), method_types=payments.METHOD_TYPES,
+        summary=accounts.summary(cid),
+    )
+
+
+@bp.route("/payments")
+@customer_required
+def index():
+    """Payment history, payments in progress, and paying toward the total balance."""
+    cid = current_user.customer_id
+    return render(
+        "payments/index.html", "payments/_index.html",
+        history=payments.history(cid), in_flight=payments.in_flight(cid), labels=payments.LABELS,
+        **_method_ctx(cid),
+    )
+
+
+@bp.route("/invoices/<int:invoice_id>/pay")
+@customer_required
+def pay_invoice(invoice_id):
+    """Pay Now on one invoice: the same method step, prefilled with its balance."""
+    cid = current_user.customer_id
+    if accounts.invoice_view(cid, invoice_id) is None:
+        abort(404)
+    return render("payments/method.html", "payments/_method.html", **_method_ctx(cid, invoice_id))
+
+
+@bp.route("/pay", methods=["POST"])
+@customer_required
+def start():
+    """Continue: record the method and amount, then show Billing Information."""
+    cid = current_user.customer_id
+    form = request.form
+    invoice_id = payments._int_or_none(form.get("invoice_id")) if form.get("invoice_id") else None
+    if form.get("invoice_id") and invoice_id is None:
+        abort(404)
+    try:
+        payment = payments.start_payment(
+            cid, amount_text=form.get("amount"), method_type=form.get("method_type"),
+            idempotency_key=form.get("key"), invoice_id=invoice_id, saved_method_id=form.get("saved_method"),
+            processor_name=processor().name, actor=f"customer:{current_user.user.id}",
+        )
+    except payments.FormErrors as e:
+        if invoice_id is not None and accounts.invoice_view(cid, invoice_id) is None:
+            abort(404)
+        return render("payments/method.html", "payments/_method.html", status=422,
+                      **_method_ctx(cid, invoice_id, form, e.errors))
+    return _goto(payment)
+
+
+def _goto(payment):
+    """Show the payment's current step: a fragment for htmx, a redirect otherwise."""
+    url = url_for("payments.show", ref=payment.ref)
+    if not wants_fragment():
+        return redirect(url, code=303)
+    body, status = _step(payment)
+    return body, status, {"HX-Push-Url": url}
+
+
+def _own(ref):
+    payment = payments.for_customer(current_user.customer_id, ref)
+    if payment is None:
+        abort(404)
+    return payment
+
+
+def _billing_defaults(payment):
+    if payment.billing_name:
+        return {k: getattr(payment, f"billing_{k}") for k in payments.BILLING_FIELDS}
+    c = current_user.user.customer
+    return dict(name=c.name, street=c.street, city=c.city, state=c.state, zip=c.zip, email=c.email, phone=c.phone)
+
+
+def _entry_urls(payment):
+    """The processor's entry page for this payment: in this tab, as a pop-up, and inline."""
+    state = payments.open_intent(payment, processor())
+    return {mode: processor_entry_url(payment, state, mode) for mode in ("page", "popup", "inline")}
+
+
+def processor_entry_url(payment, state, mode):
+    """Where the processor takes card or bank details for this intent."""
+    if processor().name == "sandbox":
+        return url_for("sandbox.entry", intent_id=state.id, secret=state.client_secret, mode=mode,
+                       back=url_for("payments.show", ref=payment.ref))
+    return url_for("payments.window", ref=payment.ref, mode=mode)
+
+
+def _step(payment, form=None, errors=None):
+    """Render whichever step the payment is at, as (html, status)."""
+    partial = wants_fragment()
+    if payment.status == payments.CREATED or errors:
+        ctx = dict(payment=payment, form=form or _billing_defaults(payment), errors=errors or {},
+                   method_label=payments.METHOD_TYPES[payment.method_type])
+        tpl = "payments/_billing.html" if partial else "payments/billing.html"
+        return render_template(tpl, **ctx), 422 if errors else 200
+    return _status(payment, partial)
+
+
+def _status(payment, partial):
+    entry = _entry_urls(payment) if payment.status == payments.AWAITING_DETAILS else None
+    ctx = dict(payment=payment, entry_url=entry, labels=payments.LABELS,
+               applied=payments.applied_to(payment), final=payment.status in FINAL)
+    tpl = "payments/_status.html" if partial else "payments/status.html"
+    return render_template(tpl, **ctx), 200
+
+
+@bp.route("/payments/<ref>")
+@customer_required
+def show(ref):
+    """Where a payment is now; safe to reload at any point, and after logging in again."""
+    payment = payments.sync(_own(ref), processor())
+    body, status = _step(payment)
+    return body, status
+
+
+@bp.route("/payments/<ref>/billing", methods=["POST"])
+@customer_required
+def billing(ref):
+    """Make Payment: confirm billing information and hand over to the processor."""
+    payment = _own(ref)
+    try:
+        payment = payments.confirm_billing(payment, request.form, processor(),
+                                           actor=f"customer:{current_user.user.id}")
+    except payments.FormErrors as e:
+        return _step(payment, form=request.form, errors=e.errors)
+    if not wants_fragment() and payment.status == payments.AWAITING_DETAILS:
+        # Without JavaScript the processor's page opens in this tab and comes back here.
+        return redirect(_entry_urls(payment)["page"], code=303)
+    return _goto(payment)
+
+
+@bp.route("/payments/<ref>/status")
+@customer_required
+def status(ref):
+    """The payment's state from our own record, refreshed from the processor (polled)."""
+    payment = payments.sync(_own(ref), processor())
+    if payment.status == request.args.get("seen"):
+        return render_template("payments/_poll.html", payment=payment)
+    body, code = _status(payment, partial=True)
+    return body, code, {"HX-Retarget": "#pay-step", "HX-Reswap": "outerHTML"}
+
+
+@bp.route("/payments/<ref>/cancel", methods=["POST"])
+@customer_required
+def cancel(ref):
+    """Give up a payment that has not been paid."""
+    payments.cancel(_own(ref), actor=f"customer:{current_user.user.id}")
+    return redirect(url_for("payments.index"), code=303)

@@ -1,0 +1,133 @@
+"""The built-in sandbox processor's own pages (the payment pop-up) and its background worker.
+
+These pages stand in for a remote processor's: they are reached with the
+intent's client secret, not the portal login, and they only ever hand the
+portal a token. Card and account numbers are checked and dropped here.
+"""
+import threading
+import time
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+
+from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED
+from billing.processors.sandbox import ACH_AUTHORIZATION
+from db import database
+from views import isp, processor
+
+bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
+MODES = ("page", "popup", "inline")
+
+
+def _sandbox():
+    if processor().name != "sandbox":
+        abort(404)
+    return processor()
+
+
+def _back(url):
+    """Only a path on this site may be the return address."""
+    if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
+        return url
+    return url_for("payments.index")
+
+
+def _intent():
+    intent = _sandbox().intent_for_page(request.view_args["intent_id"], request.values.get("secret"))
+    if intent is None:
+        abort(404)
+    return intent
+
+
+def _ctx(intent, **extra):
+    mode = request.values.get("mode")
+    return dict(intent=intent, secret=request.values.get("secret"), mode=mode if mode in MODES else "page",
+                back=_back(request.values.get("back")), authorization=ACH_AUTHORIZATION.format(isp=isp().name),
+                errors={}, decline="", form={}, **extra)
+
+
+def _finished(intent, ctx):
+    if ctx["mode"] == "page":
+        return redirect(ctx["back"], code=303)
+    return render_template("sandbox/done.html", **ctx)
+
+
+@bp.route("/pay/<intent_id>", methods=["GET", "POST"])
+def entry(intent_id):
+    """The processor's entry form: card or bank account, then Pay."""
+    intent = _intent()
+    ctx = _ctx(intent)
+    if intent.status in (SUCCEEDED, PROCESSING):
+        return _finished(intent, ctx)
+    if intent.status == REQUIRES_ACTION:
+        return render_template("sandbox/challenge.html", **ctx)
+    if intent.status != "requires_payment_method":
+        return render_template("sandbox/done.html", **ctx)
+    if request.method == "GET":
+        return render_template("sandbox/entry.html", **ctx)
+    f = request.form
+    if intent.method_type == "card":
+        state, errors = _sandbox().confirm_card(intent.id, f.get("number"), f.get("expiry"), f.get("cvc"),
+                                                f.get("zip"))
+        ctx["form"] = {"expiry": f.get("expiry", ""), "zip": f.get("zip", "")}  # never echo the number or CVC
+    else:
+        state, errors = _sandbox().confirm_ach(intent.id, f.get("holder"), f.get("routing"), f.get("account"),
+                                               f.get("account_type"), f.get("accepted"))
+        ctx["form"] = {"holder": f.get("holder", ""), "routing": f.get("routing", ""),
+                       "account_type": f.get("account_type", "")}
+    if errors:
+        ctx["errors"] = errors
+        return render_template("sandbox/entry.html", **ctx), 422
+    if state.status in (SUCCEEDED, PROCESSING):
+        return _finished(intent, ctx)
+    if state.status == REQUIRES_ACTION:
+        return render_template("sandbox/challenge.html", **ctx)
+    ctx["decline"] = state.failure_message
+    return render_template("sandbox/entry.html", **ctx), 402
+
+
+@bp.route("/pay/<intent_id>/challenge", methods=["POST"])
+def challenge(intent_id):
+    """The 3-D Secure step: the cardholder approves or fails the authentication."""
+    intent = _intent()
+    state = _sandbox().complete_challenge(intent.id, request.form.get("outcome") == "approve")
+    ctx = _ctx(intent)
+    if state.status == SUCCEEDED:
+        return _finished(intent, ctx)
+    ctx["decline"] = state.failure_message
+    return render_template("sandbox/entry.html", **ctx), 402
+
+
+def deliver_events(app):
+    """Send the sandbox's pending webhooks to this portal's /webhooks/sandbox through the WSGI app."""
+    client = app.test_client()
+
+    def post(body, headers):
+        return client.post("/webhooks/sandbox", data=body, headers=headers).status_code
+
+    return app.extensions["processor"].deliver(post)
+
+
+def tick(app, force=False):
+    """Settle due ACH debits and deliver webhooks; returns (settled, delivered)."""
+    with database.connection_context():
+        settled = app.extensions["processor"].settle(force=force)
+    with app.app_context(), database.connection_context():
+        delivered = deliver_events(app)
+    return settled, delivered
+
+
+def start_worker(app, interval=1.0):
+    """A daemon thread that plays the processor's part: settling ACH and sending webhooks."""
+
+    def loop():
+        while True:
+            time.sleep(interval)
+            try:
+                tick(app)
+            except Exception:  # keep the worker alive; the next tick retries
+                app.logger.exception("sandbox worker tick failed")
+
+    thread = threading.Thread(target=loop, name="sandbox-worker", daemon=True)
+    thread.start()
+    app.extensions["sandbox_worker"] = thread
+    return thread
