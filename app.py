@@ -25,6 +25,9 @@ DEFAULTS = {
     "PASSWORD_HASH_TIME_COST": 0,
     "PASSWORD_HASH_MEMORY_COST": 0,
     "PER_PAGE": 20,
+    "SMTP_URL": "console",
+    "MAIL_FROM": "billing@localhost",
+    "PUBLIC_URL": "http://127.0.0.1:5000",
 }
 _BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 

@@ -272,6 +272,22 @@ class AuditLog(BaseModel):
         indexes = ((("entity", "entity_id"), False),)
 
 
+class Outbox(BaseModel):
+    """An email waiting to be sent (or sent); see billing.mail."""
+
+    kind = CharField(default="")
+    dedupe_key = CharField(null=True, unique=True)
+    to_addr = CharField()
+    subject = CharField()
+    text_body = TextField()
+    html_body = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    next_attempt_at = DateTimeField(default=utcnow)
+    attempts = IntegerField(default=0)
+    last_error = CharField(default="")
+    sent_at = DateTimeField(null=True)
+
+
 # --- The built-in sandbox processor's own tables. -------------------------
 # The sandbox stands in for a remote processor, so it keeps its own records;
 # the portal only ever sees their ids, like it would with Stripe's.
@@ -321,9 +337,3 @@ class SandboxEvent(BaseModel):
     delivered_at = DateTimeField(null=True)
     attempts = IntegerField(default=0)
 
-
-ALL_MODELS = [
-    Isp, Customer, User, LoginSession, Invoice, InvoiceLine, PaymentMethod, Payment,
-    Allocation, CreditEntry, PaymentInvoice, WebhookEvent, AuditLog,
-    SandboxIntent, SandboxMethod, SandboxEvent,
-]

@@ -2,6 +2,7 @@
 import click
 
 from billing import demo as demo_data
+from billing import mail
 from db import migrate
 from db.models import Customer
 
@@ -36,3 +37,11 @@ def register_cli(app):
 
         settled, delivered = tick(app, force=True)
         click.echo(f"settled {settled} ACH payment(s); delivered {delivered} webhook event(s)")
+
+    @app.cli.command("send-mail")
+    def send_mail():
+        """Send queued email (for cron); failures stay queued and are retried."""
+        sent, failed = mail.send_pending(app.config["SMTP_URL"], app.config["MAIL_FROM"], out=click.echo)
+        click.echo(f"sent {sent} email(s); {failed} failed and will be retried")
+        if failed:
+            raise SystemExit(1)

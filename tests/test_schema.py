@@ -1,0 +1,72 @@
+"""Migrations: numbered, applied once, upgrade keeps rows, and the models match the schema."""
+import datetime as dt
+
+from peewee import SqliteDatabase
+
+from app import create_app
+from db import database, migrate, open_database
+from db.models import BaseModel, Customer, Invoice
+from tests.conftest import TEST_CONFIG
+
+
+def all_models():
+    seen, todo = [], list(BaseModel.__subclasses__())
+    while todo:
+        m = todo.pop()
+        seen.append(m)
+        todo.extend(m.__subclasses__())
+    return seen
+
+
+def test_every_model_column_exists_in_the_migrated_schema(ledger_db):
+    for model in all_models():
+        columns = {c.name for c in database.get_columns(model._meta.table_name)}
+        assert columns, f"no table {model._meta.table_name}"
+        for field in model._meta.sorted_fields:
+            assert field.column_name in columns, f"{model.__name__}.{field.name} is not in a migration"
+
+
+def test_migrations_are_recorded_and_applied_once(ledger_db):
+    versions = [v for v, _ in migrate.available()]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    assert migrate.applied() == set(versions)
+    assert migrate.upgrade() == []
+
+
+def test_db_upgrade_keeps_rows_of_a_database_built_by_an_older_migration(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    open_database(url)
+    assert migrate.upgrade(target=1) == [1]
+    database.execute_sql("INSERT INTO customer (account_number, name, created_at) VALUES ('A-1', 'Old Row', '2025-01-01')")
+    database.execute_sql(
+        "INSERT INTO invoice (customer_id, number, issue_date, due_date, total_cents, created_at) "
+        "VALUES (1, 'OLD-1', '2025-01-01', '2025-01-15', 4200, '2025-01-01')")
+    database.close()
+
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": url})
+    result = app.test_cli_runner().invoke(args=["db-upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "applied 0002_payments.sql" in result.output
+    assert Customer.get(Customer.account_number == "A-1").name == "Old Row"
+    assert Invoice.get(Invoice.number == "OLD-1").total_cents == 4200
+    assert migrate.applied() == {v for v, _ in migrate.available()}
+    again = app.test_cli_runner().invoke(args=["db-upgrade"])
+    assert "0 migration(s) applied" in again.output
+
+
+def test_sqlite_runs_with_wal_foreign_keys_and_full_sync(ledger_db):
+    assert isinstance(database.obj, SqliteDatabase)
+    assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert database.execute_sql("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 1000
+
+
+def test_money_columns_reject_negative_invoice_totals(ledger_db):
+    import pytest
+    from peewee import IntegrityError
+
+    c = Customer.create(account_number="X", name="X")
+    with pytest.raises(IntegrityError):
+        Invoice.create(customer=c, number="NEG", issue_date=dt.date.today(), due_date=dt.date.today(),
+                       total_cents=-1)
