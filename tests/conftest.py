@@ -2,6 +2,7 @@
 import datetime as dt
 import itertools
 import re
+import secrets
 import threading
 
 import pytest
@@ -60,8 +61,9 @@ def ledger_db(tmp_path):
 def make_customer(email=None, password=PASSWORD, **fields):
     """A customer with a login."""
     n = next(_seq)
-    email = email or f"customer{n}@example.test"
-    defaults = dict(account_number=f"ACC-{n:05d}", name=f"Customer {n}", email=email, phone="512-555-0100",
+    tag = secrets.token_hex(4)  # unique even if this module is imported twice
+    email = email or f"customer{n}-{tag}@example.test"
+    defaults = dict(account_number=f"ACC-{n:05d}-{tag}", name=f"Customer {n}", email=email, phone="512-555-0100",
                     street=f"{n} Main St", city="Austin", state="TX", zip="78701")
     defaults.update(fields)
     with write_tx():
@@ -74,7 +76,7 @@ def make_invoice(customer, cents=5000, due=None, number=None, issued=None, lines
     """An invoice of ``cents`` for the customer (credit on the account is applied to it)."""
     due = due or (dt.date.today() + dt.timedelta(days=10))
     issued = issued or (due - dt.timedelta(days=20))
-    number = number or f"INV-{next(_seq):06d}"
+    number = number or f"INV-{next(_seq):06d}-{secrets.token_hex(2)}"
     lines = lines or [("Internet service", 1, cents)]
     return accounts.add_invoice(customer.id if hasattr(customer, "id") else customer, number, issued, due, lines)
 

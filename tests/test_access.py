@@ -1,0 +1,59 @@
+"""Ownership: a customer reaches only their own records; anyone else's id is a 404."""
+import pytest
+
+from billing import payments
+from tests.conftest import make_customer, make_invoice
+
+# Every customer route that takes a record id: (method, url template, form data).
+# A new such route must be added here; test_every_id_route_is_walked fails until it is.
+ID_ROUTES = {
+    "invoices.detail": ("GET", "/invoices/{invoice}", None),
+    "payments.pay_invoice": ("GET", "/invoices/{invoice}/pay", None),
+    "payments.show": ("GET", "/payments/{payment}", None),
+    "payments.status": ("GET", "/payments/{payment}/status", None),
+    "payments.billing": ("POST", "/payments/{payment}/billing", {"name": "X"}),
+    "payments.cancel": ("POST", "/payments/{payment}/cancel", {}),
+    "payments.start": ("POST", "/pay", {"invoice_id": "{invoice}", "amount": "1.00", "method_type": "card",
+                                        "key": "k" * 24}),
+}
+# Prefixes of routes that are not the logged-in customer's (they have their own access tests).
+OTHER_AREAS = ("/static", "/sandbox", "/webhooks", "/staff", "/api", "/login", "/logout")
+
+
+@pytest.fixture
+def victim(app):
+    """Another customer with an invoice and a payment in progress."""
+    other = make_customer()
+    inv = make_invoice(other, 5000)
+    pay = payments.start_payment(other.id, amount_text="10.00", method_type="card",
+                                 idempotency_key=payments.new_idempotency_key())
+    return {"invoice": inv.id, "payment": pay.ref, "customer": other}
+
+
+@pytest.mark.parametrize("endpoint", sorted(ID_ROUTES))
+def test_another_customers_ids_get_404(logged_in, victim, endpoint):
+    method, url, data = ID_ROUTES[endpoint]
+    url = url.format(**victim)
+    if data is not None:
+        data = {k: v.format(**victim) for k, v in data.items()}
+    resp = logged_in.get(url) if method == "GET" else logged_in.post(url, data)
+    assert resp.status_code == 404, (endpoint, resp.status_code)
+    # and the victim's payment was not touched
+    assert payments.for_customer(victim["customer"].id, victim["payment"]).status == payments.CREATED
+
+
+def test_every_id_route_is_walked(app):
+    for rule in app.url_map.iter_rules():
+        if rule.arguments and not rule.rule.startswith(OTHER_AREAS):
+            assert rule.endpoint in ID_ROUTES, f"{rule.rule} takes an id: add it to ID_ROUTES"
+
+
+def test_own_records_are_reachable(logged_in, customer):
+    inv = make_invoice(customer, 5000)
+    assert logged_in.get(f"/invoices/{inv.id}").status_code == 200
+    assert logged_in.get(f"/invoices/{inv.id}/pay").status_code == 200
+
+
+def test_unknown_ids_get_404(logged_in):
+    assert logged_in.get("/invoices/999999").status_code == 404
+    assert logged_in.get("/payments/PAY-NOPE").status_code == 404
