@@ -44,6 +44,20 @@ class Isp(BaseModel):
     chat_url = CharField(default="")
     min_payment_cents = BigIntegerField(default=100)
     max_prepay_cents = BigIntegerField(default=0)
+    # Portal settings (migration 0006), edited on the staff Settings page.
+    logo_type = CharField(default="")
+    logo_data = TextField(default="")  # base64 of a small checked PNG/JPEG/GIF/WebP
+    accent_color = CharField(default="")
+    show_invoices = BooleanField(default=True)
+    show_payments = BooleanField(default=True)
+    show_statement = BooleanField(default=True)
+    accept_card = BooleanField(default=True)
+    accept_ach = BooleanField(default=True)
+    max_payment_cents = BigIntegerField(default=0)  # 0: no limit beyond the balance and prepayment
+    allow_prepay = BooleanField(default=True)
+    autopay_days_before_due = IntegerField(default=0)
+    invite_subject = CharField(default="")
+    invite_text = TextField(default="")
 
     @classmethod
     def current(cls):
@@ -337,3 +351,34 @@ class SandboxEvent(BaseModel):
     delivered_at = DateTimeField(null=True)
     attempts = IntegerField(default=0)
 
+
+# --- The ISP side (migration 0006): billing-system API tokens, and invite / sign-up / reset tokens.
+
+
+class ApiToken(BaseModel):
+    """A bearer token for the billing-system API; only its SHA-256 is stored."""
+
+    name = CharField()
+    prefix = CharField()
+    token_hash = CharField(unique=True)
+    created_by = CharField()
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+
+
+class AccountToken(BaseModel):
+    """A single-use, expiring emailed link: kind 'invite', 'signup' or 'reset'; stored hashed."""
+
+    kind = CharField()
+    token_hash = CharField(unique=True)
+    customer = ForeignKeyField(Customer, null=True, backref="account_tokens", on_delete="CASCADE")
+    user = ForeignKeyField(User, null=True, backref="account_tokens", on_delete="CASCADE")
+    email = CharField()
+    created_by = CharField()
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("customer", "kind"), False),)
