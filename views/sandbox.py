@@ -11,7 +11,6 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED
 from billing.processors.sandbox import ACH_AUTHORIZATION
-from db import database
 from views import isp, processor
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
@@ -109,9 +108,10 @@ def deliver_events(app):
 
 def tick(app, force=False):
     """Settle due ACH debits and deliver webhooks; returns (settled, delivered)."""
-    with database.connection_context():
-        settled = app.extensions["processor"].settle(force=force)
-    with app.app_context(), database.connection_context():
+    settled = app.extensions["processor"].settle(force=force)
+    with app.app_context():
+        # Each delivery is a full request through the app, whose teardown closes this thread's
+        # connection; peewee reconnects on the next query, so no connection context here.
         delivered = deliver_events(app)
     return settled, delivered
 
