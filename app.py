@@ -87,10 +87,11 @@ def create_app(config=None):
         if not database.is_closed():
             database.close()
 
-    from views import csrf, register
+    from views import assets, csrf, register
 
     csrf.init_app(app)
     register(app)
+    assets.init_app(app)  # hashed static files, inline CSS's CSP hash, compression (runs after _headers)
 
     @app.after_request
     def _headers(response):
