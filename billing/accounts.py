@@ -19,6 +19,7 @@ from db.models import (
     InvoiceLine,
     Payment,
     PaymentInvoice,
+    sum_cents,
 )
 
 PROCESSING = "processing"  # mirrors billing.payments.PROCESSING without the import cycle
@@ -80,7 +81,7 @@ def _pending_by_invoice(invoice_ids):
     if not invoice_ids:
         return {}
     rows = (
-        PaymentInvoice.select(PaymentInvoice.invoice, fn.SUM(PaymentInvoice.amount_cents).alias("cents"))
+        PaymentInvoice.select(PaymentInvoice.invoice, sum_cents(PaymentInvoice.amount_cents).alias("cents"))
         .join(Payment)
         .where((Payment.status == PROCESSING) & PaymentInvoice.invoice.in_(invoice_ids))
         .group_by(PaymentInvoice.invoice)
@@ -152,12 +153,12 @@ def summary(customer_id, on=None):
     """Balance due, money pending, account credit and next due date."""
     on = on or today()
     totals = (
-        Invoice.select(fn.COALESCE(fn.SUM(Invoice.total_cents), 0))
+        Invoice.select(sum_cents(Invoice.total_cents))
         .where((Invoice.customer == customer_id) & (Invoice.void == False))  # noqa: E712
         .scalar()
     )
     paid = (
-        Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_cents), 0))
+        Allocation.select(sum_cents(Allocation.amount_cents))
         .join(Invoice)
         .where((Invoice.customer == customer_id) & (Invoice.void == False))  # noqa: E712
         .scalar()
@@ -166,7 +167,7 @@ def summary(customer_id, on=None):
     first_open = open_q.first()
     overdue = [ledger.balance_of(i.total_cents, i.paid_cents) for i in open_q.where(Invoice.due_date < on)]
     pending = (
-        Payment.select(fn.COALESCE(fn.SUM(Payment.amount_cents), 0))
+        Payment.select(sum_cents(Payment.amount_cents))
         .where((Payment.customer == customer_id) & (Payment.status == PROCESSING))
         .scalar()
     )
@@ -204,7 +205,7 @@ def apply_credit(customer_id):
     """Spend any account credit on open invoices, oldest invoice and oldest credit first."""
     lock_customer(customer_id)
     sources = list(
-        CreditEntry.select(CreditEntry.payment, fn.SUM(CreditEntry.amount_cents).alias("cents"))
+        CreditEntry.select(CreditEntry.payment, sum_cents(CreditEntry.amount_cents).alias("cents"))
         .where(CreditEntry.customer == customer_id)
         .group_by(CreditEntry.payment)
         .having(fn.SUM(CreditEntry.amount_cents) > 0)

@@ -27,6 +27,11 @@ def utcnow():
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def sum_cents(field):
+    """SUM of a cents column as an integer, 0 when there are no rows (PostgreSQL would give numeric)."""
+    return fn.COALESCE(fn.SUM(field), 0).cast("BIGINT")
+
+
 class BaseModel(Model):
     class Meta:
         database = database
@@ -123,7 +128,7 @@ class Invoice(BaseModel):
     @classmethod
     def paid_sql(cls):
         """Correlated subquery: cents allocated to the invoice in the outer query."""
-        return Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_cents), 0)).where(
+        return Allocation.select(sum_cents(Allocation.amount_cents)).where(
             Allocation.invoice == cls.id
         )
 
@@ -241,7 +246,7 @@ class CreditEntry(BaseModel):
     def balance(cls, customer_id):
         """A customer's account credit in cents."""
         return (
-            cls.select(fn.COALESCE(fn.SUM(cls.amount_cents), 0))
+            cls.select(sum_cents(cls.amount_cents))
             .where(cls.customer == customer_id)
             .scalar()
         )
