@@ -60,7 +60,6 @@ class Isp(BaseModel):
     accept_ach = BooleanField(default=True)
     max_payment_cents = BigIntegerField(default=0)  # 0: no limit beyond the balance and prepayment
     allow_prepay = BooleanField(default=True)
-    autopay_days_before_due = IntegerField(default=0)
     invite_subject = CharField(default="")
     invite_text = TextField(default="")
 

@@ -19,7 +19,7 @@ def _safe_next(target):
 def login():
     """Show the login form, or log in."""
     if current_user.is_authenticated and request.method == "GET":
-        return redirect(url_for("home.index"))
+        return redirect(url_for("staff.index" if current_user.is_staff else "home.index"))
     error = None
     email = request.form.get("email", "")
     if request.method == "POST":
@@ -28,6 +28,8 @@ def login():
             session.clear()  # a new session for every login: no fixation
             token = identity.open_session(user)
             login_user(PortalUser(token, user))
+            if user.role == "staff" and not request.args.get("next"):
+                return redirect(url_for("staff.index"))
             return redirect(_safe_next(request.args.get("next")))
         error = "That email and password do not match an account."
     return render_template("auth/login.html", error=error, email=email), (401 if error else 200)

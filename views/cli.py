@@ -9,6 +9,9 @@ from db.models import Customer
 
 def register_cli(app):
     """Attach the portal's commands to ``flask``."""
+    from views.isp_cli import register_isp_cli
+
+    register_isp_cli(app)
 
     @app.cli.command("db-upgrade")
     def db_upgrade():

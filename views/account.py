@@ -1,0 +1,106 @@
+"""Public account pages: accept an invite, self sign-up, password reset; the ISP's logo and accent colour."""
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, session, url_for
+from flask_login import login_user
+
+from billing import identity, invites, settings
+from views import PortalUser, isp
+
+bp = Blueprint("account", __name__)
+
+SENT = ("If the details match our records, we have sent an email to that address. "
+        "Follow the link in it within {hours}. Nothing arrived? Check your spam folder, or call us.")
+
+
+def _link(endpoint):
+    base = current_app.config["PUBLIC_URL"].rstrip("/")
+    return lambda token: base + url_for(endpoint, token=token)
+
+
+def _log_in(user):
+    session.clear()
+    login_user(PortalUser(identity.open_session(user), user))
+    return redirect(url_for("staff.index" if user.role == "staff" else "home.index"), code=303)
+
+
+def _set_password(token, kinds, template_title):
+    try:
+        row = invites.find(token, kinds)
+    except invites.TokenError as e:
+        return render_template("account/link_error.html", message=str(e)), 410
+    if request.method == "GET":
+        return render_template("account/set_password.html", title=template_title, email=row.email, errors={})
+    try:
+        user = invites.accept(token, request.form.get("password"), request.form.get("confirm"))
+    except invites.PasswordError as e:
+        return render_template("account/set_password.html", title=template_title, email=row.email,
+                               errors=e.errors), 422
+    except invites.TokenError as e:
+        return render_template("account/link_error.html", message=str(e)), 410
+    return _log_in(user)
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def accept(token):
+    """Follow an invite or sign-up link: set a password and log in."""
+    return _set_password(token, (invites.INVITE, invites.SIGNUP), "Set your password")
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token):
+    """Follow a password-reset link: choose a new password and log in."""
+    return _set_password(token, (invites.RESET,), "Choose a new password")
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup():
+    """Self sign-up: account number, ZIP on file and email; the answer never says whether they matched."""
+    form = request.form if request.method == "POST" else {}
+    errors = {}
+    if request.method == "POST":
+        if not (form.get("account_number") or "").strip():
+            errors["account_number"] = "Enter the account number from your bill."
+        if not (form.get("zip") or "").strip():
+            errors["zip"] = "Enter the ZIP code of your service address."
+        email = (form.get("email") or "").strip()
+        if "@" not in email or "." not in email.split("@")[-1] or len(email) > 254:
+            errors["email"] = "Enter your email address, like name@example.com."
+        if not errors:
+            invites.request_signup(form.get("account_number"), form.get("zip"), email, _link("account.accept"))
+            return render_template("account/sent.html", title="Check your email",
+                                   message=SENT.format(hours="2 days"))
+    return render_template("account/signup.html", form=form, errors=errors), (422 if errors else 200)
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+def forgot():
+    """Ask for a password-reset email; the answer never says whether the email has a login."""
+    form = request.form if request.method == "POST" else {}
+    errors = {}
+    if request.method == "POST":
+        email = (form.get("email") or "").strip()
+        if "@" not in email or len(email) > 254:
+            errors["email"] = "Enter your email address, like name@example.com."
+        else:
+            invites.request_reset(email, _link("account.reset_password"))
+            return render_template("account/sent.html", title="Check your email",
+                                   message=SENT.format(hours="2 hours"))
+    return render_template("account/forgot.html", form=form, errors=errors), (422 if errors else 200)
+
+
+@bp.route("/logo")
+def logo():
+    """The ISP's logo, as uploaded and checked on the Settings page."""
+    found = settings.logo(isp()) if isp().id else None
+    if found is None:
+        abort(404)
+    data, mime = found
+    return Response(data, mimetype=mime, headers={"Cache-Control": "public, max-age=300",
+                                                  "Content-Security-Policy": "default-src 'none'"})
+
+
+@bp.route("/theme.css")
+def theme():
+    """The ISP's accent colour as CSS (a stylesheet, so no inline styles are needed)."""
+    color = isp().accent_color or ""
+    body = f":root{{--accent:{color}}}\n" if settings.valid_color(color) else ""
+    return Response(body, mimetype="text/css", headers={"Cache-Control": "public, max-age=300"})

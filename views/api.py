@@ -1,0 +1,177 @@
+"""The billing-system JSON API under /api/v1, authenticated by per-ISP bearer tokens (see README)."""
+import functools
+
+from flask import Blueprint, current_app, g, jsonify, request, url_for
+
+from billing import api as rules
+from billing import imports, paylinks
+from db.models import Customer, Invoice
+from views import csrf
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)  # no cookies here: every request carries its bearer token instead
+
+CUSTOMER_FIELDS = set(imports.CUSTOMER_COLUMNS)
+INVOICE_FIELDS = set(imports.INVOICE_COLUMNS) | {"amount_cents"}
+MAX_LIMIT = 500
+
+
+def _error(status, message, fields=None, **headers):
+    body = {"error": message}
+    if fields:
+        body["fields"] = fields
+    return jsonify(body), status, headers
+
+
+def token_required(view):
+    """Only requests with a live bearer token get through (401 otherwise)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        token = rules.authenticate(request.headers.get("Authorization"))
+        if token is None:
+            return _error(401, "send a valid API token as 'Authorization: Bearer <token>'",
+                          **{"WWW-Authenticate": 'Bearer realm="api"'})
+        g.api_token = token
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _actor():
+    return f"api:{g.api_token.id}"
+
+
+def _body(allowed):
+    """The JSON object sent, as strings by field, or an error response."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        return None, _error(400, "send a JSON object with Content-Type: application/json")
+    fields = {}
+    for key, value in data.items():
+        if key not in allowed:
+            fields[key] = "unknown field"
+        elif key == "amount_cents":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                fields[key] = "must be a whole number of cents, 0 or more"
+        elif value is not None and not isinstance(value, str):
+            fields[key] = "must be a string"
+    if fields:
+        return None, _error(422, "the request has invalid fields", fields)
+    return {k: ("" if v is None else v) for k, v in data.items()}, None
+
+
+def _fields(err):
+    return {e.column: e.message for e in err.errors}
+
+
+@bp.route("/customers/<account_number>", methods=["PUT"])
+@token_required
+def put_customer(account_number):
+    """Create or update a customer by account number."""
+    data, err = _body(CUSTOMER_FIELDS)
+    if err:
+        return err
+    if data.get("account_number", account_number) != account_number:
+        return _error(422, "the request has invalid fields", {"account_number": "does not match the URL"})
+    data["account_number"] = account_number
+    try:
+        customer, outcome = imports.upsert_customer(data, actor=_actor())
+    except imports.ImportError_ as e:
+        return _error(422, "the request has invalid fields", _fields(e))
+    return jsonify({"result": outcome, "customer": rules.customer_json(customer)}), 201 if outcome == "created" else 200
+
+
+@bp.route("/customers/<account_number>", methods=["GET"])
+@token_required
+def get_customer(account_number):
+    """One customer."""
+    customer = Customer.get_or_none(Customer.account_number == account_number)
+    if customer is None:
+        return _error(404, "no customer has this account number")
+    return jsonify({"customer": rules.customer_json(customer)})
+
+
+def _invoice_out(inv):
+    out = rules.invoice_json(inv)
+    if not inv.void:
+        token = paylinks.make(current_app.config["SECRET_KEY"], inv.id)
+        out["pay_url"] = current_app.config["PUBLIC_URL"].rstrip("/") + url_for("paylink.show", token=token)
+    return out
+
+
+@bp.route("/invoices/<number>", methods=["PUT"])
+@token_required
+def put_invoice(number):
+    """Create or update an invoice by number; credit on the account is applied to a new one."""
+    data, err = _body(INVOICE_FIELDS)
+    if err:
+        return err
+    if data.get("invoice_number", number) != number:
+        return _error(422, "the request has invalid fields", {"invoice_number": "does not match the URL"})
+    data["invoice_number"] = number
+    if "amount_cents" in data:
+        if "amount" in data:
+            return _error(422, "the request has invalid fields", {"amount": "send amount or amount_cents, not both"})
+        cents = data.pop("amount_cents")
+        data["amount"] = f"{cents // 100}.{cents % 100:02d}"
+    try:
+        inv, outcome = imports.upsert_invoice(data, actor=_actor())
+    except imports.ImportError_ as e:
+        fields = _fields(e)
+        status = 409 if "payments are already applied" in " ".join(fields.values()) \
+            or "another account" in " ".join(fields.values()) or "void" in " ".join(fields.values()) else 422
+        return _error(status, "the invoice cannot be saved", fields)
+    return jsonify({"result": outcome, "invoice": _invoice_out(inv)}), 201 if outcome == "created" else 200
+
+
+@bp.route("/invoices/<number>", methods=["GET"])
+@token_required
+def get_invoice(number):
+    """One invoice, with what is paid and a pay-by-link URL."""
+    inv = Invoice.get_or_none(Invoice.number == number)
+    if inv is None:
+        return _error(404, "no invoice has this number")
+    return jsonify({"invoice": _invoice_out(inv)})
+
+
+@bp.route("/invoices/<number>/void", methods=["POST"])
+@token_required
+def void_invoice(number):
+    """Mark an invoice void (refused while payments are applied to or pending on it)."""
+    try:
+        inv, outcome = imports.void_invoice(number, actor=_actor())
+    except LookupError:
+        return _error(404, "no invoice has this number")
+    except ValueError as e:
+        return _error(409, str(e))
+    return jsonify({"result": outcome, "invoice": _invoice_out(inv)})
+
+
+@bp.route("/payments", methods=["GET"])
+@token_required
+def payments():
+    """Payments changed since a cursor, oldest change first, with the cursor for the next call."""
+    args = request.args
+    fields = {}
+    try:
+        limit = int(args.get("limit", 100))
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError
+    except ValueError:
+        fields["limit"] = f"must be a whole number from 1 to {MAX_LIMIT}"
+        limit = 100
+    status = args.get("status") or None
+    if status and status not in ("awaiting_details", "processing", "succeeded", "failed", "canceled"):
+        fields["status"] = "must be awaiting_details, processing, succeeded, failed or canceled"
+    since = args.get("since") or None
+    if since:
+        try:
+            rules.decode_cursor(since)
+        except ValueError as e:
+            fields["since"] = str(e)
+    if fields:
+        return _error(400, "the query has invalid parameters", fields)
+    rows, nxt = rules.payments_since(since, limit, status)
+    return jsonify({"payments": [rules.payment_json(p) for p in rows], "next_cursor": nxt,
+                    "has_more": len(rows) == limit})

@@ -1,0 +1,63 @@
+"""The ISP's set-up commands: ``create-staff`` and ``import customers|invoices``."""
+import pathlib
+import sys
+
+import click
+
+from billing import identity, imports
+from db import migrate
+from db.models import User
+
+
+def register_isp_cli(app):
+    """Attach create-staff and import to ``flask``."""
+
+    @app.cli.command("create-staff")
+    @click.argument("email")
+    def create_staff(email):
+        """Create a staff login; the password is prompted for, never taken on the command line."""
+        migrate.upgrade()
+        email = email.strip().lower()
+        if "@" not in email:
+            raise click.ClickException("give the staff member's email address")
+        if User.by_email(email) is not None:
+            raise click.ClickException(f"{email} already has a login")
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        if len(password) < 10:
+            raise click.ClickException("use a password of at least 10 characters")
+        identity.create_user(email, password, role="staff")
+        click.echo(f"staff login created for {email}; log in at /login")
+
+    @app.cli.group("import")
+    def import_group():
+        """Import customers or invoices from a CSV file (see the README for the columns)."""
+
+    def _run(kind, path, dry_run):
+        data = pathlib.Path(path).read_bytes()
+        fn = imports.import_customers if kind == "customers" else imports.import_invoices
+        try:
+            result = fn(data, dry_run=dry_run, actor="cli")
+        except imports.ImportError_ as e:
+            for err in e.errors[:200]:
+                click.echo(f"{path}: {err}", err=True)
+            if len(e.errors) > 200:
+                click.echo(f"... and {len(e.errors) - 200} more", err=True)
+            click.echo(f"nothing was imported: {len(e.errors)} error(s)", err=True)
+            sys.exit(1)
+        click.echo(result.message())
+        if result.credit_applied_cents:
+            click.echo(f"account credit applied to new invoices: {result.credit_applied_cents} cents")
+
+    @import_group.command("customers")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--dry-run", is_flag=True, help="Check the file and say what would change; write nothing.")
+    def import_customers(path, dry_run):
+        """Upsert customers by account number from a CSV file."""
+        _run("customers", path, dry_run)
+
+    @import_group.command("invoices")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--dry-run", is_flag=True, help="Check the file and say what would change; write nothing.")
+    def import_invoices(path, dry_run):
+        """Upsert invoices by invoice number from a CSV file."""
+        _run("invoices", path, dry_run)

@@ -1,0 +1,326 @@
+"""Staff pages under /staff: customers, payments and export, audit log, settings, import, invites, API tokens.
+
+Every route here is for staff only (see ``_staff_only``); anonymous users are
+sent to log in and customers get 403.
+"""
+import csv
+import datetime as dt
+import io
+
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask_login import current_user
+from peewee import fn
+
+from billing import accounts, imports, invites, paylinks, settings
+from billing import api as api_rules
+from billing import payments as pay
+from db import models
+from db.models import AuditLog, Customer, Invoice, Isp, Payment, User
+from views import login_manager
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+PER_PAGE = 50
+STATUSES = ("processing", "succeeded", "failed", "canceled", "awaiting_details")
+
+
+@bp.before_request
+def _staff_only():
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.is_staff:
+        abort(403)
+    return None
+
+
+def _actor():
+    return f"staff:{current_user.user.id}"
+
+
+def public_url(endpoint, **values):
+    """An absolute link for email, on the portal's public address."""
+    return current_app.config["PUBLIC_URL"].rstrip("/") + url_for(endpoint, **values)
+
+
+def invite_link(token):
+    """The emailed link that accepts an invite."""
+    return public_url("account.accept", token=token)
+
+
+def paylink_url(invoice_id):
+    """A fresh signed pay-by-link URL for one invoice."""
+    return public_url("paylink.show", token=paylinks.make(current_app.config["SECRET_KEY"], invoice_id))
+
+
+def _page():
+    try:
+        return max(int(request.args.get("page", 1)), 1)
+    except ValueError:
+        return 1
+
+
+@bp.route("/")
+def index():
+    """Staff home: what to do next."""
+    return render_template(
+        "staff/index.html", customers=Customer.select().count(), invoices=Invoice.select().count(),
+        logins=User.select().where(User.role == "customer").count(), invited=invites.invited_count(),
+        not_invited=invites.not_yet_invited().count(),
+        processing=Payment.select().where(Payment.status == pay.PROCESSING).count(),
+    )
+
+
+@bp.route("/customers")
+def customers():
+    """Customers, searchable by name, account number or email."""
+    q = (request.args.get("q") or "").strip()[:100]
+    query = Customer.select()
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(fn.LOWER(Customer.name) ** like | (Customer.account_number ** like)
+                            | (Customer.email ** like))
+    total = query.count()
+    page = _page()
+    rows = list(query.order_by(Customer.name, Customer.id).paginate(page, PER_PAGE))
+    logins = {u.customer_id for u in User.select(User.customer).where(User.customer.in_([c.id for c in rows]))}
+    return render_template("staff/customers.html", rows=rows, q=q, total=total, page=page, per_page=PER_PAGE,
+                           logins=logins)
+
+
+def _customer_ctx(customer, **extra):
+    return dict(
+        customer=customer, summary=accounts.summary(customer.id),
+        invoices=accounts.invoice_views(customer.id),
+        payments=list(Payment.select().where(Payment.customer == customer.id)
+                      .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(200)),
+        tokens=invites.tokens_for(customer.id), login=User.get_or_none(User.customer == customer.id),
+        cannot_invite=invites.can_invite(customer), labels=pay.LABELS, now=models.utcnow(), **extra,
+    )
+
+
+@bp.route("/customers/<int:customer_id>")
+def customer(customer_id):
+    """One customer: invoices, payments and invites."""
+    c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
+    return render_template("staff/customer.html", **_customer_ctx(c))
+
+
+@bp.route("/customers/<int:customer_id>/invite", methods=["POST"])
+def invite(customer_id):
+    """Email this customer an invite."""
+    c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
+    try:
+        invites.invite(c.id, invite_link, actor=_actor())
+    except ValueError as e:
+        return render_template("staff/customer.html", **_customer_ctx(c, error=str(e))), 422
+    return render_template("staff/customer.html", **_customer_ctx(c, notice=f"Invite sent to {c.email}."))
+
+
+@bp.route("/invites", methods=["POST"])
+def invite_all():
+    """Invite every customer not invited yet."""
+    n = invites.invite_all(invite_link, actor=_actor())
+    return redirect(url_for("staff.index", invited=n), code=303)
+
+
+@bp.route("/invoices/<int:invoice_id>/paylink", methods=["POST"])
+def paylink(invoice_id):
+    """Make a pay-by-link URL for an invoice; optionally email it to the customer."""
+    inv = Invoice.get_or_none(Invoice.id == invoice_id) or abort(404)
+    c = Customer.get_by_id(inv.customer_id)
+    if inv.void:
+        return render_template("staff/customer.html", **_customer_ctx(c, error="That invoice is void.")), 422
+    url = paylink_url(inv.id)
+    notice = f"Pay link for {inv.number} (valid {paylinks.DEFAULT_DAYS} days)."
+    if request.form.get("send") == "1":
+        if not c.email:
+            return render_template("staff/customer.html",
+                                   **_customer_ctx(c, error=f"{c.name} has no email address on file.")), 422
+        from billing import mail
+        from db import write_tx
+
+        isp = Isp.current() or Isp(name="Customer Portal")
+        with write_tx():
+            mail.enqueue(c.email, f"Invoice {inv.number} from {isp.name}",
+                         f"Hello {c.name},\n\nYour invoice {inv.number} is due {inv.due_date:%b %-d, %Y}.\n\n"
+                         f"Pay it online, no login needed:\n{url}\n", kind="paylink")
+            accounts.audit(_actor(), "paylink.sent", "invoice", inv.id, email=c.email)
+        notice = f"Pay link for {inv.number} emailed to {c.email}."
+    return render_template("staff/customer.html", **_customer_ctx(c, notice=notice, paylink=url,
+                                                                   paylink_invoice=inv.id))
+
+
+def _payment_filters():
+    """Checked filters from the query string, and their errors."""
+    args, errors, f = request.args, {}, {}
+    for key in ("start", "end"):
+        value = (args.get(key) or "").strip()
+        if value:
+            try:
+                f[key] = dt.date.fromisoformat(value)
+            except ValueError:
+                errors[key] = "Use a date like 2026-03-01."
+    f["status"] = args.get("status") if args.get("status") in STATUSES else ""
+    f["method"] = args.get("method") if args.get("method") in pay.METHOD_TYPES else ""
+    return f, errors
+
+
+def _payments_query(f):
+    q = (Payment.select(Payment, Customer).join(Customer).where(Payment.status != pay.CREATED))
+    if f.get("start"):
+        q = q.where(Payment.created_at >= dt.datetime.combine(f["start"], dt.time()))
+    if f.get("end"):
+        q = q.where(Payment.created_at < dt.datetime.combine(f["end"] + dt.timedelta(days=1), dt.time()))
+    if f.get("status"):
+        q = q.where(Payment.status == f["status"])
+    if f.get("method"):
+        q = q.where(Payment.method_type == f["method"])
+    return q.order_by(Payment.created_at.desc(), Payment.id.desc())
+
+
+def _failed_autopays():
+    charge = getattr(models, "AutopayCharge", None)
+    if charge is None:
+        return []
+    return list(charge.select(charge, Customer).join(Customer).where(charge.status == "failed")
+                .order_by(charge.updated_at.desc()).limit(50))
+
+
+@bp.route("/payments")
+def payments():
+    """Payments by date, status and method; pending ACH and failed autopays shown."""
+    f, errors = _payment_filters()
+    q = _payments_query(f)
+    page = _page()
+    return render_template(
+        "staff/payments.html", rows=list(q.paginate(page, 100)), total=q.count(), page=page, per_page=100,
+        f=f, errors=errors, statuses=STATUSES, methods=pay.METHOD_TYPES, labels=pay.LABELS,
+        pending_ach=list(_payments_query({"status": pay.PROCESSING, "method": "ach"}).limit(50)),
+        failed_autopays=_failed_autopays(), args=request.args,
+    )
+
+
+EXPORT_COLUMNS = ("ref", "created_at", "settled_at", "account_number", "customer_name", "status", "method_type",
+                  "method_brand", "method_last4", "amount", "currency", "invoices", "failure_code")
+
+
+@bp.route("/payments.csv")
+def payments_csv():
+    """The filtered payments as CSV, for the ISP's accounting."""
+    f, errors = _payment_filters()
+    if errors:
+        abort(400, "; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+    def rows():
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(EXPORT_COLUMNS)
+        for p in _payments_query(f).iterator():
+            applied = ";".join(f"{inv.number}={cents / 100:.2f}" for inv, cents in pay.applied_to(p))
+            w.writerow([p.ref, p.created_at.isoformat(sep=" ", timespec="seconds"),
+                        p.settled_at.isoformat(sep=" ", timespec="seconds") if p.settled_at else "",
+                        _csv_safe(p.customer.account_number), _csv_safe(p.customer.name), p.status, p.method_type,
+                        p.method_brand, p.method_last4, f"{p.amount_cents // 100}.{p.amount_cents % 100:02d}",
+                        p.currency, applied, p.failure_code])
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+
+    name = f"payments-{dt.date.today().isoformat()}.csv"
+    return Response(rows(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _csv_safe(value):
+    """Stop spreadsheet formula injection from customer-supplied text."""
+    value = str(value or "")
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@bp.route("/audit")
+def audit():
+    """The audit log, newest first, filterable by actor, action and entity."""
+    q = AuditLog.select()
+    filters = {k: (request.args.get(k) or "").strip()[:100] for k in ("actor", "action", "entity", "entity_id")}
+    for key, value in filters.items():
+        if value:
+            q = q.where(getattr(AuditLog, key) == value)
+    page = _page()
+    return render_template("staff/audit.html", rows=list(q.order_by(AuditLog.id.desc()).paginate(page, 100)),
+                           filters=filters, page=page, per_page=100, total=q.count())
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings_page():
+    """The portal's settings: identity, links, tabs, payment types and limits, autopay, invitation text."""
+    isp = Isp.current() or Isp(name="Customer Portal")
+    if request.method == "GET":
+        return render_template("staff/settings.html", form=settings.form_values(isp), errors={},
+                               saved=request.args.get("saved"))
+    try:
+        settings.save(request.form, actor=_actor())
+    except settings.SettingsErrors as e:
+        return render_template("staff/settings.html", form=request.form, errors=e.errors), 422
+    return redirect(url_for("staff.settings_page", saved=1), code=303)
+
+
+@bp.route("/settings/logo", methods=["POST"])
+def logo():
+    """Upload (or remove) the logo shown on every page."""
+    isp = Isp.current() or abort(404)
+    if request.form.get("remove") == "1":
+        settings.save_logo(None, actor=_actor())
+        return redirect(url_for("staff.settings_page", saved=1), code=303)
+    upload = request.files.get("logo")
+    data = upload.read(settings.MAX_LOGO_BYTES + 1) if upload else b""
+    try:
+        settings.save_logo(data, actor=_actor())
+    except settings.SettingsErrors as e:
+        return render_template("staff/settings.html", form=settings.form_values(isp), errors=e.errors), 422
+    return redirect(url_for("staff.settings_page", saved=1), code=303)
+
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_page():
+    """Import customers or invoices from a CSV file, with a dry run."""
+    if request.method == "GET":
+        return render_template("staff/import.html", errors=[], result=None, form={}, field_errors={})
+    kind = request.form.get("kind")
+    upload = request.files.get("file")
+    field_errors = {}
+    if kind not in ("customers", "invoices"):
+        field_errors["kind"] = "Choose what the file holds."
+    data = upload.read() if upload else b""
+    if not data:
+        field_errors["file"] = "Choose a CSV file."
+    if field_errors:
+        return render_template("staff/import.html", errors=[], result=None, form=request.form,
+                               field_errors=field_errors), 422
+    fn_ = imports.import_customers if kind == "customers" else imports.import_invoices
+    try:
+        result = fn_(data, dry_run=bool(request.form.get("dry_run")), actor=_actor())
+    except imports.ImportError_ as e:
+        return render_template("staff/import.html", errors=e.errors, result=None, form=request.form,
+                               field_errors={}), 422
+    return render_template("staff/import.html", errors=[], result=result, form=request.form, field_errors={})
+
+
+@bp.route("/api-tokens", methods=["GET", "POST"])
+def api_tokens():
+    """Create and list billing-system API tokens."""
+    new_token, error = None, None
+    status = 200
+    if request.method == "POST":
+        try:
+            _row, new_token = api_rules.create_token(request.form.get("name"), actor=_actor())
+        except ValueError as e:
+            error, status = str(e), 422
+    return render_template("staff/api_tokens.html", tokens=api_rules.tokens(), new_token=new_token, error=error,
+                           name=request.form.get("name", "") if error else ""), status
+
+
+@bp.route("/api-tokens/<int:token_id>/revoke", methods=["POST"])
+def revoke_token(token_id):
+    """Revoke an API token at once."""
+    models.ApiToken.get_or_none(models.ApiToken.id == token_id) or abort(404)
+    api_rules.revoke_token(token_id, actor=_actor())
+    return redirect(url_for("staff.api_tokens"), code=303)
