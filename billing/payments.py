@@ -17,7 +17,7 @@ from peewee import IntegrityError
 from billing import accounts, money
 from billing import processors as proc
 from db import write_tx
-from db.models import Allocation, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
+from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
 
 CREATED = "created"
 AWAITING_DETAILS = "awaiting_details"
@@ -266,16 +266,19 @@ def apply_intent_state(payment_id, state, actor="processor"):
                 accounts.audit(actor, "payment.succeeded", "payment", payment.ref,
                                amount_cents=payment.amount_cents, allocations=plan.allocations,
                                credit_cents=plan.credit_cents)
+                _after_move(payment.id, SUCCEEDED)
         elif state.status == proc.PROCESSING:
             if _transition(payment.id, PROCESSING, **method):
                 plan = accounts.plan_payment(payment.customer_id, payment.amount_cents, payment.target_invoice_id)
                 for invoice_id, cents in plan.allocations:
                     PaymentInvoice.create(payment=payment.id, invoice=invoice_id, amount_cents=cents)
                 accounts.audit(actor, "payment.processing", "payment", payment.ref)
+                _after_move(payment.id, PROCESSING)
         elif state.status == proc.FAILED:
             if _transition(payment.id, FAILED, failure_code=state.failure_code,
                            failure_message=state.failure_message, **method):
                 accounts.audit(actor, "payment.failed", "payment", payment.ref, code=state.failure_code)
+                _after_move(payment.id, FAILED)
         elif state.status == proc.CANCELED:
             _transition(payment.id, CANCELED)
         elif state.failure_code:
@@ -358,3 +361,54 @@ def applied_to(payment):
         rows = PaymentInvoice.select(PaymentInvoice, Invoice).join(Invoice).where(
             PaymentInvoice.payment == payment.id)
     return [(row.invoice, row.amount_cents) for row in rows]
+
+
+# --- Off-session charges with a saved method (autopay), and telling others a payment moved. ---------
+# The autopay run (billing/autopay.py) records a payment here, charges the saved method without the
+# customer present, and applies the processor's answer through the same guarded moves as every payment.
+
+
+def _after_move(payment_id, status):
+    """Queue the email and autopay bookkeeping for a move, inside the transaction that made it."""
+    from billing import autopay  # autopay builds on this module
+
+    autopay.payment_moved(payment_id, status)
+
+
+def create_off_session(customer_id, *, method, amount_cents, invoice_id, idempotency_key, processor_name,
+                       actor="autopay"):
+    """Record a payment of a saved method that nobody is present for; call inside write_tx()."""
+    customer = Customer.get_by_id(customer_id)
+    payment = Payment.create(
+        ref=_new_ref(), customer=customer_id, idempotency_key=idempotency_key, amount_cents=amount_cents,
+        currency=Isp.current().currency, method_type=method.method_type, status=CREATED,
+        target_invoice=invoice_id, processor=processor_name, payment_method=method.id,
+        billing_name=customer.name, billing_street=customer.street, billing_city=customer.city,
+        billing_state=customer.state, billing_zip=customer.zip, billing_email=customer.email,
+        billing_phone=customer.phone,
+    )
+    _transition(payment.id, AWAITING_DETAILS)
+    accounts.audit(actor, "payment.created", "payment", payment.ref, amount_cents=amount_cents,
+                   method_type=method.method_type, off_session=True)
+    return Payment.get_by_id(payment.id)
+
+
+def charge_off_session(payment, processor):
+    """Ask the processor to charge the payment's saved method; returns its answer, not yet applied."""
+    state = open_intent(payment, processor)
+    if state.status == proc.REQUIRES_PAYMENT_METHOD and not state.failure_code:
+        state = processor.charge_saved(state.id, payment.payment_method.processor_ref)
+    return state
+
+
+def apply_off_session_state(payment_id, state, actor="autopay"):
+    """As apply_intent_state, except that a decline ends the payment: nobody is there to try another card."""
+    with write_tx():
+        payment = apply_intent_state(payment_id, state, actor=actor)
+        declined = state.status == proc.REQUIRES_PAYMENT_METHOD and state.failure_code
+        if payment.status == AWAITING_DETAILS and declined:
+            if _transition(payment_id, FAILED, failure_code=state.failure_code,
+                           failure_message=state.failure_message):
+                accounts.audit(actor, "payment.failed", "payment", payment.ref, code=state.failure_code)
+                _after_move(payment_id, FAILED)
+        return Payment.get_by_id(payment_id)

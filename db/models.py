@@ -386,3 +386,98 @@ class AccountToken(BaseModel):
 
     class Meta:
         indexes = ((("customer", "kind"), False),)
+
+
+# --- Saved methods and autopay (migration 0005); the rules are in billing.autopay and billing.methods.
+
+
+class AutopayPolicy(BaseModel):
+    """The ISP's autopay settings: one row (defaults when there is none)."""
+
+    days_before = IntegerField(default=0)  # 0: charge on the due date
+    max_attempts = IntegerField(default=3)
+    retry_days = IntegerField(default=3)
+    upcoming_notice_days = IntegerField(default=3)
+    expiry_notice_days = IntegerField(default=30)
+    updated_at = DateTimeField(default=utcnow)
+
+    @classmethod
+    def current(cls):
+        """The policy row, or an unsaved one with the defaults."""
+        return cls.select().order_by(cls.id).first() or cls()
+
+
+class DefaultPaymentMethod(BaseModel):
+    """The saved method a customer marked as default."""
+
+    customer = ForeignKeyField(Customer, unique=True, on_delete="CASCADE")
+    payment_method = ForeignKeyField(PaymentMethod, on_delete="CASCADE")
+    updated_at = DateTimeField(default=utcnow)
+
+
+class AutopayAuthorization(BaseModel):
+    """One acceptance of the autopay authorization text: when, from where, and which version."""
+
+    customer = ForeignKeyField(Customer, backref="autopay_authorizations", on_delete="CASCADE")
+    payment = ForeignKeyField(Payment, null=True, unique=True, on_delete="SET NULL")
+    payment_method = ForeignKeyField(PaymentMethod, null=True, on_delete="SET NULL")
+    source = CharField()  # billing | methods
+    text_version = CharField()
+    text = TextField()
+    accepted_at = DateTimeField(default=utcnow)
+    ip = CharField(default="")
+    user_agent = CharField(default="")
+
+
+class AutopayEnrolment(BaseModel):
+    """Whether a customer's autopay is on, and with which saved method."""
+
+    customer = ForeignKeyField(Customer, unique=True, on_delete="CASCADE")
+    payment_method = ForeignKeyField(PaymentMethod, null=True, on_delete="SET NULL")
+    authorization = ForeignKeyField(AutopayAuthorization, null=True, on_delete="SET NULL")
+    enabled = BooleanField(default=False, index=True)
+    enrolled_at = DateTimeField(null=True)
+    disabled_at = DateTimeField(null=True)
+    disabled_reason = CharField(default="")
+    updated_at = DateTimeField(default=utcnow)
+
+
+class AutopayCharge(BaseModel):
+    """One autopay attempt at one invoice in one cycle; UNIQUE so concurrent runs charge once."""
+
+    customer = ForeignKeyField(Customer, on_delete="RESTRICT")
+    invoice = ForeignKeyField(Invoice, on_delete="RESTRICT")
+    cycle = CharField()
+    attempt = IntegerField()
+    payment_method = ForeignKeyField(PaymentMethod, null=True, on_delete="SET NULL")
+    payment = ForeignKeyField(Payment, null=True, unique=True, on_delete="SET NULL")
+    amount_cents = BigIntegerField()
+    currency = CharField(default="USD")
+    status = CharField()  # charging | processing | charged | failed | action_required | canceled
+    reason_code = CharField(default="")
+    reason_message = CharField(default="")
+    run_on = DateField()
+    retry_on = DateField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("invoice", "cycle", "attempt"), True),
+            (("customer", "status"), False),
+            (("status", "updated_at"), False),
+        )
+
+
+class MethodSetup(BaseModel):
+    """Adding a saved method through the processor's window, without a payment."""
+
+    ref = CharField(unique=True)
+    customer = ForeignKeyField(Customer, on_delete="CASCADE")
+    processor = CharField()
+    processor_ref = CharField(null=True, unique=True)
+    method_type = CharField()
+    status = CharField()  # open | saved | canceled
+    payment_method = ForeignKeyField(PaymentMethod, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)

@@ -110,6 +110,9 @@ def register(app):
     login_manager.init_app(app)
     for module in (auth, home, invoices, payments, sandbox, webhooks):
         app.register_blueprint(module.bp)
+    from views import methods  # saved payment methods and autopay
+
+    app.register_blueprint(methods.bp)
     from views import account, api, paylink, staff  # the ISP side: staff pages, API, invites, pay-by-link
 
     for module in (account, api, paylink, staff):

@@ -12,6 +12,9 @@ def register_cli(app):
     from views.isp_cli import register_isp_cli
 
     register_isp_cli(app)
+    from views.autopay_cli import register_autopay_cli
+
+    register_autopay_cli(app)
 
     @app.cli.command("db-upgrade")
     def db_upgrade():

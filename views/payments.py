@@ -2,7 +2,7 @@
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from billing import accounts, money, payments
+from billing import accounts, autopay, money, payments
 from db.models import PaymentMethod
 from views import customer_required, processor, render, wants_fragment
 
@@ -147,6 +147,8 @@ def billing(ref):
                                            actor=f"customer:{current_user.user.id}")
     except payments.FormErrors as e:
         return _step(payment, form=request.form, errors=e.errors)
+    # The save-for-autopay box: keep the acceptance (time, IP, browser, text version) for when it succeeds.
+    autopay.accept_at_billing(payment, ip=request.remote_addr or "", user_agent=request.user_agent.string)
     if not wants_fragment() and payment.status == payments.AWAITING_DETAILS:
         # Without JavaScript the processor's page opens in this tab and comes back here.
         return redirect(_entry_urls(payment)["page"], code=303)

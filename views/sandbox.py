@@ -131,3 +131,42 @@ def start_worker(app, interval=1.0):
     thread.start()
     app.extensions["sandbox_worker"] = thread
     return thread
+
+
+# --- Saving a method without paying: the portal's "Add a payment method" opens this page. ---
+
+SETUP_AUTHORIZATION = (
+    "By clicking Save, you authorize {isp} to debit the bank account above for payments you make in the "
+    "portal and, if you turn it on, for autopay. You can remove this account in the portal at any time."
+)
+
+
+@bp.route("/setup/<intent_id>", methods=["GET", "POST"])
+def setup(intent_id):
+    """The processor's page for saving a card or bank account: it only tokenizes, nothing is charged."""
+    intent = _intent()
+    if not _sandbox().is_setup(intent.id):
+        abort(404)
+    ctx = _ctx(intent)
+    ctx["authorization"] = SETUP_AUTHORIZATION.format(isp=isp().name)
+    if intent.status == SUCCEEDED:
+        return _finished(intent, ctx)
+    if request.method == "GET":
+        return render_template("sandbox/setup.html", **ctx)
+    f = request.form
+    if intent.method_type == "card":
+        state, errors = _sandbox().confirm_setup_card(intent.id, f.get("number"), f.get("expiry"), f.get("cvc"),
+                                                      f.get("zip"))
+        ctx["form"] = {"expiry": f.get("expiry", ""), "zip": f.get("zip", "")}  # never echo the number or CVC
+    else:
+        state, errors = _sandbox().confirm_setup_ach(intent.id, f.get("holder"), f.get("routing"),
+                                                     f.get("account"), f.get("account_type"), f.get("accepted"))
+        ctx["form"] = {"holder": f.get("holder", ""), "routing": f.get("routing", ""),
+                       "account_type": f.get("account_type", "")}
+    if errors:
+        ctx["errors"] = errors
+        return render_template("sandbox/setup.html", **ctx), 422
+    if state.status == SUCCEEDED:
+        return _finished(intent, ctx)
+    ctx["decline"] = state.failure_message
+    return render_template("sandbox/setup.html", **ctx), 402

@@ -368,3 +368,49 @@ class SandboxProcessor:
                 delivered += 1
             SandboxEvent.update(fields).where(SandboxEvent.id == event.id).execute()
         return delivered
+
+    # --- Saving a method without a payment (a "setup", like Stripe's SetupIntent). ----
+
+    def create_setup(self, *, method_type, idempotency_key):
+        """Create (or, for a repeated key, return) a setup: the entry page only tokenizes."""
+        with write_tx():
+            existing = SandboxIntent.get_or_none(SandboxIntent.idempotency_key == idempotency_key)
+            if existing is None:
+                existing = SandboxIntent.create(
+                    id=_id("seti_sbx"), client_secret=secrets.token_urlsafe(24), idempotency_key=idempotency_key,
+                    amount_cents=0, currency="", method_type=method_type, status=REQUIRES_PAYMENT_METHOD,
+                )
+            return _state(existing)
+
+    @staticmethod
+    def is_setup(intent_id):
+        """True for a setup's id (it saves a method and never charges)."""
+        return str(intent_id).startswith("seti_")
+
+    def confirm_setup_card(self, setup_id, number, expiry, cvc, zip_code):
+        """Save a card for later; returns (IntentState, field errors). Nothing is charged."""
+        facts, errors = check_card(number, expiry, cvc, zip_code)
+        if errors:
+            return self.retrieve(setup_id), errors
+        if facts["behaviour"] == "declined":  # the issuer refuses the card outright, as Stripe's 0002 does
+            code, message = DECLINES["declined"]
+            with write_tx():
+                _move(setup_id, [REQUIRES_PAYMENT_METHOD], failure_code=code, failure_message=message)
+            return self.retrieve(setup_id), {}
+        return self._finish_setup(setup_id, self._tokenize("card", facts)), {}
+
+    def confirm_setup_ach(self, setup_id, holder, routing, account, account_type, accepted):
+        """Save a bank account for later debits; returns (IntentState, field errors)."""
+        facts, errors = check_ach(holder, routing, account, account_type, accepted)
+        if errors:
+            return self.retrieve(setup_id), errors
+        return self._finish_setup(setup_id, self._tokenize("ach", facts)), {}
+
+    def _finish_setup(self, setup_id, method):
+        if not self.is_setup(setup_id):
+            raise ProcessorError("not a setup")
+        with write_tx():
+            _move(setup_id, [REQUIRES_PAYMENT_METHOD], status=SUCCEEDED, failure_code="", failure_message="",
+                  brand=method.brand, last4=method.last4, exp_month=method.exp_month, exp_year=method.exp_year,
+                  method_token=method.id)
+        return self.retrieve(setup_id)

@@ -1,0 +1,216 @@
+"""Saved payment methods: listing, adding through the processor (a setup), default, removal, expiry.
+
+Only the processor's token and display facts (brand or bank, last 4, expiry)
+are ever stored. A method is removed by stamping ``removed_at``; old payments
+keep pointing at it.
+"""
+import calendar
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from peewee import IntegrityError
+
+from billing import accounts, identity, notices
+from billing.payments import FormErrors
+from db import database, write_tx
+from db.models import (
+    AutopayEnrolment,
+    Customer,
+    DefaultPaymentMethod,
+    MethodSetup,
+    PaymentMethod,
+    User,
+    utcnow,
+)
+
+SETUP_OPEN = "open"
+SETUP_SAVED = "saved"
+METHOD_TYPES = {"card": "Credit / Debit Card", "ach": "Bank account (ACH)"}
+
+
+def expires_on(method):
+    """The last day a card can be used, or None (bank accounts do not expire)."""
+    if method.method_type != "card" or not method.exp_year or not method.exp_month:
+        return None
+    return dt.date(method.exp_year, method.exp_month, calendar.monthrange(method.exp_year, method.exp_month)[1])
+
+
+def is_expired(method, on=None):
+    """True for a card past its expiry month."""
+    end = expires_on(method)
+    return end is not None and end < (on or accounts.today())
+
+
+@dataclass(frozen=True)
+class MethodView:
+    """A saved method as the payment methods page shows it."""
+
+    method: PaymentMethod
+    is_default: bool
+    is_autopay: bool
+    expires_on: object
+    expiring: bool
+    expired: bool
+
+    @property
+    def label(self):
+        kind = self.method.brand or ("Card" if self.method.method_type == "card" else "Bank account")
+        return f"{kind} ending {self.method.last4}"
+
+
+def default_id(customer_id):
+    """The id of the customer's default method, or None."""
+    row = DefaultPaymentMethod.get_or_none(DefaultPaymentMethod.customer == customer_id)
+    return row.payment_method_id if row else None
+
+
+def saved(customer_id, on=None, notice_days=30):
+    """The customer's saved methods, default first, with expiry warnings."""
+    on = on or accounts.today()
+    enrol = AutopayEnrolment.get_or_none(AutopayEnrolment.customer == customer_id)
+    autopay_id = enrol.payment_method_id if enrol and enrol.enabled else None
+    default = default_id(customer_id)
+    views = []
+    for m in PaymentMethod.active_for(customer_id):
+        end = expires_on(m)
+        views.append(MethodView(
+            method=m, is_default=m.id == default, is_autopay=m.id == autopay_id, expires_on=end,
+            expired=end is not None and end < on,
+            expiring=end is not None and on <= end <= on + dt.timedelta(days=notice_days),
+        ))
+    return sorted(views, key=lambda v: (not v.is_default, -v.method.id))
+
+
+def own(customer_id, method_id):
+    """The customer's own active method with this id, or None (also for others' ids)."""
+    try:
+        method_id = int(method_id)
+    except (TypeError, ValueError):
+        return None
+    return PaymentMethod.active_for(customer_id).where(PaymentMethod.id == method_id).first()
+
+
+def set_default(customer_id, method_id, actor="customer"):
+    """Mark one of the customer's methods as the default."""
+    with write_tx():
+        method = own(customer_id, method_id)
+        if method is None:
+            raise FormErrors({"form": "That payment method is not on your account."})
+        _make_default(customer_id, method.id)
+        accounts.audit(actor, "method.default", "payment_method", method.id)
+    return method
+
+
+def _make_default(customer_id, method_id):
+    updated = (DefaultPaymentMethod.update(payment_method=method_id, updated_at=utcnow())
+               .where(DefaultPaymentMethod.customer == customer_id).execute())
+    if not updated:
+        DefaultPaymentMethod.create(customer=customer_id, payment_method=method_id)
+
+
+def ensure_default(customer_id, method_id):
+    """Make this the default when the customer has none yet (inside the caller's transaction)."""
+    if default_id(customer_id) is None:
+        _make_default(customer_id, method_id)
+
+
+@dataclass(frozen=True)
+class Removed:
+    method: PaymentMethod
+    autopay_turned_off: bool
+
+
+def remove(customer_id, method_id, *, user_id, password, actor="customer"):
+    """Remove a saved method once the password is given again; turns autopay off if it used it."""
+    user = User.get_by_id(user_id)
+    if user.customer_id != customer_id or identity.authenticate(user.email, password or "") is None:
+        raise FormErrors({"password": "That password is not right. Enter the password you log in with."})
+    from billing import autopay  # autopay builds on this module
+
+    with write_tx():
+        method = own(customer_id, method_id)
+        if method is None:
+            raise FormErrors({"form": "That payment method is not on your account."})
+        PaymentMethod.update(removed_at=utcnow()).where(PaymentMethod.id == method.id).execute()
+        DefaultPaymentMethod.delete().where((DefaultPaymentMethod.customer == customer_id)
+                                            & (DefaultPaymentMethod.payment_method == method.id)).execute()
+        turned_off = autopay.method_removed(customer_id, method.id, actor=actor)
+        accounts.audit(actor, "method.removed", "payment_method", method.id, autopay_turned_off=turned_off)
+    return Removed(method, turned_off)
+
+
+# --- Adding a method through the processor's window (no payment). ------------------
+
+
+def start_setup(customer_id, method_type, processor):
+    """Open a setup at the processor for a new card or bank account; returns the MethodSetup."""
+    if method_type not in METHOD_TYPES:
+        raise FormErrors({"method_type": "Choose a card or a bank account."})
+    if not hasattr(processor, "create_setup"):
+        raise FormErrors({"form": "To save a method with this processor, tick the box to save it when you "
+                                  "make a payment."})
+    with write_tx():
+        setup = MethodSetup.create(ref="SET-" + secrets.token_hex(6).upper(), customer=customer_id,
+                                   processor=processor.name, method_type=method_type, status=SETUP_OPEN)
+    state = processor.create_setup(method_type=method_type, idempotency_key=f"setup-{setup.ref}")
+    with write_tx():
+        MethodSetup.update(processor_ref=state.id, updated_at=utcnow()).where(MethodSetup.id == setup.id).execute()
+    return MethodSetup.get_by_id(setup.id)
+
+
+def setup_for(customer_id, ref):
+    """The customer's own setup with this reference, or None."""
+    return MethodSetup.get_or_none((MethodSetup.ref == ref) & (MethodSetup.customer == customer_id))
+
+
+def sync_setup(setup, processor, actor="customer"):
+    """Ask the processor whether the method was saved; if so, keep it (once) and return the setup."""
+    if setup.status != SETUP_OPEN or not setup.processor_ref:
+        return setup
+    state = processor.retrieve(setup.processor_ref)
+    if state.status != "succeeded" or not state.method_token:
+        return setup
+    with write_tx():
+        method = PaymentMethod.get_or_none(PaymentMethod.processor_ref == state.method_token)
+        if method is None:
+            try:
+                with database.atomic():
+                    method = PaymentMethod.create(
+                        customer=setup.customer_id, processor=setup.processor, processor_ref=state.method_token,
+                        method_type=setup.method_type, brand=state.brand, last4=state.last4,
+                        exp_month=state.exp_month, exp_year=state.exp_year)
+            except IntegrityError:
+                method = PaymentMethod.get(PaymentMethod.processor_ref == state.method_token)
+        if MethodSetup.update(status=SETUP_SAVED, payment_method=method.id, updated_at=utcnow()).where(
+                (MethodSetup.id == setup.id) & (MethodSetup.status == SETUP_OPEN)).execute():
+            ensure_default(setup.customer_id, method.id)
+            accounts.audit(actor, "method.saved", "payment_method", method.id, setup=setup.ref)
+    return MethodSetup.get_by_id(setup.id)
+
+
+# --- Expiring cards. --------------------------------------------------------------------------------
+
+
+def send_expiry_notices(on, notice_days, autopay_ids=frozenset()):
+    """Queue one email per saved card that expires within ``notice_days`` of ``on``; returns how many."""
+    months, day = set(), on
+    while day <= on + dt.timedelta(days=notice_days):
+        months.add((day.year, day.month))
+        day = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    if not months:
+        return 0
+    cond = None
+    for year, month in months:
+        c = (PaymentMethod.exp_year == year) & (PaymentMethod.exp_month == month)
+        cond = c if cond is None else cond | c
+    q = (PaymentMethod.select(PaymentMethod, Customer).join(Customer)
+         .where(PaymentMethod.removed_at.is_null() & (PaymentMethod.method_type == "card") & cond))
+    sent = 0
+    for method in q:
+        end = expires_on(method)
+        if on <= end <= on + dt.timedelta(days=notice_days):
+            with write_tx():
+                notices.card_expiring(method.customer, method, end, method.id in autopay_ids)
+            sent += 1
+    return sent

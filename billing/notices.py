@@ -1,0 +1,138 @@
+"""The portal's customer emails: what each says, queued through the outbox (billing.mail).
+
+Every function here is called inside the transaction of the event it reports,
+so an email exists exactly when its event was committed. Each has a dedupe key,
+so a repeated event (a webhook redelivered, a second autopay run) queues it once.
+Plain text, with the outbox's light HTML made from it: small, no images.
+"""
+from billing import mail, money
+from db.models import Customer, Isp
+
+KINDS = (
+    "payment_receipt", "ach_pending", "ach_settled", "ach_failed",
+    "autopay_upcoming", "autopay_charged", "autopay_failed", "card_expiring",
+)
+_public_url = "http://127.0.0.1:5000"
+
+
+def configure(public_url):
+    """Set the portal's address used in links (PUBLIC_URL)."""
+    global _public_url
+    _public_url = (public_url or _public_url).rstrip("/")
+
+
+def link(path):
+    """An absolute link into the portal."""
+    return _public_url + path
+
+
+def _isp():
+    return Isp.current() or Isp(name="Customer Portal")
+
+
+def _money(cents, currency=None):
+    return money.format_money(cents, currency or _isp().currency)
+
+
+def _method(brand, last4):
+    return f"{brand or 'Card'} ending {last4}" if last4 else "your saved method"
+
+
+def _footer(isp):
+    contact = " or ".join(x for x in (isp.support_phone, isp.support_email) if x)
+    return f"\n\n{isp.name}" + (f"\nQuestions? Contact us: {contact}" if contact else "")
+
+
+def _queue(kind, to_addr, subject, body, dedupe_key):
+    if not to_addr:
+        return None
+    isp = _isp()
+    return mail.enqueue(to_addr, f"{subject} · {isp.name}", body + _footer(isp), kind=kind, dedupe_key=dedupe_key)
+
+
+def _to(payment):
+    if payment.billing_email:
+        return payment.billing_email
+    return Customer.get_by_id(payment.customer_id).email
+
+
+def _applied(applied):
+    return ", ".join(f"{inv.number} ({_money(cents)})" for inv, cents in applied)
+
+
+def payment_receipt(payment, applied):
+    """A card payment (or a settled bank payment) went through."""
+    body = (f"Thank you. We received your payment of {_money(payment.amount_cents, payment.currency)}.\n\n"
+            f"Reference: {payment.ref}\nMethod: {_method(payment.method_brand, payment.method_last4)}\n"
+            + (f"Applied to: {_applied(applied)}\n" if applied else "")
+            + f"\nSee it in the portal: {link('/payments/' + payment.ref)}")
+    return _queue("payment_receipt", _to(payment), "Payment received", body, f"payment-{payment.id}-receipt")
+
+
+def ach_pending(payment, applied):
+    """A bank (ACH) debit was sent and is waiting to settle."""
+    body = (f"Your bank payment of {_money(payment.amount_cents, payment.currency)} is processing. Bank payments "
+            f"take a few business days to clear; we will email you when it does.\n\n"
+            f"Reference: {payment.ref}\nAccount: {_method(payment.method_brand, payment.method_last4)}\n"
+            + (f"For: {_applied(applied)}\n" if applied else "")
+            + f"\nSee it in the portal: {link('/payments/' + payment.ref)}")
+    return _queue("ach_pending", _to(payment), "Bank payment processing", body, f"payment-{payment.id}-ach-pending")
+
+
+def ach_settled(payment, applied):
+    """A bank (ACH) debit settled: the receipt for a bank payment."""
+    body = (f"Your bank payment of {_money(payment.amount_cents, payment.currency)} has cleared. Thank you.\n\n"
+            f"Reference: {payment.ref}\nAccount: {_method(payment.method_brand, payment.method_last4)}\n"
+            + (f"Applied to: {_applied(applied)}\n" if applied else "")
+            + f"\nSee it in the portal: {link('/payments/' + payment.ref)}")
+    return _queue("ach_settled", _to(payment), "Bank payment cleared", body, f"payment-{payment.id}-ach-settled")
+
+
+def ach_failed(payment):
+    """A bank (ACH) debit was returned."""
+    body = (f"Your bank payment of {_money(payment.amount_cents, payment.currency)} did not go through: "
+            f"{payment.failure_message or 'the bank returned it.'}\n\nNothing was applied to your invoices. "
+            f"You can pay again here: {link('/payments')}\n\nReference: {payment.ref}")
+    return _queue("ach_failed", _to(payment), "Bank payment failed", body, f"payment-{payment.id}-ach-failed")
+
+
+def autopay_upcoming(customer, invoice, cents, charge_on, method, cycle):
+    """Autopay will charge an invoice in a few days."""
+    body = (f"Autopay will charge {_money(cents)} for invoice {invoice.number} on {charge_on:%B %-d, %Y} to your "
+            f"{_method(method.brand, method.last4)}.\n\nNothing to do. To change the method or turn autopay off, "
+            f"visit {link('/methods')}")
+    return _queue("autopay_upcoming", customer.email, f"Autopay on {charge_on:%b %-d}: {_money(cents)}", body,
+                  f"autopay-upcoming-{invoice.id}-{cycle}")
+
+
+def autopay_charged(customer, payment, invoice, charge_id):
+    """Autopay charged an invoice."""
+    body = (f"Autopay paid invoice {invoice.number}: {_money(payment.amount_cents, payment.currency)} charged to your "
+            f"{_method(payment.method_brand, payment.method_last4)}.\n\nReference: {payment.ref}\n"
+            f"See it in the portal: {link('/payments/' + payment.ref)}")
+    return _queue("autopay_charged", customer.email, f"Autopay paid {invoice.number}", body,
+                  f"autopay-charged-{charge_id}")
+
+
+def autopay_failed(customer, invoice, cents, reason, pay_url, retry_on, charge_id, needs_action=False):
+    """An autopay charge failed; the customer can pay on-session through the link."""
+    if needs_action:
+        what = (f"Your bank asked you to confirm the autopay charge of {_money(cents)} for invoice {invoice.number}. "
+                f"Confirm it here: {pay_url}")
+    else:
+        what = (f"Autopay could not charge {_money(cents)} for invoice {invoice.number}: {reason}\n\n"
+                f"Pay it now here: {pay_url}")
+    then = (f"If it is still unpaid, we will try again on {retry_on:%B %-d, %Y}."
+            if retry_on else "We will not try this invoice again automatically.")
+    body = f"{what}\n\n{then}\n\nYour payment methods: {link('/methods')}"
+    subject = "Please confirm your autopay charge" if needs_action else f"Autopay could not pay {invoice.number}"
+    return _queue("autopay_failed", customer.email, subject, body, f"autopay-failed-{charge_id}")
+
+
+def card_expiring(customer, method, expires_on, is_autopay):
+    """A saved card expires within the notice period."""
+    body = (f"Your saved {_method(method.brand, method.last4)} expires at the end of {expires_on:%B %Y}."
+            + (" Autopay uses this card." if is_autopay else "")
+            + f"\n\nAdd a new card here so your payments keep working: {link('/methods')}")
+    return _queue("card_expiring", customer.email, "Your saved card is expiring", body,
+                  f"card-expiring-{method.id}-{method.exp_year}-{method.exp_month}")
