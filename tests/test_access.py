@@ -2,6 +2,7 @@
 import pytest
 
 from billing import payments
+from db.models import MethodSetup, PaymentMethod
 from tests.conftest import make_customer, make_invoice
 
 # Every customer route that takes a record id: (method, url template, form data).
@@ -15,6 +16,10 @@ ID_ROUTES = {
     "payments.cancel": ("POST", "/payments/{payment}/cancel", {}),
     "payments.start": ("POST", "/pay", {"invoice_id": "{invoice}", "amount": "1.00", "method_type": "card",
                                         "key": "k" * 24}),
+    "methods.make_default": ("POST", "/methods/{method}/default", {}),
+    "methods.remove": ("POST", "/methods/{method}/remove", {"password": "correct horse battery"}),
+    "methods.setup_show": ("GET", "/methods/setup/{setup}", None),
+    "methods.setup_status": ("GET", "/methods/setup/{setup}/status", None),
 }
 # Prefixes of routes that are not the logged-in customer's (they have their own access tests).
 OTHER_AREAS = ("/static", "/sandbox", "/webhooks", "/staff", "/api", "/login", "/logout",
@@ -28,7 +33,11 @@ def victim(app):
     inv = make_invoice(other, 5000)
     pay = payments.start_payment(other.id, amount_text="10.00", method_type="card",
                                  idempotency_key=payments.new_idempotency_key())
-    return {"invoice": inv.id, "payment": pay.ref, "customer": other}
+    method = PaymentMethod.create(customer=other.id, processor="sandbox", processor_ref="pm_sbx_victim",
+                                  method_type="card", brand="Visa", last4="4242", exp_month=12, exp_year=2034)
+    setup = MethodSetup.create(ref="SET-VICTIM", customer=other.id, processor="sandbox", method_type="card",
+                               status="open")
+    return {"invoice": inv.id, "payment": pay.ref, "customer": other, "method": method.id, "setup": setup.ref}
 
 
 @pytest.mark.parametrize("endpoint", sorted(ID_ROUTES))
