@@ -377,6 +377,7 @@ class RunSummary:
     processing: int = 0
     failed: int = 0
     skipped: int = 0
+    errors: int = 0
     total_cents: int = 0
     upcoming_notices: int = 0
     expiry_notices: int = 0
@@ -394,6 +395,8 @@ class RunSummary:
                 f"total {money.format_money(self.total_cents, currency)}")
         if self.processing:
             text += f" ({self.processing} bank debit(s) processing, counted in the total)"
+        if self.errors:
+            text += f"; {self.errors} error(s), left to finish on the next run"
         return text
 
 
@@ -581,7 +584,11 @@ def run(processor, on=None, dry_run=False, echo=print, progress_every=1000, acto
             echo(f"  would charge {c.invoice.number} {money.format_money(c.balance_cents, c.invoice.currency)} "
                  f"(attempt {attempt}) to {c.method.brand} ending {c.method.last4}")
         else:
-            _charge(c, attempt, on, processor, summary, echo, actor)
+            try:
+                _charge(c, attempt, on, processor, summary, echo, actor)
+            except Exception as e:  # one customer's trouble must not stop everyone else's autopay
+                summary.errors += 1
+                echo(f"  error   {c.invoice.number}: {e!r}; the next run finishes it")
         if progress_every and n % progress_every == 0:
             echo(f"  {n}/{total} … charged {summary.charged}, failed {summary.failed}, skipped {summary.skipped}")
     if not dry_run:

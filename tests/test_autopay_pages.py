@@ -222,3 +222,34 @@ def test_autopay_command_dry_run_and_progress(app, logged_in, customer, runner):
 def test_autopay_policy_command(runner, args, expected):
     result = runner.invoke(args=["autopay-policy", *args])
     assert result.exit_code == 0 and expected in result.output, result.output
+
+
+def test_two_autopay_processes_at_once_charge_each_invoice_once(app, database_url):
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    from db import database
+    from db.models import SandboxIntent
+    from tests.test_autopay import enrolled
+
+    processor = app.extensions["processor"]
+    for _ in range(30):
+        customer, _ = enrolled(processor)
+        make_invoice(customer, 2500, due=TODAY)
+    database.close()
+    env = {**os.environ, "DATABASE_URL": database_url, "SANDBOX_WORKER": "false", "SECRET_KEY": "x",
+           "SANDBOX_WEBHOOK_SECRET": app.config["SANDBOX_WEBHOOK_SECRET"], "SMTP_URL": "console"}
+    root = pathlib.Path(__file__).resolve().parent.parent
+    runs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "autopay"], cwd=root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [r.communicate(timeout=120)[0] for r in runs]
+    assert all(r.returncode == 0 for r in runs), outputs
+    charged = [int(out.split("autopay done in")[1].split("charged ")[1].split(",")[0]) for out in outputs]
+    assert sum(charged) == 30, outputs
+    assert AutopayCharge.select().count() == 30
+    assert Payment.select().where(Payment.status == payments.SUCCEEDED).count() == 30
+    assert SandboxIntent.select().where((SandboxIntent.status == "succeeded")
+                                        & (SandboxIntent.amount_cents > 0)).count() == 30
+    assert Outbox.select().where(Outbox.kind == "autopay_charged").count() == 30
