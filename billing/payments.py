@@ -25,14 +25,21 @@ PROCESSING = "processing"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELED = "canceled"
+# After success (see the last section): money taken back, always by new ledger rows.
+REFUNDED = "refunded"  # refunded in full
+DISPUTED = "disputed"  # the cardholder disputed the charge; the processor holds the money back meanwhile
+REVERSED = "reversed"  # taken back for good: an ACH return or a lost dispute
 
 TRANSITIONS = {
     CREATED: {AWAITING_DETAILS, CANCELED},
     AWAITING_DETAILS: {PROCESSING, SUCCEEDED, FAILED, CANCELED},
     PROCESSING: {SUCCEEDED, FAILED},
-    SUCCEEDED: set(),
+    SUCCEEDED: {REFUNDED, DISPUTED, REVERSED},
     FAILED: set(),
     CANCELED: set(),
+    REFUNDED: set(),
+    DISPUTED: {REVERSED},  # a won dispute returns to succeeded: see _reinstate, kept out of here on purpose
+    REVERSED: set(),
 }
 IN_FLIGHT = (CREATED, AWAITING_DETAILS, PROCESSING)
 LABELS = {
@@ -42,6 +49,9 @@ LABELS = {
     SUCCEEDED: "Succeeded",
     FAILED: "Failed",
     CANCELED: "Canceled",
+    REFUNDED: "Refunded",
+    DISPUTED: "Disputed",
+    REVERSED: "Reversed",
 }
 METHOD_TYPES = {"card": "Credit / Debit Card", "ach": "ACH (bank account)"}
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -240,7 +250,8 @@ def open_intent(payment, processor):
         amount_cents=payment.amount_cents, currency=payment.currency, method_type=payment.method_type,
         idempotency_key=payment.idempotency_key,
         metadata={"payment_ref": payment.ref, "customer_id": str(payment.customer_id),
-                  "invoice_id": str(payment.target_invoice_id or "")},
+                  "invoice_id": str(payment.target_invoice_id or ""),
+                  "invoice_ids": _planned_invoice_ids(payment)},
     )
     with write_tx():
         Payment.update(processor_ref=state.id, updated_at=utcnow()).where(
@@ -412,3 +423,293 @@ def apply_off_session_state(payment_id, state, actor="autopay"):
                 accounts.audit(actor, "payment.failed", "payment", payment.ref, code=state.failure_code)
                 _after_move(payment_id, FAILED)
         return Payment.get_by_id(payment_id)
+
+
+# --- After success: refunds, ACH returns and disputes; remote webhooks; reconcile. ----------------------
+# Money already received is taken back by NEW rows only: a negative Allocation row that points at the
+# row it reverses (plus a new positive row for any part that stays), and negative CreditEntry rows for
+# unapplied credit. Each reversal is recorded once, UNIQUE by the processor's id for it (a refund or
+# dispute id), in the same transaction as its ledger rows, and the customer is told by email.
+
+import datetime as _dt  # noqa: E402
+
+from peewee import fn  # noqa: E402
+
+from billing import mail  # noqa: E402
+from db.models import CreditEntry, PaymentMandate, PaymentReversal, StripeCustomer  # noqa: E402
+
+RECONCILE_AFTER = _dt.timedelta(minutes=5)
+RECONCILE_WITHIN = _dt.timedelta(days=7)
+OPEN_DISPUTE = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
+ACH_MANDATE = (
+    "By clicking Pay, you authorize {isp} to debit the bank account you linked above for {amount}, once, "
+    "to pay your account. You can revoke this authorization by contacting {isp} before the debit settles, "
+    "and you may have rights with your bank if a debit was not authorized."
+)
+
+
+def _planned_invoice_ids(payment):
+    """The invoices a payment would go to now, comma-separated (for the processor's metadata)."""
+    plan = accounts.plan_payment(payment.customer_id, payment.amount_cents, payment.target_invoice_id)
+    return ",".join(str(invoice_id) for invoice_id, _ in plan.allocations)
+
+
+def taken_back(payment_id):
+    """Cents of a payment taken back so far (refunds, returns, open or lost disputes)."""
+    return (PaymentReversal.select(fn.COALESCE(fn.SUM(PaymentReversal.amount_cents), 0))
+            .where(PaymentReversal.payment == payment_id).scalar())
+
+
+def refundable(payment):
+    """Cents of a payment that can still be refunded."""
+    return payment.amount_cents - taken_back(payment.id) if payment.status == SUCCEEDED else 0
+
+
+def _live_allocations(payment_id):
+    reversed_ids = Allocation.select(Allocation.reverses).where(Allocation.reverses.is_null(False))
+    return list(Allocation.select().where(
+        (Allocation.payment == payment_id) & (Allocation.amount_cents > 0) & Allocation.id.not_in(reversed_ids))
+        .order_by(Allocation.id.desc()))
+
+
+def _take_back(payment, cents):
+    """Ledger rows that take ``cents`` of a payment back: its unapplied credit first, then newest allocations."""
+    need = cents
+    credit = (CreditEntry.select(fn.COALESCE(fn.SUM(CreditEntry.amount_cents), 0))
+              .where(CreditEntry.payment == payment.id).scalar())
+    take = min(need, max(credit, 0))
+    if take:
+        CreditEntry.create(customer=payment.customer_id, payment=payment.id, amount_cents=-take)
+        need -= take
+    reopened = []
+    for row in _live_allocations(payment.id):
+        if need == 0:
+            break
+        taken = min(need, row.amount_cents)
+        Allocation.create(payment=payment.id, invoice=row.invoice_id, amount_cents=-row.amount_cents, reverses=row.id)
+        if row.amount_cents > taken:  # the rest of this allocation stays: re-add it as a new row
+            Allocation.create(payment=payment.id, invoice=row.invoice_id, amount_cents=row.amount_cents - taken)
+        reopened.append(row.invoice_id)
+        need -= taken
+    if need:
+        raise ValueError(f"cannot take back {cents} cents from payment {payment.ref}: only {cents - need} left")
+    return reopened
+
+
+def _give_back(payment, cents):
+    """Ledger rows that apply ``cents`` of a payment again (a won dispute), by the usual rules."""
+    plan = accounts.plan_payment(payment.customer_id, cents, payment.target_invoice_id)
+    for invoice_id, part in plan.allocations:
+        Allocation.create(payment=payment.id, invoice=invoice_id, amount_cents=part)
+    if plan.credit_cents:
+        CreditEntry.create(customer=payment.customer_id, payment=payment.id, amount_cents=plan.credit_cents)
+
+
+def _tell_customer(payment, key, subject, text):
+    to = payment.billing_email or Customer.get_by_id(payment.customer_id).email
+    if to:
+        mail.enqueue(to, subject, text, kind="payment.reversal", dedupe_key=f"reversal:{key}")
+
+
+def _reversal(payment, kind, cents, processor_ref, reason, actor):
+    """Record one reversal and its ledger rows; False when this processor_ref was already recorded."""
+    if PaymentReversal.get_or_none(PaymentReversal.processor_ref == processor_ref) is not None:
+        return False
+    PaymentReversal.create(payment=payment.id, kind=kind, amount_cents=cents, processor_ref=processor_ref,
+                           reason=reason[:255], actor=actor)
+    if cents > 0:
+        reopened = _take_back(payment, cents)
+    else:
+        _give_back(payment, -cents)
+        reopened = []
+    accounts.audit(actor, f"payment.{kind}", "payment", payment.ref, amount_cents=cents,
+                   processor_ref=processor_ref, reopened=reopened)
+    return True
+
+
+def record_refunds(payment_id, refunds, actor="processor"):
+    """Take back each refund (refund id, cents) not seen before; refunded in full moves to refunded."""
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        if payment.status not in (SUCCEEDED, REFUNDED):
+            return False
+        applied = False
+        for refund_id, cents in refunds:
+            left = payment.amount_cents - taken_back(payment.id)
+            if cents <= 0 or cents > left or not _reversal(payment, "refund", cents, refund_id, "", actor):
+                continue
+            applied = True
+            _tell_customer(payment, refund_id, f"Refund of {money.format_money(cents, payment.currency)}",
+                           f"We refunded {money.format_money(cents, payment.currency)} of your payment "
+                           f"{payment.ref}. It reaches your account in 5-10 business days. Any invoice it "
+                           f"was applied to shows the amount as due again.")
+        if applied and taken_back(payment.id) >= payment.amount_cents:
+            _transition(payment.id, REFUNDED)
+        return applied
+
+
+def record_return(payment_id, state, actor="processor"):
+    """A succeeded bank debit came back (an ACH return): take all of it back and move to reversed."""
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        if payment.status != SUCCEEDED:
+            return False
+        left = payment.amount_cents - taken_back(payment.id)
+        if left > 0:
+            _reversal(payment, "return", left, f"return:{state.id}", state.failure_code, actor)
+        _transition(payment.id, REVERSED, failure_code=state.failure_code, failure_message=state.failure_message)
+        _tell_customer(payment, f"return:{state.id}", f"Your bank returned payment {payment.ref}",
+                       f"Your bank returned your payment {payment.ref} of "
+                       f"{money.format_money(payment.amount_cents, payment.currency)}"
+                       f"{': ' + state.failure_message if state.failure_message else '.'}\n\n"
+                       "The invoices it paid are open again. Please pay them with another method.")
+        return True
+
+
+def _reinstate(payment_id):
+    """A won dispute: disputed back to succeeded (outside TRANSITIONS so a 'succeeded' report can't do it)."""
+    return bool(Payment.update(status=SUCCEEDED, updated_at=utcnow())
+                .where((Payment.id == payment_id) & (Payment.status == DISPUTED)).execute())
+
+
+def record_dispute(payment_id, dispute_id, status, cents, reason="", actor="processor"):
+    """Follow a dispute to its current status; each step happens once, whatever order the events came in."""
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        held = PaymentReversal.get_or_none(PaymentReversal.processor_ref == dispute_id)
+        if status == "won":
+            if held is not None and _reversal(payment, "dispute_won", -held.amount_cents, f"won:{dispute_id}",
+                                              reason, actor):
+                _reinstate(payment.id)
+                return True
+            return False
+        if status not in OPEN_DISPUTE + ("lost",) or payment.status not in (SUCCEEDED, DISPUTED):
+            return False
+        moved = False
+        if held is None:
+            cents = min(cents, payment.amount_cents - taken_back(payment.id))
+            moved = _reversal(payment, "dispute", cents, dispute_id, reason, actor)
+            _transition(payment.id, DISPUTED)
+            _tell_customer(payment, dispute_id, f"Payment {payment.ref} is disputed",
+                           f"Your bank told us you disputed payment {payment.ref} of "
+                           f"{money.format_money(payment.amount_cents, payment.currency)}. Until the dispute "
+                           "is settled the invoices it paid show as due again.")
+        if status == "lost":
+            moved = _transition(payment.id, REVERSED, failure_code="dispute_lost",
+                                failure_message="The payment was disputed and taken back.") or moved
+        return moved
+
+
+def save_remote_method(processor_name, update, actor="processor"):
+    """A method the customer saved at the processor (setup_intent.succeeded), remembered once."""
+    link = StripeCustomer.get_or_none(StripeCustomer.stripe_id == update.customer_ref)
+    if link is None or not update.last4:
+        return False
+    method_type = update.method_type if update.method_type in METHOD_TYPES else "card"
+    _, created = PaymentMethod.get_or_create(
+        processor_ref=update.method_token,
+        defaults=dict(customer=link.customer_id, processor=processor_name, method_type=method_type,
+                      brand=update.brand, last4=update.last4, exp_month=update.exp_month, exp_year=update.exp_year))
+    if created:
+        accounts.audit(actor, "payment_method.saved", "customer", link.customer_id, last4=update.last4)
+    return created
+
+
+def apply_update(processor_name, update, actor="processor"):
+    """Apply what the processor says now about a payment (or saved method); safe to repeat."""
+    if isinstance(update, proc.MethodUpdate):
+        return save_remote_method(processor_name, update, actor)
+    payment = Payment.get_or_none(Payment.processor_ref == update.intent_id)
+    if payment is None:
+        return False
+    if isinstance(update, proc.IntentUpdate):
+        if payment.status in IN_FLIGHT:
+            return apply_intent_state(payment.id, update.state, actor=actor).status != payment.status
+        if payment.status == SUCCEEDED and update.state.status == proc.FAILED:
+            return record_return(payment.id, update.state, actor)
+        return False
+    if isinstance(update, proc.RefundsUpdate):
+        return record_refunds(payment.id, update.refunds, actor)
+    if isinstance(update, proc.DisputeUpdate):
+        return record_dispute(payment.id, update.dispute_id, update.status, update.amount_cents, update.reason,
+                              actor)
+    return False
+
+
+def handle_remote_event(processor, event_id, event_type, update):
+    """Apply one verified webhook event exactly once: its id is UNIQUE in the same transaction as its effects.
+
+    ``update`` is what the processor says *now* about the event's object (re-read, not taken from the
+    event), so duplicates and events out of order all end in the same state. Returns False for a
+    repeat; True when recorded (whether or not it changed anything).
+    """
+    if update is not None and not isinstance(update, (proc.IntentUpdate, proc.MethodUpdate)):
+        # A refund or dispute of a success we have not recorded yet: record the success first.
+        payment = Payment.get_or_none(Payment.processor_ref == update.intent_id)
+        if payment is not None and payment.status in IN_FLIGHT:
+            sync(payment, processor)
+    try:
+        with write_tx():
+            WebhookEvent.create(processor=processor.name, event_id=event_id, event_type=event_type)
+            if update is not None:
+                apply_update(processor.name, update, actor=f"webhook:{processor.name}")
+    except IntegrityError:
+        return False
+    return True
+
+
+def record_mandate(payment, text, ip, user_agent):
+    """Record the customer's acceptance of the ACH mandate for this payment (the first one counts)."""
+    try:
+        with write_tx():
+            return PaymentMandate.create(payment=payment.id, text=text, ip=(ip or "")[:255],
+                                         user_agent=(user_agent or "")[:512])
+    except IntegrityError:
+        return PaymentMandate.get(PaymentMandate.payment == payment.id)
+
+
+def refund(payment, amount_cents, processor, actor="staff"):
+    """Refund part (``amount_cents``) or all (None) of a succeeded payment, at the processor and in the ledger."""
+    if payment.status != SUCCEEDED:
+        raise FormErrors({"amount": f"Payment {payment.ref} is {LABELS[payment.status].lower()}; "
+                                    "only a succeeded payment can be refunded."})
+    left = refundable(payment)
+    cents = left if amount_cents is None else amount_cents
+    if not 0 < cents <= left:
+        raise FormErrors({"amount": f"You can refund at most {money.format_money(left, payment.currency)}."})
+    # Same command, same state: the same key, so a retried command cannot refund twice.
+    key = f"refund-{payment.ref}-{payment.amount_cents - left}-{cents}"
+    refund_id, refunded = processor.refund(payment.processor_ref, cents, key)
+    record_refunds(payment.id, ((refund_id, refunded),), actor=actor)
+    return Payment.get_by_id(payment.id), refund_id
+
+
+def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_WITHIN):
+    """Ask the processor about attempts left waiting, and settle them once; safe to run from cron at any time.
+
+    Returns [(payment ref, status before, status after)] for the attempts it looked at.
+    """
+    now = now or utcnow()
+    q = (Payment.select().where(
+        (Payment.processor == processor.name) & Payment.status.in_([AWAITING_DETAILS, PROCESSING])
+        & (Payment.updated_at < now - older_than) & (Payment.created_at > now - within))
+        .order_by(Payment.id))
+    report = []
+    for payment in q:
+        if payment.processor_ref:
+            state = processor.retrieve(payment.processor_ref)
+        else:
+            # The server stopped between creating the intent and saving its id: find it by our key.
+            state = processor.find_by_key(payment.idempotency_key)
+            if state is None:
+                report.append((payment.ref, payment.status, payment.status))
+                continue
+            with write_tx():
+                Payment.update(processor_ref=state.id).where(
+                    (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
+        after = apply_intent_state(payment.id, state, actor="reconcile")
+        report.append((payment.ref, payment.status, after.status))
+    return report

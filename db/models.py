@@ -481,3 +481,44 @@ class MethodSetup(BaseModel):
     payment_method = ForeignKeyField(PaymentMethod, null=True, on_delete="SET NULL")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+
+
+# --- Stripe as the live processor (migration 0004); the rules are in billing.payments. ---
+
+
+class StripeCustomer(BaseModel):
+    """The Stripe Customer that stands for a portal customer."""
+
+    customer = ForeignKeyField(Customer, unique=True, on_delete="RESTRICT")
+    stripe_id = CharField(unique=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class PaymentMandate(BaseModel):
+    """The customer's acceptance of the ACH debit mandate for one payment: text, time, IP and browser."""
+
+    payment = ForeignKeyField(Payment, unique=True, backref="mandates", on_delete="RESTRICT")
+    text = TextField()
+    accepted_at = DateTimeField(default=utcnow)
+    ip = CharField(default="")
+    user_agent = CharField(default="")
+
+
+class PaymentReversal(BaseModel):
+    """Money taken back from a succeeded payment (refund, ACH return, dispute), or given back (dispute won).
+
+    ``processor_ref`` is the processor's id for it (a refund or dispute id), UNIQUE so that
+    however often it is reported it is applied once. The ledger side is new negative
+    Allocation and CreditEntry rows; old rows are never edited.
+    """
+
+    payment = ForeignKeyField(Payment, backref="reversals", on_delete="RESTRICT")
+    kind = CharField()  # refund | return | dispute | dispute_won
+    amount_cents = BigIntegerField()  # taken back; negative when given back
+    processor_ref = CharField(unique=True)
+    reason = CharField(default="")
+    actor = CharField(default="")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("payment",), False),)

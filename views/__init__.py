@@ -104,11 +104,11 @@ def _csp(config):
 
 def register(app):
     """Attach blueprints, login, template helpers and error pages to the app."""
-    from views import auth, home, invoices, payments, sandbox, webhooks
+    from views import auth, home, invoices, payments, sandbox, stripe_pay, webhooks  # stripe_pay adds payments.window
 
     app.config.setdefault("CSP", _csp(app.config))
     login_manager.init_app(app)
-    for module in (auth, home, invoices, payments, sandbox, webhooks):
+    for module in (auth, home, invoices, payments, sandbox, stripe_pay, webhooks):
         app.register_blueprint(module.bp)
     from views import methods  # saved payment methods and autopay
 

@@ -15,6 +15,9 @@ def register_cli(app):
     from views.autopay_cli import register_autopay_cli
 
     register_autopay_cli(app)
+    from views.stripe_cli import register_stripe_cli
+
+    register_stripe_cli(app)
 
     @app.cli.command("db-upgrade")
     def db_upgrade():

@@ -53,3 +53,47 @@ def build_processor(config):
 
         return StripeProcessor.from_config(config)
     raise ConfigError(f"PAYMENT_PROCESSOR must be 'sandbox' or 'stripe', not {name!r}")
+
+
+# --- What a remote processor reports after re-reading the object a webhook is about. ---
+# (billing.payments.apply_update applies these; the Stripe processor builds them.)
+
+
+@dataclass(frozen=True)
+class IntentUpdate:
+    """A payment_intent.* event, re-read: the intent's current state."""
+
+    intent_id: str
+    state: IntentState
+
+
+@dataclass(frozen=True)
+class RefundsUpdate:
+    """A charge.refunded event, re-read: every live refund of the intent as (refund id, cents)."""
+
+    intent_id: str
+    refunds: tuple
+
+
+@dataclass(frozen=True)
+class DisputeUpdate:
+    """A charge.dispute.* event, re-read: the dispute's current status and amount."""
+
+    intent_id: str
+    dispute_id: str
+    status: str  # Stripe's: warning_*, needs_response, under_review, won, lost
+    amount_cents: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MethodUpdate:
+    """A setup_intent.succeeded event, re-read: a method the customer saved for later."""
+
+    customer_ref: str
+    method_type: str
+    method_token: str
+    brand: str
+    last4: str
+    exp_month: int = None
+    exp_year: int = None

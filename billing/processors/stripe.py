@@ -1,0 +1,340 @@
+"""Stripe as the live processor: the only module that imports ``stripe``.
+
+The portal keeps one PaymentIntent per payment attempt, created with our
+idempotency key and carrying our payment reference and invoice ids in its
+metadata. Card and bank details go from the customer's browser straight to
+Stripe (Stripe.js); this module only ever sees Stripe's ids. What a webhook
+says is never trusted on its own: ``read_event`` re-reads the object from
+Stripe and reports what Stripe says *now*, so events may arrive in any order.
+"""
+import dataclasses
+import datetime as dt
+
+import stripe
+from peewee import IntegrityError
+
+from billing.processors import (
+    CANCELED,
+    FAILED,
+    PROCESSING,
+    REQUIRES_ACTION,
+    REQUIRES_PAYMENT_METHOD,
+    SUCCEEDED,
+    ConfigError,
+    DisputeUpdate,
+    IntentState,
+    IntentUpdate,
+    MethodUpdate,
+    ProcessorError,
+    RefundsUpdate,
+)
+from db import write_tx
+from db.models import Customer, StripeCustomer
+
+SIGNATURE_HEADER = "Stripe-Signature"
+SIGNATURE_TOLERANCE = 300  # seconds: Stripe's own default, and what the issue asks for
+HANDLED_EVENTS = (
+    "payment_intent.processing",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "setup_intent.succeeded",
+)
+REQUIRED_SETTINGS = (
+    ("STRIPE_SECRET_KEY", ("sk_", "rk_")),
+    ("STRIPE_PUBLISHABLE_KEY", ("pk_",)),
+    ("STRIPE_WEBHOOK_SECRET", ("whsec_",)),
+)
+METHOD_TYPES = {"card": "card", "ach": "us_bank_account"}
+BRANDS = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express", "discover": "Discover",
+          "diners": "Diners Club", "jcb": "JCB", "unionpay": "UnionPay"}
+# How far back reconcile looks when it must list intents because search is unavailable.
+LIST_LOOKBACK = dt.timedelta(days=3)
+
+
+def _get(obj, *path, default=None):
+    """obj[path[0]][path[1]]... for the plain dicts that ``to_dict()`` gives, or ``default``."""
+    for key in path:
+        if not isinstance(obj, dict) or obj.get(key) is None:
+            return default
+        obj = obj[key]
+    return obj
+
+
+def _id_of(value):
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def _method_facts(pm, charge=None):
+    """(method type, brand or bank, last 4, exp month, exp year) of a payment method or legacy card."""
+    pm = pm if isinstance(pm, dict) else {}
+    if pm.get("object") == "card":  # a legacy card (from a token) used as the payment method
+        return "card", BRANDS.get(str(pm.get("brand", "")).lower(), pm.get("brand") or "Card"), \
+            pm.get("last4") or "", pm.get("exp_month"), pm.get("exp_year")
+    if pm.get("type") == "us_bank_account" or _get(charge, "payment_method_details", "type") == "us_bank_account":
+        bank = pm.get("us_bank_account") or _get(charge, "payment_method_details", "us_bank_account") or {}
+        return "ach", bank.get("bank_name") or "Bank account", bank.get("last4") or "", None, None
+    card = pm.get("card") or _get(charge, "payment_method_details", "card") or {}
+    if not card:
+        return "", "", "", None, None
+    brand = str(card.get("brand") or "")
+    return "card", BRANDS.get(brand.lower(), brand.title() or "Card"), card.get("last4") or "", \
+        card.get("exp_month"), card.get("exp_year")
+
+
+def intent_state(pi):
+    """Our IntentState for a PaymentIntent (a plain dict), in the portal's terms."""
+    status = pi.get("status")
+    charge = pi.get("latest_charge") if isinstance(pi.get("latest_charge"), dict) else None
+    kind, brand, last4, exp_month, exp_year = _method_facts(pi.get("payment_method"), charge)
+    error = pi.get("last_payment_error") or {}
+    code = error.get("decline_code") or error.get("code") or ""
+    message = error.get("message") or ""
+    ach = kind == "ach" or pi.get("payment_method_types") == ["us_bank_account"]
+    if status == "succeeded":
+        mapped = SUCCEEDED
+    elif status in ("processing", "requires_capture"):
+        mapped = PROCESSING
+    elif status == "requires_action":
+        mapped = REQUIRES_ACTION
+    elif status == "canceled":
+        mapped = CANCELED
+    elif status == "requires_payment_method" and error and ach:
+        # A bank debit that was processing and then failed (an ACH return): final for this attempt.
+        mapped = FAILED
+    else:  # requires_payment_method / requires_confirmation: still waiting for a (new) method
+        mapped = REQUIRES_PAYMENT_METHOD
+    if mapped in (SUCCEEDED, PROCESSING):
+        code = message = ""
+    return IntentState(
+        id=pi["id"], status=mapped, amount_cents=int(pi.get("amount") or 0),
+        client_secret=pi.get("client_secret") or "", brand=brand, last4=last4,
+        exp_month=exp_month, exp_year=exp_year, method_token=_id_of(pi.get("payment_method")) or "",
+        failure_code=code, failure_message=message,
+    )
+
+
+class StripeProcessor:
+    """The processor interface (see billing.processors.sandbox) on top of the Stripe API."""
+
+    name = "stripe"
+
+    def __init__(self, secret_key, publishable_key, webhook_secret, api_base="", js_url="https://js.stripe.com/v3/"):
+        self._client = stripe.StripeClient(
+            secret_key, base_addresses={"api": api_base} if api_base else None, max_network_retries=2)
+        self._webhook_secret = webhook_secret
+        self.publishable_key = publishable_key
+        self.js_url = js_url
+        self.live = secret_key.startswith(("sk_live_", "rk_live_"))
+
+    def __repr__(self):  # never show a key, even in a traceback's locals
+        return f"<StripeProcessor {'live' if self.live else 'test'} mode>"
+
+    @classmethod
+    def from_config(cls, config):
+        """Build from the app config, or raise ConfigError naming the setting that is missing or wrong."""
+        for key, prefixes in REQUIRED_SETTINGS:
+            value = (config.get(key) or "").strip()
+            if not value:
+                raise ConfigError(f"PAYMENT_PROCESSOR=stripe needs {key}; it is not set")
+            if not value.startswith(prefixes):
+                raise ConfigError(f"{key} does not look right: it should start with {' or '.join(prefixes)}")
+        secret, public = config["STRIPE_SECRET_KEY"].strip(), config["STRIPE_PUBLISHABLE_KEY"].strip()
+        if ("_live_" in secret) != ("_live_" in public):
+            raise ConfigError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY must both be test keys or both live keys")
+        return cls(secret, public, config["STRIPE_WEBHOOK_SECRET"].strip(),
+                   api_base=(config.get("STRIPE_API_BASE") or "").strip(),
+                   js_url=(config.get("STRIPE_JS_URL") or "https://js.stripe.com/v3/").strip())
+
+    # --- Calls to Stripe. Errors become ProcessorError with Stripe's user-facing message only. ---
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except stripe.StripeError as e:
+            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
+
+    def _intent(self, intent_id):
+        """The PaymentIntent as a plain dict, with its payment method and latest charge expanded."""
+        pi = self._call(self._client.v1.payment_intents.retrieve, intent_id,
+                        params={"expand": ["payment_method", "latest_charge"]})
+        return pi.to_dict()
+
+    def customer_ref(self, customer_id):
+        """The Stripe Customer for a portal customer, created once and remembered."""
+        row = StripeCustomer.get_or_none(StripeCustomer.customer == customer_id)
+        if row is not None:
+            return row.stripe_id
+        c = Customer.get_by_id(customer_id)
+        obj = self._call(
+            self._client.v1.customers.create,
+            params={"name": c.name, "email": c.email or None,
+                    "metadata": {"portal_customer_id": str(c.id), "account_number": c.account_number}},
+            options={"idempotency_key": f"portal-customer-{c.id}-{c.account_number}"},
+        )
+        try:
+            with write_tx():
+                StripeCustomer.create(customer=c.id, stripe_id=obj.id)
+        except IntegrityError:  # a concurrent request mapped this customer first; keep its mapping
+            pass
+        return StripeCustomer.get(StripeCustomer.customer == customer_id).stripe_id
+
+    def create_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None):
+        """Create (or, for a repeated key, return) the PaymentIntent for one payment attempt."""
+        metadata = {k: str(v) for k, v in (metadata or {}).items()}
+        metadata["idempotency_key"] = idempotency_key
+        params = {"amount": amount_cents, "currency": currency.lower(),
+                  "payment_method_types": [METHOD_TYPES[method_type]], "metadata": metadata}
+        if metadata.get("customer_id"):
+            params["customer"] = self.customer_ref(int(metadata["customer_id"]))
+        pi = self._call(self._client.v1.payment_intents.create, params=params,
+                        options={"idempotency_key": f"pi-{idempotency_key}"})
+        return intent_state(pi.to_dict())
+
+    def retrieve(self, intent_id):
+        """The intent's current state, as Stripe has it now."""
+        return intent_state(self._intent(intent_id))
+
+    def find_by_key(self, idempotency_key):
+        """The intent made with this idempotency key, or None (reconcile uses this)."""
+        try:
+            found = self._client.v1.payment_intents.search(
+                params={"query": f"metadata['idempotency_key']:'{idempotency_key}'", "limit": 1})
+            data = found.to_dict().get("data") or []
+            return self.retrieve(data[0]["id"]) if data else None
+        except stripe.InvalidRequestError:
+            pass  # search is not offered everywhere (and not by every test server): list recent intents
+        except stripe.StripeError as e:
+            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
+        since = int((dt.datetime.now(dt.timezone.utc) - LIST_LOOKBACK).timestamp())
+        page = self._call(self._client.v1.payment_intents.list, params={"limit": 100})
+        for pi in page.auto_paging_iter():
+            pi = pi.to_dict()
+            if (pi.get("metadata") or {}).get("idempotency_key") == idempotency_key:
+                return self.retrieve(pi["id"])
+            if int(pi.get("created") or since) < since:
+                break
+        return None
+
+    def _confirm(self, intent_id, payment_method, **confirm_params):
+        """Attach a method to a waiting intent and confirm it; a paid intent is never confirmed again."""
+        pi = self._intent(intent_id)
+        if pi.get("status") not in ("requires_payment_method", "requires_confirmation"):
+            return intent_state(pi)
+        try:
+            if payment_method:
+                self._client.v1.payment_intents.update(intent_id, params={"payment_method": payment_method})
+            self._client.v1.payment_intents.confirm(intent_id, params=confirm_params or None)
+        except stripe.CardError as e:  # a decline: the intent waits for another card
+            state = self.retrieve(intent_id)
+            if not state.failure_message:
+                state = dataclasses.replace(state, failure_code=e.code or "card_declined",
+                                            failure_message=e.user_message or "Your card was declined.")
+            return state
+        except stripe.InvalidRequestError:
+            # Stripe refused this confirmation (e.g. a concurrent Pay already confirmed the intent):
+            # report where the intent is now, and never confirm it a second time.
+            state = self.retrieve(intent_id)
+            if state.status == REQUIRES_PAYMENT_METHOD:
+                state = dataclasses.replace(state, failure_code="confirmation_refused", failure_message=(
+                    "This payment could not be completed. Please start a new payment."))
+            return state
+        except stripe.StripeError as e:
+            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
+        return self.retrieve(intent_id)
+
+    def charge_saved(self, intent_id, method_token):
+        """Confirm an intent with a saved method's id."""
+        return self._confirm(intent_id, method_token)
+
+    def confirm_card_token(self, intent_id, token, customer_ref):
+        """Pay an intent with a card token from Stripe.js: save it on the Stripe Customer, then confirm.
+
+        Only the token's id passes through the portal; the card number went to Stripe.
+        """
+        pi = self._intent(intent_id)
+        if pi.get("status") not in ("requires_payment_method", "requires_confirmation"):
+            return intent_state(pi)
+        try:
+            card = self._client.v1.customers.payment_sources.create(customer_ref, params={"source": token})
+        except stripe.CardError as e:  # the issuer refused the card outright
+            return dataclasses.replace(intent_state(pi), failure_code=e.code or "card_declined",
+                                       failure_message=e.user_message or "Your card was declined.")
+        except stripe.StripeError as e:
+            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
+        return self._confirm(intent_id, card.id)
+
+    def confirm_bank(self, intent_id, *, ip_address, user_agent, accepted_at):
+        """Confirm an ACH intent whose bank account Stripe.js collected, with the mandate we recorded."""
+        mandate = {"customer_acceptance": {
+            "type": "online", "accepted_at": int(accepted_at.replace(tzinfo=dt.timezone.utc).timestamp()),
+            "online": {"ip_address": ip_address, "user_agent": user_agent}}}
+        return self._confirm(intent_id, None, mandate_data=mandate)
+
+    def refund(self, intent_id, amount_cents, idempotency_key):
+        """Refund part or all of a paid intent; returns (refund id, cents)."""
+        refund = self._call(self._client.v1.refunds.create,
+                            params={"payment_intent": intent_id, "amount": amount_cents},
+                            options={"idempotency_key": idempotency_key})
+        return refund.id, int(refund.amount)
+
+    def refunds_of(self, intent_id):
+        """Every refund of the intent that has not failed or been canceled, as (refund id, cents)."""
+        page = self._call(self._client.v1.refunds.list, params={"payment_intent": intent_id, "limit": 100})
+        out = []
+        for r in page.auto_paging_iter():
+            r = r.to_dict()
+            if r.get("status", "succeeded") in ("succeeded", "pending", "requires_action"):
+                out.append((r["id"], int(r["amount"])))
+        return tuple(out)
+
+    # --- Webhooks. ---------------------------------------------------------------------------
+
+    def parse_event(self, body, header):
+        """Verify a webhook's signature on the raw body and return the event as a dict, or raise ValueError."""
+        try:
+            event = stripe.Webhook.construct_event(body, header or "", self._webhook_secret,
+                                                   tolerance=SIGNATURE_TOLERANCE)
+        except stripe.SignatureVerificationError as e:
+            raise ValueError(str(e).split("\n")[0] or "bad signature") from None
+        except (ValueError, KeyError, TypeError):
+            raise ValueError("malformed event body") from None
+        event = event.to_dict()
+        if not isinstance(_get(event, "data", "object"), dict) or not event.get("id") or not event.get("type"):
+            raise ValueError("malformed event body")
+        return event
+
+    def read_event(self, event):
+        """What Stripe says now about the object an event is about; None for types we ignore."""
+        kind, obj = event["type"], event["data"]["object"]
+        if kind.startswith("payment_intent."):
+            return IntentUpdate(obj["id"], self.retrieve(obj["id"]))
+        if kind == "charge.refunded":
+            intent_id = _id_of(obj.get("payment_intent"))
+            if not intent_id:
+                intent_id = _id_of(self._call(self._client.v1.charges.retrieve, obj["id"]).get("payment_intent"))
+            return RefundsUpdate(intent_id, self.refunds_of(intent_id)) if intent_id else None
+        if kind.startswith("charge.dispute."):
+            d = self._call(self._client.v1.disputes.retrieve, obj["id"]).to_dict()
+            intent_id = _id_of(d.get("payment_intent"))
+            if not intent_id and d.get("charge"):
+                intent_id = _id_of(self._call(self._client.v1.charges.retrieve, _id_of(d["charge"]))
+                                   .get("payment_intent"))
+            return DisputeUpdate(intent_id, d["id"], d.get("status") or "", int(d.get("amount") or 0),
+                                 d.get("reason") or "") if intent_id else None
+        if kind == "setup_intent.succeeded":
+            seti = self._call(self._client.v1.setup_intents.retrieve, obj["id"],
+                              params={"expand": ["payment_method"]}).to_dict()
+            if seti.get("status") != "succeeded" or not seti.get("customer") or not seti.get("payment_method"):
+                return None
+            pm = seti["payment_method"]
+            method_type, brand, last4, exp_month, exp_year = _method_facts(pm)
+            if isinstance(pm, dict) and not pm.get("customer"):
+                # A SetupIntent's method is attached to its customer by Stripe; make sure of it.
+                self._call(self._client.v1.payment_methods.attach, pm["id"],
+                           params={"customer": _id_of(seti["customer"])})
+            return MethodUpdate(_id_of(seti["customer"]), method_type or "card", _id_of(pm), brand, last4,
+                                exp_month, exp_year)
+        return None

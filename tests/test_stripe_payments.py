@@ -1,0 +1,371 @@
+"""Stripe as the processor, against a real Stripe API server (localstripe) through the real ``stripe`` library:
+cards, declines, 3-D Secure, paying once, refunds, reconcile after a crash, webhooks localstripe delivers,
+and configuration."""
+import datetime as dt
+import logging
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from app import create_app
+from billing import accounts, payments
+from billing.processors import ConfigError
+from db.models import (
+    Allocation,
+    CreditEntry,
+    Outbox,
+    Payment,
+    PaymentReversal,
+    StripeCustomer,
+    WebhookEvent,
+    utcnow,
+)
+from tests.conftest import make_invoice
+from tests.stripe_support import (  # noqa: F401  (fixtures)
+    CARD_3DS,
+    CARD_CHARGE_FAILS,
+    CARD_DECLINED_AT_ATTACH,
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+    WEBHOOK_SECRET,
+    app,
+    charges_of,
+    event_body,
+    hooks,
+    localstripe,
+    pay_card,
+    post_event,
+    start_payment,
+    stripe_config,
+    stripe_server,
+    wait_for,
+)
+
+TODAY = dt.date.today()
+
+
+@pytest.fixture
+def owing(customer):
+    """The customer owes $30 (older) and $40."""
+    old = make_invoice(customer, 3000, due=TODAY - dt.timedelta(days=5), number="OLD-1")
+    new = make_invoice(customer, 4000, due=TODAY + dt.timedelta(days=10), number="NEW-2")
+    return old, new
+
+
+def allocated(payment):
+    return sorted((a.invoice_id, a.amount_cents) for a in Allocation.select().where(Allocation.payment == payment.id))
+
+
+def net_by_invoice(payment):
+    out = {}
+    for a in Allocation.select().where(Allocation.payment == payment.id):
+        out[a.invoice_id] = out.get(a.invoice_id, 0) + a.amount_cents
+    return {k: v for k, v in out.items() if v}
+
+
+def ledger_holds(payment):
+    """What the ledger holds of a payment: its net allocations plus its unapplied credit."""
+    credit = sum(c.amount_cents for c in CreditEntry.select().where(CreditEntry.payment == payment.id))
+    return sum(net_by_invoice(payment).values()) + credit
+
+
+def authenticate(server, payment, success=True):
+    """What Stripe.js does when the customer completes (or fails) the 3-D Secure challenge."""
+    state = Payment.get_by_id(payment.id)
+    pi = server.client.v1.payment_intents.retrieve(state.processor_ref)
+    body = urllib.parse.urlencode({"key": PUBLISHABLE_KEY, "client_secret": pi.client_secret}).encode()
+    url = f"{server.url}/v1/payment_intents/{pi.id}/_authenticate?success={'true' if success else 'false'}"
+    urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=10).read()
+
+
+# --- Cards. -------------------------------------------------------------------------------------------
+
+
+def test_card_payment_succeeds_goes_oldest_first_and_carries_our_ids(logged_in, customer, owing, stripe_server):
+    old, new = owing
+    payment = start_payment(logged_in, "50.00")
+    pi = stripe_server.client.v1.payment_intents.retrieve(payment.processor_ref).to_dict()
+    assert pi["amount"] == 5000 and pi["currency"] == "usd"
+    assert pi["metadata"]["payment_ref"] == payment.ref
+    assert pi["metadata"]["invoice_ids"] == f"{old.id},{new.id}"
+    assert pi["metadata"]["idempotency_key"] == payment.idempotency_key
+    link = StripeCustomer.get(StripeCustomer.customer == customer.id)
+    assert pi["customer"] == link.stripe_id
+
+    status, answer = pay_card(logged_in, stripe_server, payment)
+    assert status == 200 and answer["done"] and answer["payment_status"] == "succeeded"
+    payment = Payment.get_by_id(payment.id)
+    assert (payment.status, payment.method_brand, payment.method_last4) == ("succeeded", "Visa", "4242")
+    assert allocated(payment) == [(old.id, 3000), (new.id, 2000)]
+    assert len(charges_of(stripe_server, payment.processor_ref)) == 1
+    page = logged_in.get(f"/payments/{payment.ref}").get_data(as_text=True)
+    assert "Payment was successful" in page and "Visa ending 4242" in page
+
+
+def test_one_stripe_customer_per_portal_customer(logged_in, customer, owing, stripe_server):
+    first = start_payment(logged_in, "10.00")
+    second = start_payment(logged_in, "10.00")
+    assert StripeCustomer.select().where(StripeCustomer.customer == customer.id).count() == 1
+    customers = {stripe_server.client.v1.payment_intents.retrieve(p.processor_ref).customer for p in (first, second)}
+    assert len(customers) == 1
+
+
+def test_a_failing_charge_shows_the_reason_records_nothing_and_another_card_works(logged_in, owing, stripe_server):
+    payment = start_payment(logged_in, "30.00")
+    status, answer = pay_card(logged_in, stripe_server, payment, CARD_CHARGE_FAILS)
+    assert status == 200 and not answer["done"]
+    assert answer["status"] == "requires_payment_method" and "declined" in answer["message"].lower()
+    payment = Payment.get_by_id(payment.id)
+    assert payment.status == "awaiting_details" and "declined" in payment.failure_message.lower()
+    assert allocated(payment) == [] and charges_of(stripe_server, payment.processor_ref) == []
+
+    # Real Stripe lets the same intent be confirmed again with another card; localstripe derives an
+    # intent's status from its last charge and refuses. Either way the customer gets an answer, and a
+    # fresh attempt with a good card goes through.
+    status, answer = pay_card(logged_in, stripe_server, payment)
+    assert status == 200 and not answer["done"] and answer["message"]
+    retry = start_payment(logged_in, "30.00")
+    assert pay_card(logged_in, stripe_server, retry)[1]["done"]
+    assert Payment.get_by_id(retry.id).status == "succeeded"
+    assert len(charges_of(stripe_server, retry.processor_ref)) == 1
+
+
+def test_a_card_the_issuer_refuses_outright_is_declined_before_any_charge(logged_in, owing, stripe_server):
+    payment = start_payment(logged_in, "30.00")
+    status, answer = pay_card(logged_in, stripe_server, payment, CARD_DECLINED_AT_ATTACH)
+    assert status == 200 and not answer["done"] and "declined" in answer["message"].lower()
+    assert Payment.get_by_id(payment.id).status == "awaiting_details"
+    assert charges_of(stripe_server, payment.processor_ref) == []
+
+
+def test_3d_secure_card_reaches_requires_action_then_completes_after_the_challenge(logged_in, owing, stripe_server):
+    payment = start_payment(logged_in, "30.00")
+    status, answer = pay_card(logged_in, stripe_server, payment, CARD_3DS)
+    assert status == 200 and answer["status"] == "requires_action" and not answer["done"]
+    pi = stripe_server.client.v1.payment_intents.retrieve(payment.processor_ref)
+    assert pi.status == "requires_action"
+    assert Payment.get_by_id(payment.id).status == "awaiting_details"
+    assert charges_of(stripe_server, payment.processor_ref) == []
+
+    authenticate(stripe_server, payment, success=True)
+    answer = logged_in.post(f"/payments/{payment.ref}/stripe/sync").get_json()
+    assert answer["done"] and Payment.get_by_id(payment.id).status == "succeeded"
+    assert len(charges_of(stripe_server, payment.processor_ref)) == 1
+
+
+def test_3d_secure_failed_challenge_lets_the_customer_try_again(logged_in, owing, stripe_server):
+    payment = start_payment(logged_in, "30.00")
+    pay_card(logged_in, stripe_server, payment, CARD_3DS)
+    authenticate(stripe_server, payment, success=False)
+    answer = logged_in.post(f"/payments/{payment.ref}/stripe/sync").get_json()
+    assert not answer["done"] and answer["message"]
+    assert Payment.get_by_id(payment.id).status == "awaiting_details"
+    status, answer = pay_card(logged_in, stripe_server, payment)
+    assert answer["done"] and len(charges_of(stripe_server, payment.processor_ref)) == 1
+
+
+def test_paying_twice_or_reopening_the_window_charges_once(logged_in, owing, stripe_server):
+    payment = start_payment(logged_in, "30.00")
+    assert pay_card(logged_in, stripe_server, payment)[1]["done"]
+    again = pay_card(logged_in, stripe_server, payment)[1]  # a second Pay with a new token
+    assert again["done"] and again["payment_status"] == "succeeded"
+    assert len(charges_of(stripe_server, payment.processor_ref)) == 1
+    assert len(allocated(Payment.get_by_id(payment.id))) == 1
+
+    reopened = logged_in.get(f"/payments/{payment.ref}/window?mode=page")
+    assert reopened.status_code == 303 and reopened.location.endswith(f"/payments/{payment.ref}")
+    popup = logged_in.get(f"/payments/{payment.ref}/window?mode=popup").get_data(as_text=True)
+    assert "data-finished" in popup and "stripe-form" not in popup and "js.stripe.com" not in popup
+
+
+def test_the_window_is_only_for_the_payment_owner(app, logged_in, owing, stripe_server):
+    from tests.conftest import Portal, make_customer
+
+    payment = start_payment(logged_in, "30.00")
+    other = make_customer()
+    stranger = Portal(app.test_client())
+    stranger.login(other.email)
+    assert stranger.get(f"/payments/{payment.ref}/window?mode=popup").status_code == 404
+    assert stranger.post(f"/payments/{payment.ref}/stripe/card", {"token": "tok_x"}).status_code == 404
+
+
+# --- Refunds (command line) and the ledger. -----------------------------------------------------------
+
+
+def test_refund_in_part_then_in_full_reverses_with_new_rows_and_reopens_invoices(app, logged_in, owing,
+                                                                                 stripe_server):
+    old, new = owing
+    payment = start_payment(logged_in, "50.00")
+    pay_card(logged_in, stripe_server, payment)
+    before = list(Allocation.select().order_by(Allocation.id).dicts())
+    runner = app.test_cli_runner()
+
+    result = runner.invoke(args=["refund", payment.ref, "15.00"])
+    assert result.exit_code == 0, result.output
+    assert "still refundable" in result.output and "$35.00" in result.output
+    payment = Payment.get_by_id(payment.id)
+    assert payment.status == "succeeded"
+    # The newest allocation ($20 on NEW-2) was reversed by a new row and $5 re-added; old rows untouched.
+    assert list(Allocation.select().where(Allocation.id.in_([r["id"] for r in before])).order_by(Allocation.id)
+                .dicts()) == before
+    reversal = Allocation.get((Allocation.payment == payment.id) & (Allocation.amount_cents < 0))
+    assert reversal.amount_cents == -2000 and reversal.reverses.invoice_id == new.id
+    assert net_by_invoice(payment) == {old.id: 3000, new.id: 500}
+    assert accounts.invoice_view(payment.customer_id, new.id).balance_cents == 3500
+    assert ledger_holds(payment) == 3500
+
+    result = runner.invoke(args=["refund", payment.ref])
+    assert result.exit_code == 0, result.output
+    payment = Payment.get_by_id(payment.id)
+    assert payment.status == "refunded" and net_by_invoice(payment) == {} and ledger_holds(payment) == 0
+    refunds = stripe_server.client.v1.refunds.list(params={"payment_intent": payment.processor_ref}).data
+    assert sorted(r.amount for r in refunds) == [1500, 3500]
+    assert PaymentReversal.select().where(PaymentReversal.kind == "refund").count() == 2
+    assert Outbox.select().where(Outbox.kind == "payment.reversal").count() == 2
+    assert "Payment refunded" in logged_in.get(f"/payments/{payment.ref}").get_data(as_text=True)
+
+    again = runner.invoke(args=["refund", payment.ref])
+    assert again.exit_code != 0 and "only a succeeded payment" in again.output
+
+
+def test_refund_refuses_more_than_is_left_and_bad_amounts(app, logged_in, owing, stripe_server):
+    payment = start_payment(logged_in, "30.00")
+    pay_card(logged_in, stripe_server, payment)
+    runner = app.test_cli_runner()
+    for amount, message in (("30.01", "at most $30.00"), ("12.345", ""), ("abc", "")):
+        result = runner.invoke(args=["refund", payment.ref, amount])
+        assert result.exit_code != 0 and message in result.output
+    assert runner.invoke(args=["refund", "PAY-NOPE"]).exit_code != 0
+    assert stripe_server.client.v1.refunds.list(params={"payment_intent": payment.processor_ref}).data == []
+
+
+def test_a_refund_made_in_stripe_reaches_the_ledger_by_its_webhook_once(app, client, logged_in, owing,
+                                                                        stripe_server):
+    payment = start_payment(logged_in, "50.00")
+    pay_card(logged_in, stripe_server, payment)
+    refund = stripe_server.client.v1.refunds.create(params={"payment_intent": payment.processor_ref, "amount": 1000})
+    charge = stripe_server.client.v1.charges.retrieve(refund.charge).to_dict()
+    body = event_body("charge.refunded", charge, event_id="evt_refund_1")
+    assert post_event(client, body).status_code == 200
+    assert post_event(client, event_body("charge.refunded", charge, event_id="evt_refund_2")).status_code == 200
+    assert PaymentReversal.get(PaymentReversal.payment == payment.id).processor_ref == refund.id
+    assert ledger_holds(Payment.get_by_id(payment.id)) == 4000
+
+    # A refund made by the command line is already recorded: its webhook changes nothing.
+    app.test_cli_runner().invoke(args=["refund", payment.ref, "5.00"])
+    post_event(client, event_body("charge.refunded", charge, event_id="evt_refund_3"))
+    assert PaymentReversal.select().count() == 2 and ledger_holds(Payment.get_by_id(payment.id)) == 3500
+
+
+# --- Reconcile: the server dies after Stripe charged and before the portal recorded it. ---------------
+
+
+def test_crash_after_the_charge_is_fixed_by_reconcile_with_no_second_charge(app, logged_in, owing, stripe_server,
+                                                                            monkeypatch):
+    payment = start_payment(logged_in, "50.00")
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(payments, "apply_intent_state", crash)
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(RuntimeError):
+        pay_card(logged_in, stripe_server, payment)
+    monkeypatch.undo()
+    assert len(charges_of(stripe_server, payment.processor_ref)) == 1  # Stripe charged...
+    assert Payment.get_by_id(payment.id).status == "awaiting_details"  # ...and we never recorded it
+
+    runner = app.test_cli_runner()
+    fresh = runner.invoke(args=["reconcile"])
+    assert "settled 0" in fresh.output  # too young: the customer may still be in the window
+    Payment.update(updated_at=utcnow() - dt.timedelta(minutes=10)).where(Payment.id == payment.id).execute()
+    result = runner.invoke(args=["reconcile"])
+    assert result.exit_code == 0, result.output
+    assert f"{payment.ref}: awaiting_details -> succeeded" in result.output
+    assert runner.invoke(args=["reconcile"]).output.endswith("settled 0\n")
+    payment = Payment.get_by_id(payment.id)
+    assert payment.status == "succeeded" and ledger_holds(payment) == 5000 and len(allocated(payment)) == 2
+    assert len(charges_of(stripe_server, payment.processor_ref)) == 1
+
+
+def test_reconcile_finds_an_intent_whose_id_was_never_saved(app, logged_in, owing, stripe_server):
+    payment = start_payment(logged_in, "30.00")
+    pay_card(logged_in, stripe_server, payment)
+    intent_id = payment.processor_ref
+    # As if the server died between creating the intent and saving its id (and the payment then went through).
+    Payment.update(processor_ref=None, status="awaiting_details",
+                   updated_at=utcnow() - dt.timedelta(minutes=10)).where(Payment.id == payment.id).execute()
+    Allocation.delete().where(Allocation.payment == payment.id).execute()
+    result = app.test_cli_runner().invoke(args=["reconcile"])
+    assert "awaiting_details -> succeeded" in result.output, result.output
+    payment = Payment.get_by_id(payment.id)
+    assert payment.processor_ref == intent_id and payment.status == "succeeded" and ledger_holds(payment) == 3000
+
+
+# --- Webhooks that localstripe itself delivers, verified with the real secret. ------------------------
+
+
+def test_localstripe_webhook_settles_a_payment_the_portal_missed(hooks, live_server, logged_in, owing):
+    payment = start_payment(logged_in, "30.00")
+    # The customer paid, but the portal never heard back (the window closed, the connection dropped).
+    hooks.client.v1.payment_intents.update(payment.processor_ref, params={"payment_method": "pm_card_visa"})
+    hooks.client.v1.payment_intents.confirm(payment.processor_ref)
+    assert wait_for(lambda: Payment.get_by_id(payment.id).status == "succeeded")
+    event = WebhookEvent.get(WebhookEvent.processor == "stripe")
+    assert event.event_type == "payment_intent.succeeded" and event.event_id.startswith("evt_")
+    assert ledger_holds(Payment.get_by_id(payment.id)) == 3000
+
+
+def test_localstripe_webhook_for_a_failed_charge_records_the_reason(hooks, live_server, logged_in, owing):
+    payment = start_payment(logged_in, "30.00")
+    hooks.client.v1.payment_intents.update(payment.processor_ref,
+                                           params={"payment_method": "pm_card_chargeCustomerFail"})
+    with pytest.raises(Exception):
+        hooks.client.v1.payment_intents.confirm(payment.processor_ref)
+    assert wait_for(lambda: Payment.get_by_id(payment.id).failure_message)
+    assert WebhookEvent.get().event_type == "payment_intent.payment_failed"
+    assert Payment.get_by_id(payment.id).status == "awaiting_details"
+
+
+# --- Configuration and keys. ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("missing", ["STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"])
+def test_partial_configuration_refuses_to_start_and_names_the_setting(stripe_server, database_url, missing):
+    config = stripe_config(stripe_server, database_url)
+    config[missing] = ""
+    with pytest.raises(ConfigError) as e:
+        create_app(config)
+    assert missing in str(e.value)
+    for secret in (SECRET_KEY, WEBHOOK_SECRET):
+        assert secret not in str(e.value)
+
+
+def test_test_and_live_keys_cannot_be_mixed(stripe_server, database_url):
+    config = {**stripe_config(stripe_server, database_url), "STRIPE_PUBLISHABLE_KEY": "pk_live_abc"}
+    with pytest.raises(ConfigError, match="both be test keys or both live keys"):
+        create_app(config)
+
+
+def test_secret_keys_never_reach_pages_or_logs(app, client, logged_in, owing, stripe_server, caplog):
+    caplog.set_level(logging.DEBUG)
+    payment = start_payment(logged_in, "30.00")
+    page = logged_in.get(f"/payments/{payment.ref}/window?mode=popup").get_data(as_text=True)
+    assert PUBLISHABLE_KEY in page
+    bad = post_event(client, event_body("payment_intent.succeeded", {"id": payment.processor_ref}), "t=1,v1=00")
+    assert bad.status_code == 400
+    pay_card(logged_in, stripe_server, payment, CARD_CHARGE_FAILS)
+    texts = [page, bad.get_data(as_text=True), caplog.text, repr(app.extensions["processor"])]
+    for text in texts:
+        assert SECRET_KEY not in text and WEBHOOK_SECRET not in text
+
+
+def test_stripe_js_loads_only_on_the_payment_window(app, logged_in, owing, stripe_server):
+    payment = start_payment(logged_in, "30.00")
+    js = "js.stripe.com/v3"
+    assert js not in logged_in.get("/payments").get_data(as_text=True)
+    assert js not in logged_in.get(f"/payments/{payment.ref}").get_data(as_text=True)
+    window = logged_in.get(f"/payments/{payment.ref}/window?mode=popup")
+    assert js in window.get_data(as_text=True)
+    assert stripe_server.url in window.headers["Content-Security-Policy"]

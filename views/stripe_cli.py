@@ -1,0 +1,56 @@
+"""Commands for a remote processor (Stripe): ``flask --app app reconcile`` and ``flask --app app refund``."""
+import click
+
+from billing import money, payments
+from billing.processors import ProcessorError
+from db import database
+from db.models import Payment
+
+
+def register_stripe_cli(app):
+    """Attach reconcile and refund to ``flask``."""
+
+    @app.cli.command("reconcile")
+    @click.option("--minutes", default=5, show_default=True,
+                  help="Only attempts left waiting at least this long (younger ones may still be in a browser).")
+    def reconcile(minutes):
+        """Ask the processor about payment attempts left pending and settle each exactly once (cron-safe)."""
+        import datetime as dt
+
+        proc = app.extensions["processor"]
+        with database.connection_context():
+            try:
+                report = payments.reconcile(proc, older_than=dt.timedelta(minutes=minutes))
+            except ProcessorError as e:
+                raise click.ClickException(f"the processor could not be reached: {e}") from None
+        moved = [(ref, before, after) for ref, before, after in report if before != after]
+        for ref, before, after in moved:
+            click.echo(f"{ref}: {before} -> {after}")
+        click.echo(f"checked {len(report)} pending payment(s); settled {len(moved)}")
+
+    @app.cli.command("refund")
+    @click.argument("payment_ref")
+    @click.argument("amount", required=False)
+    def refund(payment_ref, amount):
+        """Refund PAYMENT_REF in full, or AMOUNT of it (e.g. 12.50); the ledger and invoices follow."""
+        proc = app.extensions["processor"]
+        if not hasattr(proc, "refund"):
+            raise click.ClickException(f"the {proc.name} processor cannot refund; refunds need Stripe")
+        with database.connection_context():
+            payment = Payment.get_or_none(Payment.ref == payment_ref.strip().upper())
+            if payment is None:
+                raise click.ClickException(f"no payment {payment_ref}")
+            cents = None
+            if amount is not None:
+                try:
+                    cents = money.parse_amount(amount)
+                except money.AmountError as e:
+                    raise click.ClickException(str(e)) from None
+            try:
+                payment, refund_id = payments.refund(payment, cents, proc, actor="staff:cli")
+            except payments.FormErrors as e:
+                raise click.ClickException(e.errors["amount"]) from None
+            except ProcessorError as e:
+                raise click.ClickException(f"the processor refused the refund: {e}") from None
+            left = money.format_money(payments.refundable(payment), payment.currency)
+            click.echo(f"refunded {payment.ref} ({refund_id}); status {payment.status}; {left} still refundable")

@@ -1,0 +1,166 @@
+"""Stripe's payment window and webhook.
+
+The window (endpoint ``payments.window``, which the pay flow opens as a pop-up, inline when pop-ups
+are blocked, or in the same tab) is the only page that loads Stripe.js. Card and bank details go
+from Stripe's own fields straight to Stripe; this server only ever receives Stripe's ids, asks
+Stripe for the outcome, and moves the payment through billing.payments. The portal page learns the
+result by polling its own server, never from the window.
+"""
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from billing import money, payments
+from billing.processors import REQUIRES_ACTION, ProcessorError
+from views import csrf, customer_required, isp, processor
+from views.payments import bp as payments_bp
+
+bp = Blueprint("stripe_pay", __name__)
+MODES = ("page", "popup", "inline")
+
+
+def _stripe():
+    proc = processor()
+    if proc.name != "stripe":
+        abort(404)
+    return proc
+
+
+def _own(ref):
+    payment = payments.for_customer(current_user.customer_id, ref)
+    if payment is None:
+        abort(404)
+    return payment
+
+
+def _mode():
+    mode = request.values.get("mode")
+    return mode if mode in MODES else "page"
+
+
+def _mandate_text(payment):
+    return payments.ACH_MANDATE.format(isp=isp().name, amount=money.format_money(payment.amount_cents,
+                                                                                   payment.currency))
+
+
+def window(ref):
+    """Stripe's card or bank entry for one payment (pop-up, inline or same tab)."""
+    proc = _stripe()
+    payment = _own(ref)
+    mode = _mode()
+    back = url_for("payments.show", ref=payment.ref)
+    if payment.status == payments.AWAITING_DETAILS:
+        payment = payments.sync(payment, proc)
+    if payment.status != payments.AWAITING_DETAILS:
+        # Already paid, processing or finished: never offer to pay again.
+        if mode == "page":
+            return redirect(back, code=303)
+        return render_template("stripe/window.html", payment=payment, finished=True, mode=mode, back=back,
+                               proc=proc)
+    state = payments.open_intent(payment, proc)
+    return render_template(
+        "stripe/window.html", payment=payment, finished=False, mode=mode, back=back, proc=proc, state=state,
+        mandate=_mandate_text(payment), billing_name=payment.billing_name, billing_email=payment.billing_email,
+    )
+
+
+# The pay flow links to ``payments.window``; the route lives here, with the rest of Stripe's pages.
+payments_bp.add_url_rule("/payments/<ref>/window", endpoint="window", view_func=customer_required(window))
+
+
+def _answer(payment, state):
+    """JSON for the window's script: where the payment is now, and what to do next."""
+    payment = payments.apply_intent_state(payment.id, state, actor=f"customer:{current_user.user.id}")
+    done = payment.status not in (payments.CREATED, payments.AWAITING_DETAILS)
+    body = {"status": state.status, "done": done, "payment_status": payment.status,
+            "message": "" if done or state.status == REQUIRES_ACTION else (
+                state.failure_message or "The payment did not go through. Try another card.")}
+    return jsonify(body), 200
+
+
+def _waiting(ref):
+    proc = _stripe()
+    payment = _own(ref)
+    if payment.status != payments.AWAITING_DETAILS or not payment.processor_ref:
+        return proc, payment, False
+    return proc, payment, True
+
+
+@bp.route("/payments/<ref>/stripe/card", methods=["POST"])
+@customer_required
+def card(ref):
+    """Pay with the card token Stripe.js made from its own fields (the number never comes here)."""
+    proc, payment, waiting = _waiting(ref)
+    if not waiting:
+        return jsonify(status=payment.status, done=True, payment_status=payment.status, message=""), 200
+    token = request.form.get("token", "")
+    if payment.method_type != "card" or not token.startswith("tok_") or len(token) > 255:
+        return jsonify(status="error", done=False, message="Enter your card details again."), 400
+    try:
+        state = proc.confirm_card_token(payment.processor_ref, token, proc.customer_ref(payment.customer_id))
+    except ProcessorError as e:
+        current_app.logger.warning("stripe card payment %s: %s", payment.ref, e)
+        return jsonify(status="error", done=False, message="We could not reach the card processor. "
+                       "Nothing was charged; please try again."), 502
+    return _answer(payment, state)
+
+
+@bp.route("/payments/<ref>/stripe/bank", methods=["POST"])
+@customer_required
+def bank(ref):
+    """Pay with the bank account Stripe.js linked, once the customer accepted the mandate."""
+    proc, payment, waiting = _waiting(ref)
+    if not waiting:
+        return jsonify(status=payment.status, done=True, payment_status=payment.status, message=""), 200
+    if payment.method_type != "ach":
+        abort(400)
+    if not request.form.get("accepted"):
+        return jsonify(status="error", done=False, field="accepted",
+                       message="Accept the authorization to pay by bank account."), 422
+    mandate = payments.record_mandate(payment, _mandate_text(payment), request.remote_addr,
+                                      request.headers.get("User-Agent", ""))
+    try:
+        state = proc.confirm_bank(payment.processor_ref, ip_address=mandate.ip, user_agent=mandate.user_agent,
+                                  accepted_at=mandate.accepted_at)
+    except ProcessorError as e:
+        current_app.logger.warning("stripe bank payment %s: %s", payment.ref, e)
+        return jsonify(status="error", done=False, message="We could not reach the payment processor. "
+                       "Nothing was debited; please try again."), 502
+    return _answer(payment, state)
+
+
+@bp.route("/payments/<ref>/stripe/sync", methods=["POST"])
+@customer_required
+def sync(ref):
+    """After Stripe.js finished a 3-D Secure challenge: ask Stripe where the payment is now."""
+    proc, payment, waiting = _waiting(ref)
+    if not waiting:
+        return jsonify(status=payment.status, done=True, payment_status=payment.status, message=""), 200
+    state = proc.retrieve(payment.processor_ref)
+    if state.status == REQUIRES_ACTION:  # the challenge was left unfinished
+        return jsonify(status=state.status, done=False, payment_status=payment.status,
+                       message="The card issuer's check was not completed. Try again or use another card."), 200
+    return _answer(payment, state)
+
+
+@bp.route("/webhooks/stripe", methods=["POST"])
+@csrf.exempt
+def webhook():
+    """Stripe's events: signature checked on the raw body, object re-read from Stripe, applied once."""
+    proc = _stripe()
+    from billing.processors.stripe import HANDLED_EVENTS, SIGNATURE_HEADER
+
+    try:
+        event = proc.parse_event(request.get_data(), request.headers.get(SIGNATURE_HEADER))
+    except ValueError as e:
+        current_app.logger.warning("stripe webhook rejected: %s", e)
+        return jsonify(error="invalid signature or body"), 400
+    if event["type"] not in HANDLED_EVENTS:
+        return jsonify(received=True, handled=False), 200
+    try:
+        update = proc.read_event(event)
+    except ProcessorError as e:  # Stripe retries the event later; nothing was recorded
+        current_app.logger.warning("stripe webhook %s: could not re-read the object: %s", event["id"], e)
+        return jsonify(error="could not re-read the object"), 503
+    fresh = payments.handle_remote_event(proc, event["id"], event["type"], update)
+    return jsonify(received=True, handled=True, duplicate=not fresh), 200
+
