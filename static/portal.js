@@ -23,19 +23,27 @@
 
   function recheck() {
     var poll = document.getElementById("pay-poll");
-    if (poll && window.htmx) window.htmx.trigger(poll, "check");
+    if (!poll || !window.htmx) return false;
+    window.htmx.trigger(poll, "check");
+    return true;
   }
 
-  // A blocker may hand back a window and close it at once; watch it briefly, then keep an eye on it.
+  // A blocker may hand back a window and close it at once. A quick customer's window also closes soon,
+  // having paid, so ask the server first: the inline form shows only if the payment still waits.
+  var early = 0; // 1: the window closed at once; 2: and the server is being asked about it
   function watch() {
     var started = Date.now();
     var timer = setInterval(function () {
       if (!win || win.closed) {
         clearInterval(timer);
-        if (Date.now() - started < 1500) showInline();
-        recheck();
+        early = Date.now() - started < 1500 ? 1 : 0;
+        if (!recheck() && early) { early = 0; showInline(); }
       }
     }, 250);
+  }
+
+  function answered() {
+    if (early === 2) { early = 0; showInline(); } // does nothing once the payment has moved on
   }
 
   function launch(url) {
@@ -67,7 +75,14 @@
       else if (win && !win.closed) win.close(); // the form had errors, or a saved method was charged
     }
     if (document.querySelector("[data-pay-final]") && win && !win.closed) win.close();
+    answered();
   });
+  // Only an answer to a request sent after the window closed counts, not one already on its way.
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    if (early === 1 && e.target.id === "pay-poll") early = 2;
+  });
+  document.addEventListener("htmx:sendError", answered);
+  document.addEventListener("htmx:responseError", answered);
 
   // Keep the tab marker right when tabs load as fragments.
   document.addEventListener("htmx:pushedIntoHistory", function () {
