@@ -19,11 +19,15 @@ from db.models import (
     InvoiceLine,
     Payment,
     PaymentInvoice,
+    PaymentReversal,
     sum_cents,
 )
 
 PROCESSING = "processing"  # mirrors billing.payments.PROCESSING without the import cycle
 SUCCEEDED = "succeeded"
+RECEIVED = (SUCCEEDED, "refunded", "disputed", "reversed")  # payments whose money arrived (billing.payments)
+REVERSAL_LABELS = {"refund": "Refund", "return": "Returned by the bank", "dispute": "Disputed",
+                   "dispute_won": "Dispute won"}
 
 
 @dataclass(frozen=True)
@@ -264,15 +268,21 @@ class Statement:
 def _statement_entries(customer_id, start=None, end=None):
     """(date, order, kind, description, charge, payment) for invoices and money received."""
     inv_q = Invoice.select().where((Invoice.customer == customer_id) & (Invoice.void == False))  # noqa: E712
-    pay_q = Payment.select().where((Payment.customer == customer_id) & (Payment.status == SUCCEEDED))
+    # Money once received stays on the statement; what was taken back later is its own row (below).
+    pay_q = Payment.select().where((Payment.customer == customer_id) & Payment.status.in_(RECEIVED))
+    rev_q = PaymentReversal.select(PaymentReversal, Payment).join(Payment).where(Payment.customer == customer_id)
     if start:
         inv_q = inv_q.where(Invoice.issue_date >= start)
         pay_q = pay_q.where(Payment.settled_at >= dt.datetime.combine(start, dt.time()))
+        rev_q = rev_q.where(PaymentReversal.created_at >= dt.datetime.combine(start, dt.time()))
     if end:
         inv_q = inv_q.where(Invoice.issue_date <= end)
         pay_q = pay_q.where(Payment.settled_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
+        rev_q = rev_q.where(PaymentReversal.created_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
     entries = [(i.issue_date, 0, "invoice", f"Invoice {i.number}", i.total_cents, 0) for i in inv_q]
     entries += [(p.settled_at.date(), 1, "payment", f"Payment {p.ref}", 0, p.amount_cents) for p in pay_q]
+    entries += [(r.created_at.date(), 2, "reversal", f"{REVERSAL_LABELS.get(r.kind, r.kind)}: payment {r.payment.ref}",
+                 max(r.amount_cents, 0), max(-r.amount_cents, 0)) for r in rev_q]
     return entries
 
 

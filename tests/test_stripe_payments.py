@@ -369,3 +369,15 @@ def test_stripe_js_loads_only_on_the_payment_window(app, logged_in, owing, strip
     window = logged_in.get(f"/payments/{payment.ref}/window?mode=popup")
     assert js in window.get_data(as_text=True)
     assert stripe_server.url in window.headers["Content-Security-Policy"]
+
+
+def test_statement_shows_the_refund_and_agrees_with_the_balance(app, logged_in, customer, owing, stripe_server):
+    payment = start_payment(logged_in, "50.00")
+    pay_card(logged_in, stripe_server, payment)
+    app.test_cli_runner().invoke(args=["refund", payment.ref, "15.00"])
+    statement = accounts.statement(customer.id, TODAY - dt.timedelta(days=60), TODAY)
+    kinds = [(r.kind, r.charge_cents, r.payment_cents) for r in statement.rows if r.kind != "invoice"]
+    assert kinds == [("payment", 0, 5000), ("reversal", 1500, 0)]
+    assert statement.closing_cents == accounts.summary(customer.id).balance_cents == 3500
+    page = logged_in.get("/statement").get_data(as_text=True)
+    assert f"Refund: payment {payment.ref}" in page
