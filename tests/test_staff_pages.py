@@ -125,3 +125,18 @@ def test_audit_log_lists_and_filters(app, staff):
     page = staff.get("/staff/audit?action=settings.updated").get_data(as_text=True)
     assert "settings.updated" in page and "staff:" in page
     assert ">login<" not in page
+
+
+def test_failed_autopays_are_listed_on_the_payments_page(app, staff):
+    import datetime as dt
+
+    from db.models import AutopayCharge
+    c = make_customer(name="Auto Failer")
+    inv = make_invoice(c, cents=3300)
+    with write_tx():
+        AutopayCharge.create(customer=c.id, invoice=inv.id, cycle="2026-03", attempt=1, amount_cents=3300,
+                             status="failed", reason_code="card_declined", reason_message="Your card was declined.",
+                             run_on=dt.date.today())
+    page = staff.get("/staff/payments").get_data(as_text=True)
+    section = page.split('id="failed-autopays"')[1]
+    assert "Auto Failer" in section and "Your card was declined." in section and "$33.00" in section
