@@ -323,9 +323,12 @@ def test_ach_processing_then_settles_paid(app, open_page, account):
     open_invoice(page, older)
     expect(page.locator("#invoice .s-pending")).to_have_text("Pending")
     expect(page.get_by_role("link", name="Pay Now")).to_have_count(0)  # not offered again while pending
+    page.get_by_role("link", name="Payments", exact=True).click()
+    expect(page.locator("#pay-step")).to_contain_text("($105.00 already processing)")
+    expect(page.get_by_label("Amount")).to_have_value("0.00")
 
     assert tick(app, force=True)[0] == 1
-    page.reload()
+    open_invoice(page, older)
     expect(page.locator("#invoice .status").first).to_have_text("Paid")
     expect(page.locator("#invoice .s-pending")).to_have_count(0)
     page.goto(tab.base_url + f"/payments/{payment.ref}")
@@ -382,3 +385,58 @@ def test_three_d_secure_challenge_in_popup(open_page, account):
     [payment] = payments_of(customer)
     assert allocations_of(payment) == [("INV-2002", 6500), ("INV-2003", 4000)]
     assert tab.errors == []
+
+
+def test_reload_or_login_again_mid_flow_resumes_the_same_payment(open_page, account):
+    customer, older, newer = account
+    tab = open_page()
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    choose(page)
+    popup = make_payment(tab)
+    ref = page.locator("#pay-ref").inner_text()
+    popup.close()  # the customer closes the window, or the connection drops
+
+    page.reload()
+    expect(page.locator("#pay-step h2")).to_have_text("Make the payment")
+    expect(page.locator("#pay-ref")).to_have_text(ref)
+    page.get_by_role("button", name="Log out").click()
+    tab.login(customer.email)
+    expect(page.locator("#home .notice")).to_contain_text(f"Payment {ref} for $105.00 is waiting for payment details")
+    page.locator("#home .notice").get_by_role("link", name="See it").click()
+    expect(page.locator("#pay-ref")).to_have_text(ref)
+
+    with page.expect_popup() as info:
+        page.get_by_role("link", name="Open the payment window").click()
+    popup = watch(tab, info.value)
+    fill_card(popup)
+    pay_in_popup(popup)
+    expect_success(page, "$105.00", "Visa ending 4242", "INV-2003 $40.00, INV-2002 $65.00")
+    expect(page.locator("#pay-ref")).to_have_text(ref)
+    assert [p.ref for p in payments_of(customer)] == [ref]
+    assert SandboxIntent.select().count() == 1
+    assert tab.errors == []
+
+
+def test_billing_errors_close_the_blank_window(open_page, account):
+    customer, older, newer = account
+    tab = open_page()
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    choose(page)
+    page.get_by_label("ZIP").fill("7870")
+    with page.expect_popup() as info:  # opened inside the click, before the answer is known
+        page.get_by_role("button", name="Make Payment").click()
+    blank = info.value
+    expect(page.locator("#zip-error")).to_have_text("Enter a 5-digit ZIP code, like 78701.")
+    expect(page.get_by_label("ZIP")).to_have_attribute("aria-invalid", "true")
+    blank.wait_for_event("close")
+    assert payments_of(customer)[0].status == "created"
+
+    page.get_by_label("ZIP").fill("78701")
+    popup = make_payment(tab)
+    fill_card(popup)
+    pay_in_popup(popup)
+    expect(page.locator("#pay-step h2")).to_have_text("Payment was successful")
+    # The rejected form answers 422, which Chromium logs as a failed load; nothing else may appear.
+    assert tab.errors == ["Failed to load resource: the server responded with a status of 422 (UNPROCESSABLE ENTITY)"]
