@@ -93,6 +93,13 @@ def _new_ref():
 # --- Step 2: payment type, method and amount. -------------------------------
 
 
+def offered_types():
+    """The payment types the ISP offers (staff Settings), as {value: label}."""
+    from billing.settings import offered_method_types
+
+    return offered_method_types(Isp.current() or Isp(name=""), METHOD_TYPES)
+
+
 def amount_limits(customer_id):
     """(minimum, maximum, summary) for a payment now, from the ISP's settings."""
     isp = Isp.current()
@@ -120,6 +127,9 @@ def check_amount(customer_id, text):
     low, high, summary = amount_limits(customer_id)
     if cents < low:
         raise FormErrors({"amount": f"The minimum payment is {money.format_money(low, isp.currency)}."})
+    if isp.max_payment_cents and cents > isp.max_payment_cents:  # the ISP's per-payment cap (Settings)
+        raise FormErrors({"amount": "The most you can pay at once is "
+                                    f"{money.format_money(isp.max_payment_cents, isp.currency)}."})
     if high < low:
         msg = "You have no balance to pay right now."
         if summary.pending_cents:
@@ -139,7 +149,7 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
     errors = {}
     if not _KEY.match(idempotency_key or ""):
         raise FormErrors({"form": "This form has expired. Reload the page and try again."})
-    if method_type not in METHOD_TYPES:
+    if method_type not in offered_types():
         errors["method_type"] = "Choose a payment type."
     saved = None
     if saved_method_id not in (None, "", "new"):

@@ -22,7 +22,7 @@ def _method_ctx(cid, invoice_id=None, form=None, errors=None):
         invoice=view, errors=errors or {}, amount=amount,
         method_type=form.get("method_type", "card"), saved_method=form.get("saved_method", "new"),
         key=form.get("key") or payments.new_idempotency_key(),
-        saved=list(PaymentMethod.active_for(cid)), method_types=payments.METHOD_TYPES,
+        saved=list(PaymentMethod.active_for(cid)), method_types=payments.offered_types(),
         summary=accounts.summary(cid),
     )
 
