@@ -153,9 +153,28 @@ def test_bad_or_stale_signature_is_rejected_and_changes_nothing(client, logged_i
 
 
 def test_a_signature_within_five_minutes_is_accepted(client, stripe_server):
-    body = event_body("payment_intent.succeeded", {"id": "pi_not_ours", "object": "payment_intent"})
-    stripe_server.client.v1.payment_intents.create(params={"amount": 100, "currency": "usd"})
-    assert post_event(client, body, sign(body, timestamp=time.time() - 4 * 60)).status_code in (200, 503)
+    pi = stripe_server.client.v1.payment_intents.create(params={"amount": 100, "currency": "usd"})
+    body = event_body("payment_intent.succeeded", {"id": pi.id, "object": "payment_intent"})
+    assert post_event(client, body, sign(body, timestamp=time.time() - 4 * 60)).status_code == 200
+    assert WebhookEvent.select().count() == 1
+
+
+def test_an_event_about_an_object_stripe_does_not_have_is_acknowledged(client, stripe_server):
+    body = event_body("payment_intent.succeeded", {"id": "pi_not_in_this_account", "object": "payment_intent"})
+    assert post_event(client, body).status_code == 200
+
+
+def test_stripe_unreachable_while_re_reading_asks_for_a_retry_and_records_nothing(app, client, stripe_server,
+                                                                                monkeypatch):
+    proc = app.extensions["processor"]
+
+    def down(*args, **kwargs):
+        raise stripe.APIConnectionError("connection refused")
+
+    monkeypatch.setattr(proc._client.v1.payment_intents, "retrieve", down)
+    body = event_body("payment_intent.succeeded", {"id": "pi_anything", "object": "payment_intent"})
+    assert post_event(client, body).status_code == 503
+    assert WebhookEvent.select().count() == 0
 
 
 def test_ignored_event_types_get_2xx_at_once_and_record_nothing(client, stripe_server):
@@ -214,8 +233,9 @@ def test_an_old_failure_event_arriving_after_success_changes_nothing(client, log
 def test_ach_events_out_of_order_end_in_the_right_state(client, logged_in, owing, side):
     payment = ach_payment(logged_in, side)
     side.set_ach(payment.processor_ref, "succeeded")
-    obj = {"id": payment.processor_ref, "object": "payment_intent"}
-    deliver(client, "payment_intent.succeeded", obj)
+    deliver(client, "payment_intent.succeeded", side.intents[payment.processor_ref])
+    obj = side.set_ach(payment.processor_ref, "processing").copy()  # the older event's object said processing
+    side.set_ach(payment.processor_ref, "succeeded")
     deliver(client, "payment_intent.processing", obj)  # late: Stripe now says succeeded, so nothing moves back
     payment = fresh(payment)
     assert payment.status == "succeeded" and sum(net(payment).values()) == 5000
@@ -252,7 +272,7 @@ def test_ach_mandate_is_shown_accepted_and_recorded_then_processing_then_succeed
     assert "Pending" in logged_in.get("/invoices").get_data(as_text=True)
     assert Allocation.select().count() == 0
 
-    obj = {"id": payment.processor_ref, "object": "payment_intent"}
+    obj = side.intents[payment.processor_ref]  # Stripe's object, as the event carries it
     deliver(client, "payment_intent.processing", obj)
     side.set_ach(payment.processor_ref, "succeeded")
     deliver(client, "payment_intent.succeeded", obj)
@@ -266,7 +286,7 @@ def test_ach_pending_then_failed_leaves_the_invoices_open(client, logged_in, owi
     payment = ach_payment(logged_in, side)
     confirm_bank(logged_in, payment, accepted="1")
     side.set_ach(payment.processor_ref, "requires_payment_method", error=RETURNED)
-    deliver(client, "payment_intent.payment_failed", {"id": payment.processor_ref, "object": "payment_intent"})
+    deliver(client, "payment_intent.payment_failed", side.intents[payment.processor_ref])
     payment = fresh(payment)
     assert payment.status == "failed" and "insufficient funds" in payment.failure_message
     assert Allocation.select().count() == 0
@@ -279,7 +299,7 @@ def test_ach_pending_then_settled_then_returned_is_reversed_with_new_rows(client
     old, new = owing
     payment = ach_payment(logged_in, side)
     confirm_bank(logged_in, payment, accepted="1")
-    obj = {"id": payment.processor_ref, "object": "payment_intent"}
+    obj = side.intents[payment.processor_ref]  # Stripe's object, as the event carries it
     side.set_ach(payment.processor_ref, "succeeded")
     deliver(client, "payment_intent.succeeded", obj)
     originals = list(Allocation.select().order_by(Allocation.id).dicts())
@@ -317,15 +337,15 @@ def test_dispute_opened_reverses_then_won_applies_the_money_again(client, logged
     old, new = owing
     payment = paid_card(logged_in, stripe_server)
     side.set_dispute("du_1", payment.processor_ref, "needs_response", 5000)
-    deliver(client, "charge.dispute.created", {"id": "du_1", "object": "dispute"})
+    deliver(client, "charge.dispute.created", side.disputes["du_1"])
     payment = fresh(payment)
     assert payment.status == "disputed" and net(payment) == {}
     assert accounts.summary(payment.customer_id).balance_cents == 7000
     assert Outbox.select().where(Outbox.kind == "payment.reversal").count() == 1
 
     side.set_dispute("du_1", payment.processor_ref, "won", 5000)
-    deliver(client, "charge.dispute.closed", {"id": "du_1", "object": "dispute"})
-    deliver(client, "charge.dispute.closed", {"id": "du_1", "object": "dispute"})
+    deliver(client, "charge.dispute.closed", side.disputes["du_1"])
+    deliver(client, "charge.dispute.closed", side.disputes["du_1"])
     payment = fresh(payment)
     assert payment.status == "succeeded" and net(payment) == {old.id: 3000, new.id: 2000}
     assert [r.kind for r in PaymentReversal.select().order_by(PaymentReversal.id)] == ["dispute", "dispute_won"]
@@ -334,9 +354,9 @@ def test_dispute_opened_reverses_then_won_applies_the_money_again(client, logged
 def test_dispute_lost_stays_reversed(client, logged_in, owing, stripe_server, side):
     payment = paid_card(logged_in, stripe_server, "30.00")
     side.set_dispute("du_2", payment.processor_ref, "needs_response", 3000)
-    deliver(client, "charge.dispute.created", {"id": "du_2", "object": "dispute"})
+    deliver(client, "charge.dispute.created", side.disputes["du_2"])
     side.set_dispute("du_2", payment.processor_ref, "lost", 3000)
-    deliver(client, "charge.dispute.closed", {"id": "du_2", "object": "dispute"})
+    deliver(client, "charge.dispute.closed", side.disputes["du_2"])
     payment = fresh(payment)
     assert payment.status == "reversed" and net(payment) == {}
     assert sum(c.amount_cents for c in CreditEntry.select()) == 0
@@ -345,15 +365,15 @@ def test_dispute_lost_stays_reversed(client, logged_in, owing, stripe_server, si
 def test_dispute_events_out_of_order_end_in_the_right_state(client, logged_in, owing, stripe_server, side):
     won = paid_card(logged_in, stripe_server, "30.00")
     side.set_dispute("du_won", won.processor_ref, "won", 3000)
-    deliver(client, "charge.dispute.closed", {"id": "du_won", "object": "dispute"})
-    deliver(client, "charge.dispute.created", {"id": "du_won", "object": "dispute"})  # late; Stripe says won
+    deliver(client, "charge.dispute.closed", side.disputes["du_won"])
+    deliver(client, "charge.dispute.created", side.disputes["du_won"])  # late; Stripe says won
     assert fresh(won).status == "succeeded" and sum(net(won).values()) == 3000
     assert PaymentReversal.select().count() == 0
 
     lost = paid_card(logged_in, stripe_server, "40.00")
     side.set_dispute("du_lost", lost.processor_ref, "lost", 4000)
-    deliver(client, "charge.dispute.closed", {"id": "du_lost", "object": "dispute"})
-    deliver(client, "charge.dispute.created", {"id": "du_lost", "object": "dispute"})
+    deliver(client, "charge.dispute.closed", side.disputes["du_lost"])
+    deliver(client, "charge.dispute.created", side.disputes["du_lost"])
     assert fresh(lost).status == "reversed" and net(lost) == {}
     assert PaymentReversal.select().count() == 1
 

@@ -54,6 +54,10 @@ BRANDS = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express"
 LIST_LOOKBACK = dt.timedelta(days=3)
 
 
+class NotFound(ProcessorError):
+    """Stripe has no such object (in this account and mode)."""
+
+
 def _get(obj, *path, default=None):
     """obj[path[0]][path[1]]... for the plain dicts that ``to_dict()`` gives, or ``default``."""
     for key in path:
@@ -153,6 +157,9 @@ class StripeProcessor:
     def _call(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except stripe.InvalidRequestError as e:
+            error = NotFound if e.http_status == 404 else ProcessorError
+            raise error(getattr(e, "user_message", None) or type(e).__name__) from None
         except stripe.StripeError as e:
             raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
 
@@ -302,12 +309,18 @@ class StripeProcessor:
         except (ValueError, KeyError, TypeError):
             raise ValueError("malformed event body") from None
         event = event.to_dict()
-        if not isinstance(_get(event, "data", "object"), dict) or not event.get("id") or not event.get("type"):
+        if not _get(event, "data", "object", "id") or not event.get("id") or not event.get("type"):
             raise ValueError("malformed event body")
         return event
 
     def read_event(self, event):
         """What Stripe says now about the object an event is about; None for types we ignore."""
+        try:
+            return self._read_event(event)
+        except NotFound:  # not an object of this account: nothing for us to do
+            return None
+
+    def _read_event(self, event):
         kind, obj = event["type"], event["data"]["object"]
         if kind.startswith("payment_intent."):
             return IntentUpdate(obj["id"], self.retrieve(obj["id"]))
