@@ -279,6 +279,31 @@ def test_double_clicks_make_one_payment(open_page, account):
     assert tab.errors == []
 
 
+def test_two_pay_submissions_at_once_make_one_payment(open_page, account):
+    """Chromium folds a double click into one submission; an old phone's browser or a retry may not."""
+    customer, older, newer = account
+    tab = open_page()
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    choose(page)
+    popup = make_payment(tab)
+    fill_card(popup)
+    statuses = popup.evaluate("""() => {
+        const form = document.querySelector("#sandbox-entry form");
+        const send = () => fetch(form.action, {method: "POST", body: new FormData(form)}).then(r => r.status);
+        return Promise.all([send(), send(), send()]);
+    }""")
+    assert statuses == [200, 200, 200]
+    popup.close()
+
+    expect_success(page, "$105.00", "Visa ending 4242", "INV-2003 $40.00, INV-2002 $65.00")
+    [payment] = payments_of(customer)
+    assert allocations_of(payment) == [("INV-2002", 6500), ("INV-2003", 4000)]
+    assert Allocation.select().count() == 2
+    assert SandboxIntent.select().count() == 1
+    assert tab.errors == []
+
+
 def test_resubmitted_pay_form_makes_one_payment(open_page, account):
     customer, older, newer = account
     tab = open_page(java_script_enabled=False)
@@ -342,6 +367,7 @@ def test_ach_that_fails_to_settle_leaves_invoices_open(app, open_page, account):
 
     customer, older, newer = account
     tab = open_page()
+    tab.page.clock.install()  # time runs as usual; fast_forward lets the page's 10 s check come now
     page = tab.login(customer.email)
     page.get_by_role("link", name="Payments", exact=True).click()
     choose(page, method="ACH (bank account)")
@@ -349,10 +375,11 @@ def test_ach_that_fails_to_settle_leaves_invoices_open(app, open_page, account):
     fill_ach(popup, account="000111111116")
     pay_in_popup(popup)
     expect(page.locator("#pay-step h2")).to_have_text("Your bank payment is processing")
+    expect(page.locator("#pay-poll")).to_have_text("Checking with your bank…")
     [payment] = payments_of(customer)
 
     assert tick(app, force=True)[0] == 1
-    page.reload()
+    page.clock.fast_forward("00:11")  # the open page learns of the failure by itself
     step = page.locator("#pay-step")
     expect(step.locator("h2")).to_have_text("Payment failed")
     expect(step).to_contain_text("no account or unable to locate the account (R03)")
