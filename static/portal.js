@@ -88,10 +88,10 @@
   document.addEventListener("htmx:pushedIntoHistory", function () {
     var links = document.querySelectorAll("nav.tabs a");
     var path = location.pathname;
+    var paying = /^\/pay(ments)?(\/|$)|\/pay$/.test(path); // the pay flow, Pay Now included, is under Payments
     for (var i = 0; i < links.length; i++) {
       var href = links[i].getAttribute("href");
-      var here = href === "/" ? path === "/" : path.indexOf(href) === 0 ||
-        (href === "/payments" && path.indexOf("/pay") !== -1);
+      var here = paying ? href === "/payments" : href === "/" ? path === "/" : path.indexOf(href) === 0;
       if (here) links[i].setAttribute("aria-current", "page"); else links[i].removeAttribute("aria-current");
     }
   });

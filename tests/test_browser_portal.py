@@ -27,7 +27,7 @@ def test_invoice_opens_as_htmx_fragment_without_page_load(open_page, customer_wi
     page.get_by_role("link", name="Invoices", exact=True).click()
     expect(page.locator("#invoices h1")).to_have_text("Invoices")
     expect(page).to_have_url(tab.base_url + "/invoices")
-    expect(page.locator("nav.tabs a[aria-current=page]")).to_have_text("Invoices")
+    expect(current_tab(page)).to_have_text(["Invoices"])
     expect(page.locator("#invoices tbody tr")).to_have_count(2)
 
     page.locator(f"#invoice-{old.id}").get_by_role("link", name="View Bills").click()
@@ -39,6 +39,34 @@ def test_invoice_opens_as_htmx_fragment_without_page_load(open_page, customer_wi
     page.go_back()  # history restore works too, and the tab stays put
     expect(page.locator("#invoices h1")).to_have_text("Invoices")
     expect(page).to_have_url(tab.base_url + "/invoices")
+    expect(current_tab(page)).to_have_text(["Invoices"])
+    assert tab.errors == []
+
+
+def current_tab(page):
+    return page.locator("nav.tabs a[aria-current=page]")
+
+
+def test_exactly_one_tab_is_marked_current(open_page, customer_with_invoices):
+    customer, old, new = customer_with_invoices
+    tab = open_page()
+    page = tab.login(customer.email)
+    expect(current_tab(page)).to_have_text(["Home"])
+    for name, url in (("Statement", "/statement"), ("Invoices", "/invoices"), ("Payments", "/payments"),
+                      ("Home", "/")):
+        page.get_by_role("link", name=name, exact=True).click()  # as fragments
+        expect(page).to_have_url(tab.base_url + url)
+        expect(current_tab(page)).to_have_text([name])
+        page.reload()  # and as full pages
+        expect(current_tab(page)).to_have_text([name])
+    page.get_by_role("link", name="Invoices", exact=True).click()
+    page.locator(f"#invoice-{old.id}").get_by_role("link", name="View Bills").click()
+    expect(current_tab(page)).to_have_text(["Invoices"])
+    page.get_by_role("link", name="Pay Now").click()  # paying belongs to the Payments tab
+    expect(page).to_have_url(tab.base_url + f"/invoices/{old.id}/pay")
+    expect(current_tab(page)).to_have_text(["Payments"])
+    page.reload()
+    expect(current_tab(page)).to_have_text(["Payments"])
     assert tab.errors == []
 
 
