@@ -467,3 +467,23 @@ def test_billing_errors_close_the_blank_window(open_page, account):
     expect(page.locator("#pay-step h2")).to_have_text("Payment was successful")
     # The rejected form answers 422, which Chromium logs as a failed load; nothing else may appear.
     assert tab.errors == ["Failed to load resource: the server responded with a status of 422 (UNPROCESSABLE ENTITY)"]
+
+
+def test_card_payment_on_a_slow_link(open_page, account):
+    """A rural DSL line: 400 ms each way and 512 kbit/s; the pop-up still opens inside the click."""
+    customer, older, newer = account
+    tab = open_page()
+    page = tab.page
+    cdp = tab.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 400,
+                                                  "downloadThroughput": 64 * 1024, "uploadThroughput": 32 * 1024})
+    tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    choose(page)
+    popup = make_payment(tab)
+    fill_card(popup)
+    pay_in_popup(popup)
+    expect_success(page, "$105.00", "Visa ending 4242", "INV-2003 $40.00, INV-2002 $65.00")
+    assert len(payments_of(customer)) == 1
+    assert tab.errors == []
