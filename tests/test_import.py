@@ -170,3 +170,16 @@ def test_staff_import_page_imports_reports_errors_and_re_imports(app, staff):
     assert "Nothing to change" in upload("invoices", INVOICES).get_data(as_text=True)
     missing = staff.post("/staff/import", {"kind": "customers"}, content_type="multipart/form-data")
     assert missing.status_code == 422 and 'id="file-error"' in missing.get_data(as_text=True)
+
+
+def test_large_reimport_finds_every_invoice_unchanged_and_one_edit(ledger_db):
+    imports.import_customers("account_number,name\nBIG-1,Big Customer\n")
+    rows = [f"BIG-{n:05d},BIG-1,2026-01-01,2026-01-21,,,Line {n},1.00\n" for n in range(3000)]
+    assert imports.import_invoices(HEADER + "".join(rows)).created == 3000
+    again = imports.import_invoices(HEADER + "".join(rows))
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3000)
+    rows[1234] = rows[1234].replace("Line 1234", "Line 1234 (corrected)")
+    edited = imports.import_invoices(HEADER + "".join(rows))
+    assert (edited.updated, edited.unchanged) == (1, 2999)
+    inv = Invoice.get(Invoice.number == "BIG-01234")
+    assert InvoiceLine.get(InvoiceLine.invoice == inv).description == "Line 1234 (corrected)"
