@@ -5,11 +5,9 @@ import hashlib
 import hmac
 import secrets
 
-from peewee import fn
-
 from billing import accounts, ledger
 from db import write_tx
-from db.models import Allocation, ApiToken, Customer, Invoice, Payment, utcnow
+from db.models import Allocation, ApiToken, Customer, Invoice, Payment, sum_cents, utcnow
 
 PREFIX = "isp_"
 CREATED = "created"
@@ -118,7 +116,7 @@ def customer_json(c):
 
 def invoice_json(inv):
     """An invoice as the API shows it, with what is paid."""
-    paid_cents = (Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_cents), 0))
+    paid_cents = (Allocation.select(sum_cents(Allocation.amount_cents))
                   .where(Allocation.invoice == inv.id).scalar())
     return {
         "invoice_number": inv.number, "account_number": inv.customer.account_number,
