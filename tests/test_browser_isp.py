@@ -90,3 +90,34 @@ def test_staff_imports_and_invites_then_the_customer_sets_a_password_and_pays(ap
     text = pathlib.Path(download.value.path()).read_text()
     assert payment.ref in text and "119.98" in text
     assert staff.errors == []
+
+
+def test_pay_by_link_works_with_javascript_off(app, open_page):
+    from billing import paylinks
+    from tests.conftest import TEST_CONFIG, make_customer, make_invoice
+
+    c = make_customer()
+    make_invoice(c, cents=2500, number="OTHER-1")
+    inv = make_invoice(c, cents=4100, number="LINK-9")
+    tab = open_page(java_script_enabled=False)
+    page = tab.page
+    page.goto(tab.base_url + f"/paylink/{paylinks.make(TEST_CONFIG['SECRET_KEY'], inv.id)}")
+    expect(page.get_by_role("heading", name="Pay invoice LINK-9")).to_be_visible()
+    expect(page.locator("#paylink-amount")).to_have_text("$41.00")
+    expect(page.locator("body")).not_to_contain_text("OTHER-1")
+    page.get_by_label("Credit / Debit Card").check()
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Billing Information")).to_be_visible()
+    for label, value in (("Name", "Ivy Lane"), ("Street", "1 Elm St"), ("City", "Austin"), ("State", "TX"),
+                         ("ZIP", "78701"), ("Email", "ivy@example.test"), ("Phone", "512-555-0100")):
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name="Make Payment").click()
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_label("Expiry (MM / YY)").fill(EXPIRY)
+    page.get_by_label("CVC").fill("123")
+    page.get_by_label("ZIP").fill("78701")
+    page.get_by_role("button", name="Pay").click()
+    expect(page.locator("#pay-step h1")).to_have_text("Payment was successful")
+    payment = Payment.get()
+    assert payment.status == "succeeded" and payment.target_invoice_id == inv.id and payment.amount_cents == 4100
+    assert tab.errors == []
