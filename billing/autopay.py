@@ -319,8 +319,8 @@ def payment_moved(payment_id, status_):
     """A payment moved (called by billing.payments in the same transaction): emails and autopay records."""
     payment = Payment.get_by_id(payment_id)
     charge = AutopayCharge.get_or_none(AutopayCharge.payment == payment_id)
-    applied = payments.applied_to(payment)
     if charge is None:
+        applied = payments.applied_to(payment)
         if status_ == payments.SUCCEEDED:
             (notices.payment_receipt if payment.method_type == "card" else notices.ach_settled)(payment, applied)
             _enrol_from_payment(payment)
@@ -335,7 +335,7 @@ def payment_moved(payment_id, status_):
         notices.autopay_charged(customer, payment, charge.invoice, charge.id)
     elif status_ == payments.PROCESSING:
         _set(charge, PROCESSING)
-        notices.ach_pending(payment, applied)
+        notices.ach_pending(payment, payments.applied_to(payment))
     elif status_ == payments.FAILED:
         _fail(charge, payment.failure_code or "failed", payment.failure_message or "The payment failed.")
 
@@ -506,9 +506,8 @@ def _finish(charge_id, payment, processor, summary, echo, actor):
         return
     with write_tx():
         payment = payments.apply_off_session_state(payment.id, state, actor=actor)
-        charge = AutopayCharge.get_by_id(charge_id)
         if payment.status == payments.AWAITING_DETAILS and state.status == proc.REQUIRES_ACTION:
-            _needs_action(charge, payment)
+            _needs_action(AutopayCharge.get_by_id(charge_id), payment)
         charge = AutopayCharge.get_by_id(charge_id)
     if charge.status in (CHARGED, PROCESSING):
         summary.charged += 1
