@@ -20,6 +20,11 @@ ID_ROUTES = {
     "methods.remove": ("POST", "/methods/{method}/remove", {"password": "correct horse battery"}),
     "methods.setup_show": ("GET", "/methods/setup/{setup}", None),
     "methods.setup_status": ("GET", "/methods/setup/{setup}/status", None),
+    # Stripe's window and its calls (404 with the sandbox too; tests/test_stripe_payments.py walks them with Stripe).
+    "payments.window": ("GET", "/payments/{payment}/window?mode=popup", None),
+    "stripe_pay.card": ("POST", "/payments/{payment}/stripe/card", {"token": "tok_x"}),
+    "stripe_pay.bank": ("POST", "/payments/{payment}/stripe/bank", {"accepted": "1"}),
+    "stripe_pay.sync": ("POST", "/payments/{payment}/stripe/sync", {}),
 }
 # Prefixes of routes that are not the logged-in customer's (they have their own access tests).
 OTHER_AREAS = ("/static", "/sandbox", "/webhooks", "/staff", "/api", "/login", "/logout",
