@@ -187,7 +187,9 @@ def test_the_window_is_only_for_the_payment_owner(app, logged_in, owing, stripe_
     stranger = Portal(app.test_client())
     stranger.login(other.email)
     assert stranger.get(f"/payments/{payment.ref}/window?mode=popup").status_code == 404
-    assert stranger.post(f"/payments/{payment.ref}/stripe/card", {"token": "tok_x"}).status_code == 404
+    for call, data in (("card", {"token": "tok_x"}), ("bank", {"accepted": "1"}), ("sync", {})):
+        assert stranger.post(f"/payments/{payment.ref}/stripe/{call}", data).status_code == 404
+    assert Payment.get_by_id(payment.id).status == "awaiting_details"
 
 
 # --- Refunds (command line) and the ledger. -----------------------------------------------------------
