@@ -16,6 +16,7 @@ from db.models import (
     CreditEntry,
     Outbox,
     Payment,
+    PaymentMethod,
     PaymentReversal,
     StripeCustomer,
     WebhookEvent,
@@ -23,6 +24,7 @@ from db.models import (
 )
 from tests.conftest import make_invoice
 from tests.stripe_support import (  # noqa: F401  (fixtures)
+    BILLING,
     CARD_3DS,
     CARD_CHARGE_FAILS,
     CARD_DECLINED_AT_ATTACH,
@@ -383,3 +385,30 @@ def test_statement_shows_the_refund_and_agrees_with_the_balance(app, logged_in, 
     assert statement.closing_cents == accounts.summary(customer.id).balance_cents == 3500
     page = logged_in.get("/statement").get_data(as_text=True)
     assert f"Refund: payment {payment.ref}" in page
+
+
+def stripe_sources(server, customer):
+    cus = StripeCustomer.get(StripeCustomer.customer == customer.id).stripe_id
+    return server.client.v1.customers.payment_sources.list(cus).to_dict()["data"]
+
+
+def test_a_saved_card_pays_the_next_payment_without_the_window(logged_in, customer, owing, stripe_server):
+    from billing import payments as pay
+
+    resp = logged_in.post("/pay", {"amount": "30.00", "method_type": "card", "key": pay.new_idempotency_key()})
+    ref = resp.location.rsplit("/", 1)[1]
+    logged_in.post(f"/payments/{ref}/billing", {**BILLING, "save_for_autopay": "1"})
+    first = Payment.get(Payment.ref == ref)
+    assert pay_card(logged_in, stripe_server, first)[1]["done"]
+    method = PaymentMethod.get(PaymentMethod.customer == customer.id)
+    assert (method.processor, method.brand, method.last4) == ("stripe", "Visa", "4242")
+    assert [s["id"] for s in stripe_sources(stripe_server, customer)] == [method.processor_ref]
+
+    resp = logged_in.post("/pay", {"amount": "20.00", "method_type": "card", "saved_method": str(method.id),
+                                   "key": pay.new_idempotency_key()})
+    ref = resp.location.rsplit("/", 1)[1]
+    resp = logged_in.post(f"/payments/{ref}/billing", BILLING)
+    second = Payment.get(Payment.ref == ref)
+    assert second.status == "succeeded" and second.processor_ref != first.processor_ref
+    assert len(charges_of(stripe_server, second.processor_ref)) == 1
+    assert ledger_holds(second) == 2000
