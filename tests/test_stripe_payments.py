@@ -412,3 +412,23 @@ def test_a_saved_card_pays_the_next_payment_without_the_window(logged_in, custom
     assert second.status == "succeeded" and second.processor_ref != first.processor_ref
     assert len(charges_of(stripe_server, second.processor_ref)) == 1
     assert ledger_holds(second) == 2000
+
+
+def test_stripe_unreachable_the_window_says_so_and_nothing_is_charged(app, logged_in, owing, stripe_server,
+                                                                       monkeypatch):
+    import stripe
+
+    payment = start_payment(logged_in, "30.00")
+    proc = app.extensions["processor"]
+
+    def down(*args, **kwargs):
+        raise stripe.APIConnectionError("connection refused")
+
+    monkeypatch.setattr(proc._client.v1.payment_intents, "retrieve", down)
+    resp = logged_in.get(f"/payments/{payment.ref}/window?mode=popup")
+    assert resp.status_code == 503 and "could not reach the payment service" in resp.get_data(as_text=True)
+    sync = logged_in.post(f"/payments/{payment.ref}/stripe/sync")
+    assert sync.status_code == 502 and not sync.get_json()["done"]
+    assert Payment.get_by_id(payment.id).status == "awaiting_details"
+    monkeypatch.undo()
+    assert logged_in.get(f"/payments/{payment.ref}/window?mode=popup").status_code == 200

@@ -48,15 +48,20 @@ def window(ref):
     payment = _own(ref)
     mode = _mode()
     back = url_for("payments.show", ref=payment.ref)
-    if payment.status == payments.AWAITING_DETAILS:
-        payment = payments.sync(payment, proc)
+    try:
+        if payment.status == payments.AWAITING_DETAILS:
+            payment = payments.sync(payment, proc)
+        state = payments.open_intent(payment, proc) if payment.status == payments.AWAITING_DETAILS else None
+    except ProcessorError as e:
+        current_app.logger.warning("stripe window %s: %s", payment.ref, e)
+        return render_template("error.html", code=503, message="We could not reach the payment service. "
+                               "Nothing was charged. Please try again in a minute."), 503
     if payment.status != payments.AWAITING_DETAILS:
         # Already paid, processing or finished: never offer to pay again.
         if mode == "page":
             return redirect(back, code=303)
         return render_template("stripe/window.html", payment=payment, finished=True, mode=mode, back=back,
                                proc=proc)
-    state = payments.open_intent(payment, proc)
     return render_template(
         "stripe/window.html", payment=payment, finished=False, mode=mode, back=back, proc=proc, state=state,
         mandate=_mandate_text(payment), billing_name=payment.billing_name, billing_email=payment.billing_email,
@@ -135,7 +140,12 @@ def sync(ref):
     proc, payment, waiting = _waiting(ref)
     if not waiting:
         return jsonify(status=payment.status, done=True, payment_status=payment.status, message=""), 200
-    state = proc.retrieve(payment.processor_ref)
+    try:
+        state = proc.retrieve(payment.processor_ref)
+    except ProcessorError as e:
+        current_app.logger.warning("stripe sync %s: %s", payment.ref, e)
+        return jsonify(status="error", done=False, message="We could not reach the payment service. "
+                       "Reload this window in a minute to see where your payment is."), 502
     if state.status == REQUIRES_ACTION:  # the challenge was left unfinished
         return jsonify(status=state.status, done=False, payment_status=payment.status,
                        message="The card issuer's check was not completed. Try again or use another card."), 200
