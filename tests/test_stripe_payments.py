@@ -432,3 +432,16 @@ def test_stripe_unreachable_the_window_says_so_and_nothing_is_charged(app, logge
     assert Payment.get_by_id(payment.id).status == "awaiting_details"
     monkeypatch.undo()
     assert logged_in.get(f"/payments/{payment.ref}/window?mode=popup").status_code == 200
+
+
+def test_live_configuration_allows_exactly_stripes_origins(database_url):
+    from views import _csp
+
+    csp = _csp({"PAYMENT_PROCESSOR": "stripe", "STRIPE_JS_URL": "https://js.stripe.com/v3/", "STRIPE_API_BASE": ""})
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    for name in ("script-src", "frame-src", "connect-src"):
+        for origin in ("https://js.stripe.com", "https://api.stripe.com", "https://hooks.stripe.com"):
+            assert origin in directives[name].split()
+    assert "'unsafe-inline'" not in directives["script-src"]
+    sandbox = _csp({"PAYMENT_PROCESSOR": "sandbox", "STRIPE_JS_URL": "https://js.stripe.com/v3/"})
+    assert "stripe" not in sandbox

@@ -93,7 +93,8 @@ def _csp(config):
             api = urlsplit(config["STRIPE_API_BASE"])
             stripe += f" {api.scheme}://{api.netloc}"
         else:
-            stripe += " https://api.stripe.com https://hooks.stripe.com"
+            # Stripe's published list: its API, 3-D Secure pages, and Stripe.js's own sub-domains.
+            stripe += " https://api.stripe.com https://hooks.stripe.com https://*.js.stripe.com"
     return (
         "default-src 'self'; "
         f"script-src 'self'{stripe}; style-src 'self'; img-src 'self' data:; "
