@@ -45,8 +45,17 @@
   // The server's answer: done, a 3-D Secure challenge to finish here, or a message and another try.
   function handle(answer, challenged) {
     if (answer.done) { finish(); return; }
+    if (answer.status === "requires_action" && d.method !== "card") {
+      // Stripe verifies this account with two small deposits; the payment continues once it is verified.
+      show("Stripe will email you how to verify this bank account with two small deposits. " +
+           "Your payment goes ahead once it is verified; you can close this window.");
+      return;
+    }
     if (answer.status === "requires_action" && !challenged) {
-      return stripe.confirmCardPayment(d.clientSecret).then(function () {
+      // The card issuer's check (3-D Secure), here in this window; then ask the portal where things stand.
+      var action = typeof stripe.handleNextAction === "function" ?
+        stripe.handleNextAction({clientSecret: d.clientSecret}) : stripe.confirmCardPayment(d.clientSecret);
+      return action.then(function () {
         return post(d.syncUrl).then(function (a) { return handle(a, true); });
       });
     }
