@@ -50,6 +50,9 @@ test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "please install wrk (e.g. sudo apt-get install wrk); the load rows will be skipped"; fi; }
 	$(BIN)/python -m bench
 
 clean:

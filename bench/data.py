@@ -75,7 +75,8 @@ def build(db_url, secret_key, webhook_secret, pool_sizes, growth=True):
         database.close()
     out["setup_seconds"] = time.perf_counter() - t0
     out["session"] = login_cookie(app, demo.DEMO_EMAIL, demo.DEMO_PASSWORD)
-    out["sandbox"] = sandbox_cookie(app, out["pools"] and next(iter(out["pools"].values()))[0])
+    first = next(iter(out["pools"].values()), [None])[0]
+    out["sandbox"] = sandbox_cookie(app, first) if first else None
     out["invoice_id"] = _first_invoice_id(app, demo.DEMO_EMAIL)
     return app, out
 

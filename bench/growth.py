@@ -23,25 +23,50 @@ def _client(app, customer_id):
     return client
 
 
-def median_ms(client, url, htmx=False):
-    """Median wall time of GET url over RUNS requests (bounded by MAX_SECONDS)."""
+def _headers(htmx):
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate, br"}
     if htmx:
         headers["HX-Request"] = "true"
-    r = client.get(url, headers=headers)
-    assert r.status_code == 200, (url, r.status_code)
-    times, deadline = [], time.monotonic() + MAX_SECONDS
+    return headers
+
+
+def sqlite_steps(client, url, htmx=False):
+    """Thousands of SQLite virtual-machine steps one request takes: the database's work, free of timing noise."""
+    steps = [0]
+
+    def tick():
+        steps[0] += 1
+        return 0
+
+    client.get(url, headers=_headers(htmx))  # the connection is open (and kept) from here on
+    conn = database.connection()
+    conn.set_progress_handler(tick, 100)
+    try:
+        client.get(url, headers=_headers(htmx))
+    finally:
+        conn.set_progress_handler(None, 0)
+    return steps[0] / 10
+
+
+def medians_ms(clients, url_for, htmx=False):
+    """Median wall time of one GET per client, interleaved so that both see the same machine noise."""
+    times = {label: [] for label in clients}
+    for label, client in clients.items():
+        r = client.get(url_for(label), headers=_headers(htmx))
+        assert r.status_code == 200, (url_for(label), r.status_code)
+    deadline = time.monotonic() + MAX_SECONDS
     for _ in range(RUNS):
-        t = time.perf_counter()
-        client.get(url, headers=headers)
-        times.append((time.perf_counter() - t) * 1000)
+        for label, client in clients.items():
+            t = time.perf_counter()
+            client.get(url_for(label), headers=_headers(htmx))
+            times[label].append((time.perf_counter() - t) * 1000)
         if time.monotonic() > deadline:
             break
-    return statistics.median(times)
+    return {label: statistics.median(t) for label, t in times.items()}
 
 
 def run(app, customers):
-    """{page: {customer label: ms}} for Home, Invoices and the statement over one and ten years."""
+    """{page: {customer label: (median ms, SQLite kilo-steps)}} for Home, Invoices and statements."""
     today = dt.date.today()
     pages = {
         "Home (full page)": ("/", False),
@@ -50,12 +75,16 @@ def run(app, customers):
         "Statement, 1 year (htmx)": (f"/statement?start={today - dt.timedelta(days=365)}&end={today}", True),
         "Statement, 10 years (htmx)": (f"/statement?start={today - dt.timedelta(days=3650)}&end={today}", True),
     }
-    out = {page: {} for page in pages}
+    clients, last = {}, {}
     for label, cid in customers.items():
-        client = _client(app, cid)
+        clients[label] = _client(app, cid)
         with app.app_context():
             n = Customer.get_by_id(cid).invoices.count()
-        last = max((n + app.config["PER_PAGE"] - 1) // app.config["PER_PAGE"], 1)
-        for page, (url, htmx) in pages.items():
-            out[page][label] = median_ms(client, url or f"/invoices?page={last}", htmx)
+        last[label] = max((n + app.config["PER_PAGE"] - 1) // app.config["PER_PAGE"], 1)
+    out = {}
+    for page, (url, htmx) in pages.items():
+        def url_for(label, url=url):
+            return url or f"/invoices?page={last[label]}"
+        ms = medians_ms(clients, url_for, htmx)
+        out[page] = {label: (ms[label], sqlite_steps(clients[label], url_for(label), htmx)) for label in clients}
     return out

@@ -27,7 +27,7 @@ ID_ROUTES = {
     "stripe_pay.sync": ("POST", "/payments/{payment}/stripe/sync", {}),
 }
 # Prefixes of routes that are not the logged-in customer's (they have their own access tests).
-OTHER_AREAS = ("/static", "/sandbox", "/webhooks", "/staff", "/api", "/login", "/logout",
+OTHER_AREAS = ("/static", "/assets", "/sandbox", "/webhooks", "/staff", "/api", "/login", "/logout",
                "/invite", "/reset", "/paylink")  # token links: tests/test_invites.py, tests/test_paylink.py
 
 
