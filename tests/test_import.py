@@ -183,3 +183,27 @@ def test_large_reimport_finds_every_invoice_unchanged_and_one_edit(ledger_db):
     assert (edited.updated, edited.unchanged) == (1, 2999)
     inv = Invoice.get(Invoice.number == "BIG-01234")
     assert InvoiceLine.get(InvoiceLine.invoice == inv).description == "Line 1234 (corrected)"
+
+
+def _multipart(fields):
+    """A multipart body built in memory (the test client would spool a big one to an unclosed temp file)."""
+    from werkzeug.datastructures import FileStorage
+    from werkzeug.test import encode_multipart
+
+    fields = {k: FileStorage(io.BytesIO(v[0]), filename=v[1]) if isinstance(v, tuple) else v
+              for k, v in fields.items()}
+    boundary, body = encode_multipart(fields)
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_staff_can_upload_a_file_bigger_than_the_usual_request_limit(app, staff):
+    rows = "".join(f"A{n:07d},Customer number {n} with a long name,c{n}@example.test,512-555-0100,"
+                   f"{n} Main St,Austin,TX,78701\n" for n in range(20000))
+    data = ("account_number,name,email,phone,street,city,state,zip\n" + rows).encode()
+    assert len(data) > app.config["MAX_CONTENT_LENGTH"]
+    body, ctype = _multipart({"csrf_token": staff.csrf(), "kind": "customers", "file": (data, "big.csv")})
+    resp = staff.client.post("/staff/import", data=body, content_type=ctype)
+    assert resp.status_code == 200 and "20000 customers were created" in resp.get_data(as_text=True)
+    anonymous = app.test_client()
+    body, ctype = _multipart({"kind": "customers", "file": (data, "big.csv")})
+    assert anonymous.post("/staff/import", data=body, content_type=ctype).status_code == 413
