@@ -28,6 +28,7 @@ class SettingsErrors(Exception):
 def form_values(isp):
     """The settings form's values for the current row."""
     values = {k: getattr(isp, k) for k in TEXT_FIELDS + FLAGS}
+    values["allow_prepay"] = isp.allow_prepay and isp.max_prepay_cents > 0
     values.update(
         invite_text=isp.invite_text, autopay_days_before_due=str(autopay_days()),
         min_payment=money.cents_to_input(isp.min_payment_cents),
@@ -79,6 +80,8 @@ def clean(form):
     data["min_payment_cents"] = _cents(form, "min_payment", errors, required=True)
     data["max_payment_cents"] = _cents(form, "max_payment", errors)
     data["max_prepay_cents"] = _cents(form, "max_prepay", errors) if data["allow_prepay"] else 0
+    if data["allow_prepay"] and not data["max_prepay_cents"] and "max_prepay" not in errors:
+        errors["max_prepay"] = "Enter the most a customer may pay beyond their balance, or untick the box above."
     if data["max_payment_cents"] and data["max_payment_cents"] < data["min_payment_cents"]:
         errors["max_payment"] = "The maximum must be at least the minimum payment."
     days = (form.get("autopay_days_before_due") or "").strip()

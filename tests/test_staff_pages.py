@@ -140,3 +140,12 @@ def test_failed_autopays_are_listed_on_the_payments_page(app, staff):
     page = staff.get("/staff/payments").get_data(as_text=True)
     section = page.split('id="failed-autopays"')[1]
     assert "Auto Failer" in section and "Your card was declined." in section and "$33.00" in section
+
+
+def test_prepayment_needs_an_amount_and_can_be_switched_off(app, staff):
+    resp = staff.post("/staff/settings", {**GOOD, "max_prepay": ""})
+    assert resp.status_code == 422 and 'id="max_prepay-error"' in resp.get_data(as_text=True)
+    assert staff.post("/staff/settings", {**GOOD, "allow_prepay": "", "max_prepay": "50"}).status_code == 303
+    isp = Isp.current()
+    assert isp.allow_prepay is False and isp.max_prepay_cents == 0
+    assert 'name="allow_prepay" value="1" checked' not in staff.get("/staff/settings").get_data(as_text=True)
