@@ -112,3 +112,14 @@ def test_staff_email_a_pay_link(app, staff):
     path = last_link("paylink", to=c.email)
     staff.post("/logout", {})
     assert "MAIL-1" in staff.get(path).get_data(as_text=True)
+
+
+def test_cli_prints_a_working_pay_link(app, runner, portal):
+    c = make_customer()
+    make_invoice(c, cents=1500, number="CLI-1")
+    result = runner.invoke(args=["paylink", "CLI-1"])
+    assert result.exit_code == 0, result.output
+    url = result.output.strip()
+    assert url.startswith(app.config["PUBLIC_URL"])
+    assert "CLI-1" in portal.get(urlsplit(url).path).get_data(as_text=True)
+    assert runner.invoke(args=["paylink", "NOPE"]).exit_code != 0

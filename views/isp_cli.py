@@ -4,9 +4,9 @@ import sys
 
 import click
 
-from billing import identity, imports
+from billing import identity, imports, paylinks
 from db import migrate
-from db.models import User
+from db.models import Invoice, User
 
 
 def register_isp_cli(app):
@@ -27,6 +27,22 @@ def register_isp_cli(app):
             raise click.ClickException("use a password of at least 10 characters")
         identity.create_user(email, password, role="staff")
         click.echo(f"staff login created for {email}; log in at /login")
+
+    @app.cli.command("paylink")
+    @click.argument("invoice_number")
+    @click.option("--days", type=click.IntRange(1, 365), default=paylinks.DEFAULT_DAYS, show_default=True,
+                  help="How long the link works.")
+    def paylink(invoice_number, days):
+        """Print the signed pay-by-link URL for one invoice (for the ISP's own invoice emails)."""
+        from flask import url_for
+
+        inv = Invoice.get_or_none(Invoice.number == invoice_number)
+        if inv is None or inv.void:
+            raise click.ClickException(f"no payable invoice numbered {invoice_number}")
+        token = paylinks.make(app.config["SECRET_KEY"], inv.id, days=days)
+        with app.test_request_context():
+            path = url_for("paylink.show", token=token)
+        click.echo(app.config["PUBLIC_URL"].rstrip("/") + path)
 
     @app.cli.group("import")
     def import_group():
