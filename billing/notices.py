@@ -47,7 +47,7 @@ def _queue(kind, to_addr, subject, body, dedupe_key):
     if not to_addr:
         return None
     isp = _isp()
-    return mail.enqueue(to_addr, f"{subject} · {isp.name}", body + _footer(isp), kind=kind, dedupe_key=dedupe_key)
+    return mail.enqueue(to_addr, f"{isp.name}: {subject}", body + _footer(isp), kind=kind, dedupe_key=dedupe_key)
 
 
 def _to(payment):

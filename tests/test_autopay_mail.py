@@ -80,7 +80,8 @@ def test_outbox_is_sent_over_smtp_and_nothing_is_lost_while_smtp_is_down(app, ru
     paid, _ = enrolled(processor)
     declined, _ = enrolled(processor, NO_FUNDS)
     asked, _ = enrolled(processor, AUTHENTICATE)
-    for c in (paid, declined, asked):
+    charged_invoice = make_invoice(paid, 4000, due=TODAY).number
+    for c in (declined, asked):
         make_invoice(c, 4000, due=TODAY)
     summary = autopay.run(processor, echo=lambda line: None)
     assert (summary.charged, summary.failed) == (1, 2)
@@ -104,7 +105,8 @@ def test_outbox_is_sent_over_smtp_and_nothing_is_lost_while_smtp_is_down(app, ru
     got = {tuple(rcpt): msg for rcpt, msg in smtp_server.messages}
     assert set(got) == {(paid.email,), (declined.email,), (asked.email,)}
     charged = got[(paid.email,)]
-    assert charged["Subject"].startswith("Autopay paid") and charged["From"] == "billing@isp.example"
+    assert charged["Subject"] == f"Test ISP: Autopay paid {charged_invoice}"
+    assert charged["From"] == "billing@isp.example"
     assert {p.get_content_type() for p in charged.walk()} >= {"text/plain", "text/html"}
     assert "/invoices/" in got[(declined.email,)].get_body(("plain",)).get_content()
     assert "/payments/PAY-" in got[(asked.email,)].get_body(("plain",)).get_content()
