@@ -81,8 +81,13 @@
   document.addEventListener("htmx:beforeRequest", function (e) {
     if (early === 1 && e.target.id === "pay-poll") early = 2;
   });
-  document.addEventListener("htmx:sendError", answered);
-  document.addEventListener("htmx:responseError", answered);
+  // Make Payment never reached the server (or it failed): close the blank window opened for it.
+  function failed() {
+    if (opening) { opening = false; if (win && !win.closed) win.close(); }
+    answered();
+  }
+  document.addEventListener("htmx:sendError", failed);
+  document.addEventListener("htmx:responseError", failed);
 
   // Keep the tab marker right when tabs load as fragments.
   document.addEventListener("htmx:pushedIntoHistory", function () {

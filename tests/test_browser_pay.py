@@ -488,3 +488,28 @@ def test_card_payment_on_a_slow_link(open_page, account):
     expect_success(page, "$105.00", "Visa ending 4242", "INV-2003 $40.00, INV-2002 $65.00")
     assert len(payments_of(customer)) == 1
     assert tab.errors == []
+
+
+def test_make_payment_that_fails_to_send_closes_the_blank_window(open_page, account):
+    customer, older, newer = account
+    tab = open_page()
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    choose(page)
+    page.route("**/billing", lambda route: route.abort("internetdisconnected"))
+    with page.expect_popup() as info:
+        page.get_by_role("button", name="Make Payment").click()
+    blank = info.value
+    if not blank.is_closed():
+        blank.wait_for_event("close")
+    expect(page.locator("#pay-step h2")).to_have_text("Billing Information")
+
+    page.unroute("**/billing")  # the line is back: Make Payment again works
+    popup = make_payment(tab)
+    fill_card(popup)
+    pay_in_popup(popup)
+    expect(page.locator("#pay-step h2")).to_have_text("Payment was successful")
+    assert len(payments_of(customer)) == 1
+    # Chromium and htmx log the dropped request; nothing else may appear.
+    assert sorted(tab.errors) == ["Failed to load resource: net::ERR_INTERNET_DISCONNECTED",
+                                  "htmx:afterRequest, [object HTMLElement]", "htmx:sendError, [object HTMLElement]"]
