@@ -513,3 +513,20 @@ def test_make_payment_that_fails_to_send_closes_the_blank_window(open_page, acco
     # Chromium and htmx log the dropped request; nothing else may appear.
     assert sorted(tab.errors) == ["Failed to load resource: net::ERR_INTERNET_DISCONNECTED",
                                   "htmx:afterRequest, [object HTMLElement]", "htmx:sendError, [object HTMLElement]"]
+
+
+def test_three_d_secure_challenge_inline_when_popups_are_blocked(open_page, account):
+    customer, older, newer = account
+    tab = open_page(init_script="window.open = () => null")
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    choose(page)
+    page.get_by_role("button", name="Make Payment").click()
+    expect(page.locator("#pay-blocked")).to_be_visible()
+    frame = page.frame_locator("#pay-inline")
+    fill_card(frame, THREE_DS)
+    frame.get_by_role("button", name="Pay").click()
+    frame.get_by_role("button", name="Complete authentication").click()
+    expect(frame.locator("#sandbox-done")).to_contain_text("Your payment result shows on the page.")
+    expect_success(page, "$105.00", "Visa ending 3184", "INV-2003 $40.00, INV-2002 $65.00")
+    assert tab.errors == []
