@@ -106,7 +106,7 @@ def allocations_of(payment):
     return sorted((a.invoice.number, a.amount_cents) for a in Allocation.select().where(Allocation.payment == payment))
 
 
-def test_card_payment_in_popup_goes_to_oldest_invoice_first(open_page, account):
+def test_card_payment_toward_total_balance_in_popup_goes_to_oldest_invoice_first(open_page, account):
     customer, older, newer = account
     tab = open_page()
     page = tab.login(customer.email)
@@ -188,7 +188,8 @@ def test_blocked_popup_finishes_inline(open_page, account):
 
 def test_popup_closed_at_once_by_a_blocker_falls_back_inline(open_page, account):
     customer, older, newer = account
-    closing = "const o = window.open; window.open = (...a) => { const w = o.apply(window, a); w && w.close(); return w; }"
+    closing = ("const o = window.open;"
+               "window.open = (...a) => { const w = o.apply(window, a); w && w.close(); return w; }")
     tab = open_page(init_script=closing)
     page = tab.login(customer.email)
     page.get_by_role("link", name="Payments", exact=True).click()
@@ -245,7 +246,8 @@ def test_declined_card_then_a_good_card(open_page, account):
     assert payment.status == "succeeded"
     assert allocations_of(payment) == [("INV-2002", 6500), ("INV-2003", 4000)]
     # The decline page answers 402, which Chromium logs as a failed load; nothing else may appear.
-    assert tab.errors == ["pop-up: Failed to load resource: the server responded with a status of 402 (PAYMENT REQUIRED)"]
+    assert tab.errors == ["pop-up: Failed to load resource: the server responded with a status of 402 "
+                          "(PAYMENT REQUIRED)"]
 
 
 def test_double_clicks_make_one_payment(open_page, account):
