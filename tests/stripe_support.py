@@ -50,7 +50,8 @@ class LocalStripe:
         deadline = time.time() + 20
         while True:
             try:
-                urllib.request.urlopen(self.url + "/js.stripe.com/v3/", timeout=1).read()
+                with urllib.request.urlopen(self.url + "/js.stripe.com/v3/", timeout=1) as resp:
+                    resp.read()
                 break
             except OSError:
                 if time.time() > deadline or self.proc.poll() is not None:

@@ -78,7 +78,8 @@ def authenticate(server, payment, success=True):
     pi = server.client.v1.payment_intents.retrieve(state.processor_ref)
     body = urllib.parse.urlencode({"key": PUBLISHABLE_KEY, "client_secret": pi.client_secret}).encode()
     url = f"{server.url}/v1/payment_intents/{pi.id}/_authenticate?success={'true' if success else 'false'}"
-    urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=10).read()
+    with urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=10) as resp:
+        resp.read()
 
 
 # --- Cards. -------------------------------------------------------------------------------------------
