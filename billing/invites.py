@@ -19,6 +19,8 @@ from db.models import AccountToken, Customer, Isp, LoginSession, User, utcnow
 INVITE, SIGNUP, RESET = "invite", "signup", "reset"
 LIFETIME = {INVITE: dt.timedelta(days=14), SIGNUP: dt.timedelta(days=2), RESET: dt.timedelta(hours=2)}
 MIN_PASSWORD = 10
+# At most this many sign-up or reset emails per account an hour, so the public forms cannot flood an inbox.
+HOURLY_EMAILS = 3
 DEFAULT_INVITE_SUBJECT = "Your {isp} customer portal is ready"
 DEFAULT_INVITE_TEXT = (
     "Hello {name},\n\n"
@@ -118,6 +120,11 @@ def invite_all(link_for, actor="staff"):
     return count
 
 
+def _recent(kind, who):
+    since = utcnow() - dt.timedelta(hours=1)
+    return AccountToken.select().where((AccountToken.kind == kind) & who & (AccountToken.created_at > since)).count()
+
+
 def request_signup(account_number, zip_code, email, link_for):
     """Self sign-up: email a verification link when account number and ZIP match and nobody has a login yet."""
     email = (email or "").strip().lower()
@@ -129,7 +136,7 @@ def request_signup(account_number, zip_code, email, link_for):
               and not User.select().where(User.customer == customer.id).exists()
               and User.by_email(email) is None)
         accounts.audit("public", "signup.requested", "customer", "*")
-        if not ok:
+        if not ok or _recent(SIGNUP, AccountToken.customer == customer.id) >= HOURLY_EMAILS:
             return None
         token = _new_token(SIGNUP, email, "public", customer_id=customer.id)
         isp = Isp.current() or Isp(name="Customer Portal")
@@ -146,7 +153,7 @@ def request_reset(email, link_for):
     with write_tx():
         user = User.by_email(email) if email else None
         accounts.audit("public", "reset.requested", "user", "*")
-        if user is None:
+        if user is None or _recent(RESET, AccountToken.user == user.id) >= HOURLY_EMAILS:
             return None
         token = _new_token(RESET, user.email, "public", user_id=user.id)
         isp = Isp.current() or Isp(name="Customer Portal")

@@ -146,7 +146,7 @@ def test_reset_page_answers_the_same_for_known_and_unknown_emails(app, portal):
     unknown_t, unknown = _timed_post(portal, "/reset", {"email": "unknown@example.test"})
     assert len(known) == 1 and known == unknown
     _assert_similar(known_t, unknown_t)
-    assert Outbox.select().where(Outbox.kind == "reset").count() == 9
+    assert Outbox.select().where(Outbox.kind == "reset").count() == invites.HOURLY_EMAILS  # then throttled
     assert AuditLog.select().where(AuditLog.action == "reset.requested").count() == 18
 
 
@@ -223,3 +223,13 @@ def test_staff_customer_page_lists_invites(app, staff):
 def test_login_page_links_to_reset_and_sign_up(app, client):
     page = client.get("/login").get_data(as_text=True)
     assert 'href="/reset"' in page and 'href="/signup"' in page
+
+
+def test_reset_and_signup_emails_are_throttled_per_account(ledger_db):
+    c = new_customer()
+    sent = [invites.request_signup("70001", "78620", f"d{n}@example.test", link) for n in range(5)]
+    assert sum(1 for t in sent if t) == invites.HOURLY_EMAILS
+    make_customer(email="gail@example.test")
+    sent = [invites.request_reset("gail@example.test", link) for _ in range(5)]
+    assert sum(1 for t in sent if t) == invites.HOURLY_EMAILS
+    assert c
