@@ -364,13 +364,13 @@ def import_invoices(data, dry_run=False, actor="system"):
             return result
         now = utcnow()
         before = database.execute_sql('SELECT COALESCE(MAX(id), 0) FROM "invoice"').fetchone()[0]
-        _bulk_insert(Invoice, ("customer", "number", "issue_date", "due_date", "period_start", "period_end",
+        bulk_insert(Invoice, ("customer", "number", "issue_date", "due_date", "period_start", "period_end",
                                "total_cents", "currency", "void", "created_at"),
                      ((cid, c["number"], c["issue_date"], c["due_date"], c["period_start"], c["period_end"],
                        c["total_cents"], currency, False, now) for cid, c in new))
         ids = dict(database.execute_sql(f'SELECT number, id FROM "invoice" WHERE id > {database.param}',
                                         (before,)).fetchall())
-        _bulk_insert(InvoiceLine, ("invoice", "position", "description", "quantity", "unit_cents", "amount_cents"),
+        bulk_insert(InvoiceLine, ("invoice", "position", "description", "quantity", "unit_cents", "amount_cents"),
                      ((ids[c["number"]], 0, c["description"], 1, c["total_cents"], c["total_cents"])
                       for _cid, c in new))
         for invoice_id, changes in updates:
@@ -391,7 +391,7 @@ def _sql_value(value):
     return value
 
 
-def _bulk_insert(model, fields, rows):
+def bulk_insert(model, fields, rows):
     """INSERT rows through one prepared statement (peewee's insert_many spends most of its time building SQL)."""
     meta = model._meta
     columns = ", ".join(f'"{meta.fields[f].column_name}"' for f in fields)

@@ -13,8 +13,9 @@ import secrets
 from peewee import fn
 
 from billing import accounts, identity, mail
+from billing.imports import bulk_insert
 from db import write_tx
-from db.models import AccountToken, Customer, Isp, LoginSession, User, utcnow
+from db.models import AccountToken, Customer, Isp, LoginSession, Outbox, User, utcnow
 
 INVITE, SIGNUP, RESET = "invite", "signup", "reset"
 LIFETIME = {INVITE: dt.timedelta(days=14), SIGNUP: dt.timedelta(days=2), RESET: dt.timedelta(hours=2)}
@@ -110,14 +111,23 @@ def not_yet_invited():
 
 def invite_all(link_for, actor="staff"):
     """Invite every customer not yet invited; returns how many were invited."""
-    count = 0
-    for customer in list(not_yet_invited()):
-        try:
-            invite(customer.id, link_for, actor)
-            count += 1
-        except ValueError:
-            continue
-    return count
+    isp = Isp.current() or Isp(name="Customer Portal")
+    now = utcnow()
+    tokens, emails = [], []
+    # One transaction and two bulk inserts: 10,000 invites take seconds, not minutes.
+    with write_tx():
+        for customer in not_yet_invited().iterator():
+            token = secrets.token_urlsafe(32)
+            tokens.append((INVITE, _hash(token), customer.id, customer.email, actor, now, now + LIFETIME[INVITE]))
+            subject, text = invite_email(isp, customer, link_for(token))
+            emails.append((customer.email, subject, text, mail.simple_html(text), "invite", now, now))
+        bulk_insert(AccountToken, ("kind", "token_hash", "customer", "email", "created_by", "created_at",
+                                   "expires_at"), tokens)
+        bulk_insert(Outbox, ("to_addr", "subject", "text_body", "html_body", "kind", "created_at",
+                             "next_attempt_at"), emails)
+        if tokens:
+            accounts.audit(actor, "invite.sent_all", "customer", "*", count=len(tokens))
+    return len(tokens)
 
 
 def _recent(kind, who):

@@ -75,6 +75,10 @@ def test_invite_all_invites_only_customers_not_yet_invited(ledger_db):
     assert invites.invite_all(link) == 1
     assert [r.customer_id for r in AccountToken.select().order_by(AccountToken.id)] == [a.id, b.id]
     assert invites.invite_all(link) == 0
+    mail = Outbox.select().where(Outbox.to_addr == "b@example.test").get()
+    assert mail.kind == "invite" and mail.sent_at is None and "<p>" in mail.html_body
+    token = mail.text_body.split("/invite/")[1].split()[0]
+    assert invites.accept(token, NEW_PASSWORD, NEW_PASSWORD).customer_id == b.id
 
 
 def test_invite_text_comes_from_the_settings(ledger_db):
