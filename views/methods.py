@@ -93,7 +93,8 @@ def autopay_on():
     """Turn autopay on with a saved method, recording the authorization."""
     try:
         autopay.turn_on(current_user.customer_id, request.form.get("method"),
-                        accepted=bool(request.form.get("accepted")), ip=request.remote_addr or "", user_agent=request.user_agent.string, actor=_actor())
+                        accepted=bool(request.form.get("accepted")), ip=request.remote_addr or "",
+                        user_agent=request.user_agent.string, actor=_actor())
     except FormErrors as e:
         return _page(errors=e.errors, status=422, form=request.form)
     return _page("Autopay is on.")
