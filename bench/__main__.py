@@ -111,6 +111,15 @@ def main(argv=None):
         rows.append(("Weight", "Whole card payment, login page → \"Payment was successful\"",
                      f"{_kb(walk.bytes)} in {walk.requests} requests", "≤ 45 KB, ≤ 10 requests",
                      _ok(walk.bytes <= BUDGET["flow_bytes"] and walk.requests <= BUDGET["flow_requests"])))
+        logo = data.sample_logo()
+        data.branding(app, "#0a7d3b", logo)
+        try:
+            branded = flow.pay_by_card(app.test_client(), info["browser"]["branded"], data.PASSWORD)
+        finally:
+            data.branding(app, None, None)
+        rows.append(("Weight", f"Same payment, ISP with an accent colour and a {len(logo) / 1000:.1f} KB logo",
+                     f"{_kb(branded.bytes)} in {branded.requests} requests", "≤ 45 KB, ≤ 10 requests",
+                     _ok(branded.bytes <= BUDGET["flow_bytes"] and branded.requests <= BUDGET["flow_requests"])))
         rows.append(("Weight", "Stripe's own bytes", "none: the sandbox is the processor in this run", "reported", ""))
 
         env = {"DATABASE_URL": db_url, "SECRET_KEY": secret, "SANDBOX_WEBHOOK_SECRET": whsec,

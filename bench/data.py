@@ -64,7 +64,7 @@ def build(db_url, secret_key, webhook_secret, pool_sizes, growth=True):
         migrate.upgrade()
         demo.load(app.extensions["processor"])
         out = {"browser": {}, "growth": {}, "pools": {}}
-        for name in ("weights", "fast", "slow3g", "edge"):
+        for name in ("weights", "branded", "fast", "slow3g", "edge"):
             out["browser"][name] = customer(f"{name}@bench.test").email
         if growth:
             out["growth"]["10 invoices"] = customer("g10@bench.test", 10, paid=8).id
@@ -113,6 +113,33 @@ def sandbox_cookie(app, intent):
     path, query = intent
     page = client.get(f"{path}?{query}", headers={"User-Agent": USER_AGENT}).get_data(as_text=True)
     return {"cookie": f"session={client.get_cookie('session').value}", "csrf": _TOKEN.search(page).group(1)}
+
+
+def sample_logo(width=40, height=40):
+    """A PNG of noise (it does not compress): a stand-in for an ISP's logo of about 5 KB."""
+    import os
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def branding(app, accent, logo):
+    """Set (or, with None, clear) the ISP's accent colour and logo, as staff do on the Settings page."""
+    from billing import settings
+    from db.models import Isp
+
+    with app.app_context():
+        database.connect(reuse_if_open=True)
+        isp = Isp.current()
+        with write_tx():
+            Isp.update(accent_color=accent or "").where(Isp.id == isp.id).execute()
+        settings.save_logo(logo, actor="bench")
 
 
 def _first_invoice_id(app, email):
