@@ -74,15 +74,20 @@ def decode_cursor(cursor):
         raise ValueError("cursor is not one this API returned") from None
 
 
-def payments_since(cursor=None, limit=100, status=None):
+def payments_since(cursor=None, limit=100, status=None, lag_seconds=5):
     """Payments changed after the cursor, oldest change first: (rows, next cursor).
 
     A payment shows up again whenever its status changes (an ACH debit appears
     as processing, then as succeeded or failed), so the billing system can post
-    what succeeded and reverse nothing it has not seen.
+    what succeeded and reverse nothing it has not seen. Changes younger than
+    ``lag_seconds`` wait for the next call: a transaction that stamped an
+    earlier time but commits a moment later can then never fall behind a
+    cursor already handed out.
     """
     q = (Payment.select(Payment, Customer.account_number).join(Customer)
          .where(Payment.status != CREATED))
+    if lag_seconds:
+        q = q.where(Payment.updated_at <= utcnow() - dt.timedelta(seconds=lag_seconds))
     if cursor:
         at, pid = decode_cursor(cursor)
         q = q.where((Payment.updated_at > at) | ((Payment.updated_at == at) & (Payment.id > pid)))

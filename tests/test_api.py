@@ -1,4 +1,6 @@
 """The billing-system API: token authentication, validation, upserts, void, and cursor paging."""
+import datetime as dt
+
 import pytest
 
 from billing import accounts
@@ -16,7 +18,8 @@ def token(app):
 
 
 @pytest.fixture
-def api(client, token):
+def api(app, client, token):
+    app.config["API_FEED_LAG_SECONDS"] = 0  # see test_recent_changes_wait_for_the_feed_lag
     class Api:
         headers = {"Authorization": f"Bearer {token}"}
 
@@ -167,3 +170,13 @@ def test_staff_create_and_revoke_tokens(app, staff, client):
 def test_api_needs_no_csrf_token_but_pages_still_do(app, api, client):
     assert api.put("/api/v1/customers/Z-1", {"name": "Zed"}).status_code == 201
     assert client.post("/signup", data={"account_number": "Z-1"}).status_code == 400
+
+
+def test_recent_changes_wait_for_the_feed_lag(app, api):
+    app.config["API_FEED_LAG_SECONDS"] = 5
+    c = make_customer()
+    make_invoice(c, cents=5000)
+    p = _succeed(c.id, 1000, "lagged")
+    assert api.get("/api/v1/payments").get_json()["payments"] == []
+    Payment.update(updated_at=utcnow() - dt.timedelta(seconds=6)).where(Payment.id == p.id).execute()
+    assert [x["ref"] for x in api.get("/api/v1/payments").get_json()["payments"]] == ["PAY-lagged"]

@@ -172,6 +172,6 @@ def payments():
             fields["since"] = str(e)
     if fields:
         return _error(400, "the query has invalid parameters", fields)
-    rows, nxt = rules.payments_since(since, limit, status)
+    rows, nxt = rules.payments_since(since, limit, status, current_app.config.get("API_FEED_LAG_SECONDS", 5))
     return jsonify({"payments": [rules.payment_json(p) for p in rows], "next_cursor": nxt,
                     "has_more": len(rows) == limit})
