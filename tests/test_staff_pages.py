@@ -32,6 +32,9 @@ def test_settings_are_saved_and_shown_to_customers(app, staff, client):
     assert (isp.name, isp.min_payment_cents, isp.max_payment_cents, isp.max_prepay_cents) == \
         ("Hill Country Wireless", 500, 200000, 10000)
     assert isp.show_statement is False and isp.accent_color == "#2a7a3b"
+    from db.models import AutopayPolicy
+    assert AutopayPolicy.current().days_before == 3  # autopay timing lives in autopay's own policy row
+    assert 'value="3"' in staff.get("/staff/settings").get_data(as_text=True)
     assert "Settings saved" in staff.get("/staff/settings?saved=1").get_data(as_text=True)
     staff.post("/logout", {})
     c = make_customer()
