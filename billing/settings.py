@@ -1,12 +1,14 @@
 """The ISP's portal settings: checking the staff form and the logo, and saving them."""
 import base64
+import hashlib
 import re
 
 from billing import accounts, money
 from db import models, write_tx
 from db.models import Isp, utcnow
 
-MAX_LOGO_BYTES = 100 * 1024
+# Small: the logo is on every page, and a slow rural link pays for each KB (see bench/RESULTS.md).
+MAX_LOGO_BYTES = 12 * 1024
 # Raster images only, recognised by their first bytes: SVG can carry script.
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
           (b"GIF89a", "image/gif"))
@@ -174,3 +176,15 @@ def _set_autopay_days(days):
 def valid_color(value):
     """True for a #rrggbb colour (the only form written into CSS)."""
     return bool(_COLOR.match(value or ""))
+
+
+def accent_css(color):
+    """The stylesheet rule for an accent colour, or '' (only a checked #rrggbb is ever written into CSS)."""
+    return f":root{{--accent:{color}}}" if valid_color(color) else ""
+
+
+def logo_digest(isp):
+    """A short hash of the stored logo, for its cache-busting URL ('' when there is none)."""
+    if not isp.logo_type:
+        return ""
+    return hashlib.sha256(isp.logo_data.encode()).hexdigest()[:16]

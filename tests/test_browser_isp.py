@@ -30,7 +30,14 @@ def import_file(page, kind, path):
 
 
 def test_staff_imports_and_invites_then_the_customer_sets_a_password_and_pays(app, open_page):
+    from billing import settings
+    from db.models import Isp
+    from tests.test_staff_pages import png
+
     make_staff()
+    # A branded ISP: the inline accent rule must pass the CSP (a violation is a console error).
+    Isp.update(accent_color="#2a7a3b").execute()
+    settings.save_logo(png(8, 8))
     staff = open_page()
     page = staff.page
     page.goto(staff.base_url + "/login")
@@ -38,6 +45,8 @@ def test_staff_imports_and_invites_then_the_customer_sets_a_password_and_pays(ap
     page.fill("#password", STAFF_PASSWORD)
     page.click("button.primary")
     expect(page).to_have_url(staff.base_url + "/staff/")
+    expect(page.locator("header.top")).to_have_css("background-color", "rgb(42, 122, 59)")
+    expect(page.locator("header.top img.logo")).to_be_visible()
 
     import_file(page, "customers", SAMPLES / "customers.csv")
     import_file(page, "invoices", SAMPLES / "invoices.csv")

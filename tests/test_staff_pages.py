@@ -1,6 +1,9 @@
 """Staff pages: settings (with the logo), customer search, payments filters and CSV export, audit log."""
+import base64
 import csv
+import hashlib
 import io
+import re
 import struct
 import zlib
 
@@ -39,11 +42,14 @@ def test_settings_are_saved_and_shown_to_customers(app, staff, client):
     staff.post("/logout", {})
     c = make_customer()
     staff.login(c.email, PASSWORD)
-    home = staff.get("/").get_data(as_text=True)
+    resp = staff.get("/")
+    home = resp.get_data(as_text=True)
     assert "Hill Country Wireless" in home and "https://help.hcw.example" in home
     assert ">Statement<" not in home and ">Invoices<" in home
-    assert 'href="/theme.css"' in home
-    assert client.get("/theme.css").get_data(as_text=True) == ":root{--accent:#2a7a3b}\n"
+    css = ":root{--accent:#2a7a3b}"
+    assert f"<style>{css}</style>" in home  # inline: no extra request before the first render
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in resp.headers["Content-Security-Policy"].split("style-src")[1].split(";")[0]
     assert AuditLog.select().where(AuditLog.action == "settings.updated").count() == 1
 
 
@@ -63,19 +69,22 @@ def test_logo_upload_is_checked_and_served(app, staff, client):
     ok = staff.post("/staff/settings/logo", {"logo": (io.BytesIO(png()), "logo.png")},
                     content_type="multipart/form-data")
     assert ok.status_code == 303
-    served = client.get("/logo")
+    url = re.search(r'<img src="(/logo/[0-9a-f]+)"', staff.get("/staff/").get_data(as_text=True)).group(1)
+    served = client.get(url)
     assert served.status_code == 200 and served.mimetype == "image/png" and served.data == png()
+    assert "immutable" in served.headers["Cache-Control"]
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
     bad = staff.post("/staff/settings/logo", {"logo": (io.BytesIO(svg), "logo.svg")},
                      content_type="multipart/form-data")
     assert bad.status_code == 422 and 'id="logo-error"' in bad.get_data(as_text=True)
-    big = staff.post("/staff/settings/logo", {"logo": (io.BytesIO(png() + b"\0" * 200_000), "big.png")},
+    big = staff.post("/staff/settings/logo", {"logo": (io.BytesIO(png() + b"\0" * 13_000), "big.png")},
                      content_type="multipart/form-data")
-    assert big.status_code in (413, 422)
-    assert client.get("/logo").data == png()
-    assert 'src="/logo"' in staff.get("/staff/").get_data(as_text=True)
+    assert big.status_code == 422 and "12 KB or smaller" in big.get_data(as_text=True)
+    assert client.get(url).data == png()
+    assert client.get("/logo/0123456789abcdef").status_code == 404
     staff.post("/staff/settings/logo", {"remove": "1"})
-    assert client.get("/logo").status_code == 404
+    assert client.get(url).status_code == 404
+    assert "<img" not in staff.get("/staff/").get_data(as_text=True)
 
 
 def _payment(customer, ref, status, method="card", cents=1000):

@@ -1,6 +1,10 @@
 """Public account pages: accept an invite, self sign-up, password reset; the ISP's logo and accent colour."""
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, session, url_for
+import base64
+import hashlib
+
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_login import login_user
+from markupsafe import Markup
 
 from billing import identity, invites, settings
 from views import PortalUser, isp
@@ -87,20 +91,46 @@ def forgot():
     return render_template("account/forgot.html", form=form, errors=errors), (422 if errors else 200)
 
 
-@bp.route("/logo")
-def logo():
-    """The ISP's logo, as uploaded and checked on the Settings page."""
+YEAR = 365 * 24 * 3600
+
+
+def _logo_digest():
+    if "logo_digest" not in g:
+        g.logo_digest = settings.logo_digest(isp()) if isp().id else ""
+    return g.logo_digest
+
+
+@bp.app_template_global()
+def logo_url():
+    """The logo's content-hashed URL (cached for a year), or '' when there is none."""
+    digest = _logo_digest()
+    return url_for("account.logo", digest=digest) if digest else ""
+
+
+@bp.app_template_global()
+def accent_style():
+    """The ISP's accent colour as an inline <style>, allowed by its hash (added to the CSP below)."""
+    css = settings.accent_css(isp().accent_color)
+    return Markup(f"<style>{css}</style>") if css else ""
+
+
+@bp.after_app_request
+def _allow_accent_style(response):
+    # Runs after the app's own header hook has set the CSP (after-request hooks run in reverse order).
+    csp = response.headers.get("Content-Security-Policy", "")
+    css = settings.accent_css(isp().accent_color) if response.mimetype == "text/html" and csp else ""
+    if css:
+        digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+        response.headers["Content-Security-Policy"] = csp.replace("style-src ", f"style-src 'sha256-{digest}' ", 1)
+    return response
+
+
+@bp.route("/logo/<digest>")
+def logo(digest):
+    """The ISP's logo, as uploaded and checked on the Settings page, under a name that changes with it."""
     found = settings.logo(isp()) if isp().id else None
-    if found is None:
+    if found is None or digest != _logo_digest():
         abort(404)
     data, mime = found
-    return Response(data, mimetype=mime, headers={"Cache-Control": "public, max-age=300",
+    return Response(data, mimetype=mime, headers={"Cache-Control": f"public, max-age={YEAR}, immutable",
                                                   "Content-Security-Policy": "default-src 'none'"})
-
-
-@bp.route("/theme.css")
-def theme():
-    """The ISP's accent colour as CSS (a stylesheet, so no inline styles are needed)."""
-    color = isp().accent_color or ""
-    body = f":root{{--accent:{color}}}\n" if settings.valid_color(color) else ""
-    return Response(body, mimetype="text/css", headers={"Cache-Control": "public, max-age=300"})
