@@ -462,3 +462,41 @@ def test_no_card_or_account_number_reaches_tables_or_logs(app, logged_in, owing,
     resp = pay_at_processor(logged_in, make_payment(logged_in, "5.00")[1],
                             {**GOOD_CARD, "number": "4242 4242 4242 4242", "cvc": "1"})
     assert "4242 4242 4242 4242" not in resp.get_data(as_text=True)
+
+
+# --- The processor is down. -------------------------------------------------------------------
+
+
+def test_processor_unreachable_at_make_payment_says_so_and_keeps_the_payment(app, logged_in, owing, monkeypatch):
+    from billing.processors import ProcessorError
+
+    proc = app.extensions["processor"]
+
+    def down(**kwargs):
+        raise ProcessorError("connection refused")
+
+    monkeypatch.setattr(proc, "create_intent", down)
+    ref = ref_of(start(logged_in, "30.00"))
+    resp = logged_in.post(f"/payments/{ref}/billing", BILLING, htmx=True)
+    assert resp.status_code == 422
+    assert "could not reach the payment processor" in resp.get_data(as_text=True)
+    page = logged_in.get(f"/payments/{ref}")
+    assert page.status_code == 200 and "could not reach the payment processor" in page.get_data(as_text=True)
+    assert Allocation.select().count() == 0
+    monkeypatch.undo()
+    page = logged_in.get(f"/payments/{ref}").get_data(as_text=True)  # back up: the same payment carries on
+    assert "Open the payment window" in page and Payment.select().count() == 1
+
+
+def test_polling_while_the_processor_is_down_keeps_the_last_known_state(app, logged_in, owing, monkeypatch):
+    from billing.processors import ProcessorError
+
+    ref, entry = make_payment(logged_in)
+    proc = app.extensions["processor"]
+
+    def down(intent_id):
+        raise ProcessorError("timeout")
+
+    monkeypatch.setattr(proc, "retrieve", down)
+    poll = logged_in.get(f"/payments/{ref}/status?seen=awaiting_details", htmx=True)
+    assert poll.status_code == 200 and poll.get_data(as_text=True).startswith('<p id="pay-poll"')

@@ -1,14 +1,26 @@
 """The Payments tab and the pay flow: method and amount, billing, payment window, result."""
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from billing import accounts, autopay, money, payments
+from billing.processors import ProcessorError
 from db.models import PaymentMethod
 from views import customer_required, processor, render, wants_fragment
 
 bp = Blueprint("payments", __name__)
 
 FINAL = (payments.SUCCEEDED, payments.FAILED, payments.CANCELED)
+UNREACHABLE = ("We could not reach the payment processor just now. Nothing has been charged. "
+               "Please try again in a minute.")
+
+
+def _synced(payment):
+    """The payment refreshed from the processor; our stored state when the processor is unreachable."""
+    try:
+        return payments.sync(payment, processor())
+    except ProcessorError as e:
+        current_app.logger.warning("processor unreachable while syncing %s: %s", payment.ref, e)
+        return payment
 
 
 def _method_ctx(cid, invoice_id=None, form=None, errors=None):
@@ -121,8 +133,14 @@ def _step(payment, form=None, errors=None):
 
 
 def _status(payment, partial):
-    entry = _entry_urls(payment) if payment.status == payments.AWAITING_DETAILS else None
-    ctx = dict(payment=payment, entry_url=entry, labels=payments.LABELS,
+    entry, unreachable = None, ""
+    if payment.status == payments.AWAITING_DETAILS:
+        try:
+            entry = _entry_urls(payment)
+        except ProcessorError as e:
+            current_app.logger.warning("processor unreachable for %s: %s", payment.ref, e)
+            unreachable = UNREACHABLE
+    ctx = dict(payment=payment, entry_url=entry, unreachable=unreachable, labels=payments.LABELS,
                applied=payments.applied_to(payment), final=payment.status in FINAL)
     tpl = "payments/_status.html" if partial else "payments/status.html"
     return render_template(tpl, **ctx), 200
@@ -132,8 +150,7 @@ def _status(payment, partial):
 @customer_required
 def show(ref):
     """Where a payment is now; safe to reload at any point, and after logging in again."""
-    payment = payments.sync(_own(ref), processor())
-    body, status = _step(payment)
+    body, status = _step(_synced(_own(ref)))
     return body, status
 
 
@@ -147,6 +164,10 @@ def billing(ref):
                                            actor=f"customer:{current_user.user.id}")
     except payments.FormErrors as e:
         return _step(payment, form=request.form, errors=e.errors)
+    except ProcessorError as e:
+        current_app.logger.warning("processor unreachable at Make Payment for %s: %s", payment.ref, e)
+        return _step(payments.for_customer(current_user.customer_id, ref), form=request.form,
+                     errors={"form": UNREACHABLE})
     # The save-for-autopay box: keep the acceptance (time, IP, browser, text version) for when it succeeds.
     autopay.accept_at_billing(payment, ip=request.remote_addr or "", user_agent=request.user_agent.string)
     if not wants_fragment() and payment.status == payments.AWAITING_DETAILS:
@@ -159,7 +180,7 @@ def billing(ref):
 @customer_required
 def status(ref):
     """The payment's state from our own record, refreshed from the processor (polled)."""
-    payment = payments.sync(_own(ref), processor())
+    payment = _synced(_own(ref))
     if payment.status == request.args.get("seen"):
         return render_template("payments/_poll.html", payment=payment)
     body, code = _status(payment, partial=True)
