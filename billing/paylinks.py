@@ -10,7 +10,9 @@ import hashlib
 import hmac
 import time
 
-from db.models import Invoice
+from billing import accounts, mail
+from db import write_tx
+from db.models import Invoice, Isp
 
 DEFAULT_DAYS = 45
 
@@ -53,3 +55,14 @@ def invoice_for(secret, token, now=None):
     if invoice is None or invoice.void:
         raise LinkError("This invoice can no longer be paid online. Please contact us.")
     return invoice
+
+
+def email(invoice, customer, url, actor="staff"):
+    """Email the customer a pay link for one invoice (through the outbox)."""
+    isp = Isp.current() or Isp(name="Customer Portal")
+    with write_tx():
+        mail.enqueue(customer.email, f"Invoice {invoice.number} from {isp.name}",
+                     f"Hello {customer.name},\n\nYour invoice {invoice.number} is due "
+                     f"{invoice.due_date:%b %-d, %Y}.\n\nPay it online, no login needed (the link works for "
+                     f"{DEFAULT_DAYS} days):\n{url}\n", kind="paylink")
+        accounts.audit(actor, "paylink.sent", "invoice", invoice.id, email=customer.email)

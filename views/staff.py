@@ -151,15 +151,7 @@ def paylink(invoice_id):
         if not c.email:
             return render_template("staff/customer.html",
                                    **_customer_ctx(c, error=f"{c.name} has no email address on file.")), 422
-        from billing import mail
-        from db import write_tx
-
-        isp = Isp.current() or Isp(name="Customer Portal")
-        with write_tx():
-            mail.enqueue(c.email, f"Invoice {inv.number} from {isp.name}",
-                         f"Hello {c.name},\n\nYour invoice {inv.number} is due {inv.due_date:%b %-d, %Y}.\n\n"
-                         f"Pay it online, no login needed:\n{url}\n", kind="paylink")
-            accounts.audit(_actor(), "paylink.sent", "invoice", inv.id, email=c.email)
+        paylinks.email(inv, c, url, actor=_actor())
         notice = f"Pay link for {inv.number} emailed to {c.email}."
     return render_template("staff/customer.html", **_customer_ctx(c, notice=notice, paylink=url,
                                                                    paylink_invoice=inv.id))
