@@ -188,7 +188,8 @@ def test_signup_timing_is_similar_for_matching_and_unknown_accounts(app, portal)
 def test_staff_invite_then_customer_sets_password_and_is_logged_in(app, staff, client):
     c = new_customer()
     resp = staff.post(f"/staff/customers/{c.id}/invite", {})
-    assert resp.status_code == 200 and "Invite sent to dana@example.test" in resp.get_data(as_text=True)
+    assert resp.status_code == 303
+    assert "Invite sent to dana@example.test" in staff.get(resp.headers["Location"]).get_data(as_text=True)
     path = last_link("invite")
     staff.post("/logout", {})
     page = client.get(path)

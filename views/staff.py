@@ -117,7 +117,8 @@ def _customer_ctx(customer, **extra):
 def customer(customer_id):
     """One customer: invoices, payments and invites."""
     c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
-    return render_template("staff/customer.html", **_customer_ctx(c))
+    notice = f"Invite sent to {c.email}." if request.args.get("invited") else None
+    return render_template("staff/customer.html", **_customer_ctx(c, notice=notice))
 
 
 @bp.route("/customers/<int:customer_id>/invite", methods=["POST"])
@@ -128,7 +129,8 @@ def invite(customer_id):
         invites.invite(c.id, invite_link, actor=_actor())
     except ValueError as e:
         return render_template("staff/customer.html", **_customer_ctx(c, error=str(e))), 422
-    return render_template("staff/customer.html", **_customer_ctx(c, notice=f"Invite sent to {c.email}."))
+    # Post/redirect/get: reloading the page must not send the invite again.
+    return redirect(url_for("staff.customer", customer_id=c.id, invited=1), code=303)
 
 
 @bp.route("/invites", methods=["POST"])
