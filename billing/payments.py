@@ -9,6 +9,7 @@ a write transaction, so of any number of racing callers (double clicks, the
 pop-up and the page both reporting, duplicated webhooks, reconcile) exactly
 one performs it, and only that one allocates the money.
 """
+import datetime as dt
 import re
 import secrets
 
@@ -366,10 +367,17 @@ def history(customer_id, page=1, per_page=20):
     )
 
 
+ABANDONED_AFTER = dt.timedelta(days=1)
+
+
 def in_flight(customer_id):
-    """The customer's payments that are started but not finished, newest first."""
+    """Payments to resume, newest first: any handed to the processor, and amounts chosen in the last day."""
+    recent = utcnow() - ABANDONED_AFTER
     return list(
-        Payment.select().where((Payment.customer == customer_id) & Payment.status.in_(IN_FLIGHT))
+        Payment.select().where(
+            (Payment.customer == customer_id)
+            & (Payment.status.in_([AWAITING_DETAILS, PROCESSING])
+               | ((Payment.status == CREATED) & (Payment.created_at > recent))))
         .order_by(Payment.created_at.desc())
     )
 

@@ -500,3 +500,12 @@ def test_polling_while_the_processor_is_down_keeps_the_last_known_state(app, log
     monkeypatch.setattr(proc, "retrieve", down)
     poll = logged_in.get(f"/payments/{ref}/status?seen=awaiting_details", htmx=True)
     assert poll.status_code == 200 and poll.get_data(as_text=True).startswith('<p id="pay-poll"')
+
+
+def test_an_amount_chosen_days_ago_and_never_confirmed_is_not_offered_for_resuming(logged_in, owing):
+    old_ref = ref_of(start(logged_in, "10.00"))
+    two_days_ago = Payment.get(Payment.ref == old_ref).created_at - dt.timedelta(days=2)
+    Payment.update(created_at=two_days_ago).where(Payment.ref == old_ref).execute()
+    new_ref = ref_of(start(logged_in, "12.00"))
+    tab = logged_in.get("/payments").get_data(as_text=True)
+    assert new_ref in tab and old_ref not in tab
