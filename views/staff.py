@@ -118,6 +118,8 @@ def customer(customer_id):
     """One customer: invoices, payments and invites."""
     c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
     notice = f"Invite sent to {c.email}." if request.args.get("invited") else None
+    if request.args.get("mailed"):
+        notice = f"Pay link for {request.args['mailed'][:64]} emailed to {c.email}."
     return render_template("staff/customer.html", **_customer_ctx(c, notice=notice))
 
 
@@ -154,7 +156,7 @@ def paylink(invoice_id):
             return render_template("staff/customer.html",
                                    **_customer_ctx(c, error=f"{c.name} has no email address on file.")), 422
         paylinks.email(inv, c, url, actor=_actor())
-        notice = f"Pay link for {inv.number} emailed to {c.email}."
+        return redirect(url_for("staff.customer", customer_id=c.id, mailed=inv.number), code=303)
     return render_template("staff/customer.html", **_customer_ctx(c, notice=notice, paylink=url,
                                                                    paylink_invoice=inv.id))
 
