@@ -43,6 +43,7 @@ run: install
 	@echo ""
 	@echo "  Customer portal: http://127.0.0.1:$(PORT)/"
 	@echo "  Demo login:      demo@example.com / demo-portal-2026"
+	@echo "  Staff pages:     http://127.0.0.1:$(PORT)/staff/ (first: $(FLASK) create-staff you@your-isp.example)"
 	@echo ""
 	$(BIN)/gunicorn --workers 2 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - 'app:create_app()'
 
