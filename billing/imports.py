@@ -39,6 +39,7 @@ class RowError:
     row: int  # line in the file, the header being row 1
     column: str
     message: str
+    conflict: bool = False  # the data is fine but clashes with what is stored (money received, void, owner)
 
     def __str__(self):
         return f"row {self.row}, {self.column}: {self.message}" if self.row else f"{self.column}: {self.message}"
@@ -462,7 +463,7 @@ def upsert_invoice(raw, actor="api"):
             return inv, "created"
         changes, col, msg = _invoice_diff(stored, _first_line([stored[0]]).get(stored[0]), clean, customer.id)
         if col:
-            raise ImportError_([RowError(0, col, msg)])
+            raise ImportError_([RowError(0, col, msg, conflict=True)])
         if not changes:
             return Invoice.get_by_id(stored[0]), "unchanged"
         _apply_invoice_changes(stored[0], changes)

@@ -118,10 +118,8 @@ def put_invoice(number):
     try:
         inv, outcome = imports.upsert_invoice(data, actor=_actor())
     except imports.ImportError_ as e:
-        fields = _fields(e)
-        status = 409 if "payments are already applied" in " ".join(fields.values()) \
-            or "another account" in " ".join(fields.values()) or "void" in " ".join(fields.values()) else 422
-        return _error(status, "the invoice cannot be saved", fields)
+        status = 409 if any(err.conflict for err in e.errors) else 422
+        return _error(status, "the invoice cannot be saved", _fields(e))
     return jsonify({"result": outcome, "invoice": _invoice_out(inv)}), 201 if outcome == "created" else 200
 
 
