@@ -130,3 +130,27 @@ def test_pay_by_link_works_with_javascript_off(app, open_page):
     payment = Payment.get()
     assert payment.status == "succeeded" and payment.target_invoice_id == inv.id and payment.amount_cents == 4100
     assert tab.errors == []
+
+
+def test_staff_import_invite_and_set_password_work_with_javascript_off(app, open_page):
+    make_staff()
+    staff = open_page(java_script_enabled=False)
+    page = staff.page
+    page.goto(staff.base_url + "/login")
+    page.fill("#email", STAFF_EMAIL)
+    page.fill("#password", STAFF_PASSWORD)
+    page.click("button.primary")
+    import_file(page, "customers", SAMPLES / "customers.csv")
+    page.get_by_role("navigation", name="Staff").get_by_role("link", name="Staff home").click()
+    page.get_by_role("button", name="Invite all 2 customer(s) not yet invited").click()
+    expect(page.get_by_role("status")).to_have_text("2 invite(s) sent.")
+
+    customer = open_page(java_script_enabled=False)
+    page = customer.page
+    page.goto(customer.base_url + last_link("invite", to="ben.okafor@example.com"))
+    page.get_by_label("New password", exact=True).fill("ben's new password")
+    page.get_by_label("New password again").fill("ben's new password")
+    page.get_by_role("button", name="Set password and log in").click()
+    expect(page).to_have_url(customer.base_url + "/")
+    expect(page.get_by_role("link", name="Invoices", exact=True)).to_be_visible()
+    assert staff.errors == [] and customer.errors == []
