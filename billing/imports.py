@@ -276,7 +276,11 @@ def read_csv(data, columns, required):
 
 def import_customers(data, dry_run=False, actor="system"):
     """Upsert customers from CSV by account number; all or nothing. Returns a Result."""
-    rows = read_csv(data, CUSTOMER_COLUMNS, CUSTOMER_REQUIRED)
+    return upsert_customers(read_csv(data, CUSTOMER_COLUMNS, CUSTOMER_REQUIRED), dry_run, actor)
+
+
+def upsert_customers(rows, dry_run=False, actor="system"):
+    """Upsert (row number, record) pairs by account number; all or nothing. Returns a Result."""
     errors, cleaned, seen = [], [], {}
     for line, raw in rows:
         clean, errs = clean_customer(raw)
@@ -318,7 +322,11 @@ def import_customers(data, dry_run=False, actor="system"):
 
 def import_invoices(data, dry_run=False, actor="system"):
     """Upsert invoices from CSV by invoice number; all or nothing; credit goes to new invoices oldest first."""
-    rows = read_csv(data, INVOICE_COLUMNS, INVOICE_REQUIRED)
+    return upsert_invoices(read_csv(data, INVOICE_COLUMNS, INVOICE_REQUIRED), dry_run, actor)
+
+
+def upsert_invoices(rows, dry_run=False, actor="system"):
+    """Upsert (row number, record) pairs by invoice number; all or nothing. Returns a Result."""
     errors, cleaned, seen = [], [], {}
     for line, raw in rows:
         clean, errs = clean_invoice(raw)
@@ -353,7 +361,7 @@ def import_invoices(data, dry_run=False, actor="system"):
                 continue
             changes, col, msg = _invoice_diff(old, lines_of.get(old[0]), clean, cid)
             if col:
-                errors.append(RowError(line, col, msg))
+                errors.append(RowError(line, col, msg, conflict=True))
             elif changes:
                 updates.append((old[0], changes))
             else:

@@ -180,3 +180,36 @@ def test_recent_changes_wait_for_the_feed_lag(app, api):
     assert api.get("/api/v1/payments").get_json()["payments"] == []
     Payment.update(updated_at=utcnow() - dt.timedelta(seconds=6)).where(Payment.id == p.id).execute()
     assert [x["ref"] for x in api.get("/api/v1/payments").get_json()["payments"]] == ["PAY-lagged"]
+
+
+def test_batch_upserts_are_all_or_nothing_with_errors_by_index(app, api, client):
+    body = {"customers": [{"account_number": f"B-{n}", "name": f"Batch {n}", "zip": "78701"} for n in range(300)]}
+    r = client.post("/api/v1/customers?dry_run=1", json=body, headers=api.headers)
+    assert r.status_code == 200 and r.get_json()["created"] == 300 and r.get_json()["dry_run"] is True
+    assert Customer.select().count() == 0
+    r = api.post("/api/v1/customers", body)
+    assert r.status_code == 200 and r.get_json()["created"] == 300
+    again = api.post("/api/v1/customers", body).get_json()
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 300)
+    assert again["message"].startswith("Nothing to change")
+
+    invoices = [{"invoice_number": f"BI-{n}", "account_number": f"B-{n}", "issue_date": "2026-01-01",
+                 "due_date": "2026-01-21", "amount_cents": 4000 + n} for n in range(300)]
+    bad = invoices + [{"invoice_number": "BI-X", "account_number": "B-1", "issue_date": "2026-13-01",
+                       "due_date": "2026-01-21", "amount": "12.00"},
+                      {"invoice_number": "BI-Y", "account_number": "nobody", "issue_date": "2026-01-01",
+                       "due_date": "2026-01-21", "amount": 5}]
+    r = api.post("/api/v1/invoices", {"invoices": bad})
+    assert r.status_code == 422
+    assert {(e["index"], e["field"]) for e in r.get_json()["errors"]} == {(301, "amount")}  # types first
+    bad[301]["amount"] = "5.00"
+    r = api.post("/api/v1/invoices", {"invoices": bad})
+    assert r.status_code == 422
+    assert {(e["index"], e["field"]) for e in r.get_json()["errors"]} == {(300, "issue_date")}
+    assert Invoice.select().count() == 0
+    r = api.post("/api/v1/invoices", {"invoices": invoices})
+    assert r.status_code == 200 and r.get_json()["created"] == 300
+    assert Invoice.get(Invoice.number == "BI-7").total_cents == 4007
+    assert api.post("/api/v1/invoices", {"invoices": []}).status_code == 400
+    assert api.post("/api/v1/invoices", {"rows": invoices}).status_code == 400
+    assert client.post("/api/v1/invoices", json={"invoices": invoices}).status_code == 401

@@ -14,6 +14,7 @@ csrf.exempt(bp)  # no cookies here: every request carries its bearer token inste
 CUSTOMER_FIELDS = set(imports.CUSTOMER_COLUMNS)
 INVOICE_FIELDS = set(imports.INVOICE_COLUMNS) | {"amount_cents"}
 MAX_LIMIT = 500
+MAX_BATCH = 5000
 
 
 def _error(status, message, fields=None, **headers):
@@ -47,15 +48,7 @@ def _body(allowed):
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return None, _error(400, "send a JSON object with Content-Type: application/json")
-    fields = {}
-    for key, value in data.items():
-        if key not in allowed:
-            fields[key] = "unknown field"
-        elif key == "amount_cents":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                fields[key] = "must be a whole number of cents, 0 or more"
-        elif value is not None and not isinstance(value, str):
-            fields[key] = "must be a string"
+    fields = _check_types(data, allowed)
     if fields:
         return None, _error(422, "the request has invalid fields", fields)
     return {k: ("" if v is None else v) for k, v in data.items()}, None
@@ -63,6 +56,65 @@ def _body(allowed):
 
 def _fields(err):
     return {e.column: e.message for e in err.errors}
+
+
+def _check_types(item, allowed):
+    """{field: message} for wrongly typed or unknown fields of one JSON object."""
+    fields = {}
+    for key, value in item.items():
+        if key not in allowed:
+            fields[key] = "unknown field"
+        elif key == "amount_cents":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                fields[key] = "must be a whole number of cents, 0 or more"
+        elif value is not None and not isinstance(value, str):
+            fields[key] = "must be a string"
+    return fields
+
+
+def _batch(key, allowed, upsert):
+    """Upsert a list of records in one transaction: all or nothing, errors by index and field."""
+    data = request.get_json(silent=True)
+    items = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items or len(items) > MAX_BATCH:
+        return _error(400, f'send a JSON object {{"{key}": [...]}} with 1 to {MAX_BATCH} records')
+    rows, problems = [], []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append({"index": index, "field": None, "message": "must be a JSON object"})
+            continue
+        problems += [{"index": index, "field": f, "message": m} for f, m in _check_types(item, allowed).items()]
+        if "amount" in item and "amount_cents" in item:
+            problems.append({"index": index, "field": "amount", "message": "send amount or amount_cents, not both"})
+        record = {k: ("" if v is None else v) for k, v in item.items()}
+        if isinstance(record.get("amount_cents"), int) and not isinstance(record["amount_cents"], bool):
+            cents = record.pop("amount_cents")
+            record["amount"] = f"{cents // 100}.{cents % 100:02d}"
+        rows.append((index, record))
+    if problems:
+        return jsonify({"error": "some records have invalid fields", "errors": problems}), 422
+    try:
+        result = upsert(rows, dry_run=request.args.get("dry_run") in ("1", "true"), actor=_actor())
+    except imports.ImportError_ as e:
+        status = 409 if all(err.conflict for err in e.errors) else 422
+        return jsonify({"error": "nothing was saved", "errors": [
+            {"index": err.row, "field": err.column, "message": err.message} for err in e.errors]}), status
+    return jsonify({"created": result.created, "updated": result.updated, "unchanged": result.unchanged,
+                    "dry_run": result.dry_run, "message": result.message()})
+
+
+@bp.route("/customers", methods=["POST"])
+@token_required
+def post_customers():
+    """Create or update many customers at once, by account number."""
+    return _batch("customers", CUSTOMER_FIELDS, imports.upsert_customers)
+
+
+@bp.route("/invoices", methods=["POST"])
+@token_required
+def post_invoices():
+    """Create or update many invoices at once, by invoice number; credit goes to new invoices oldest first."""
+    return _batch("invoices", INVOICE_FIELDS, imports.upsert_invoices)
 
 
 @bp.route("/customers/<account_number>", methods=["PUT"])
