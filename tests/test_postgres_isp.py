@@ -9,6 +9,7 @@ pytestmark = pytest.mark.postgres
 from tests.test_api import (  # noqa: E402,F401
     api,
     test_an_invoice_with_payments_cannot_be_voided_or_repriced,
+    test_batch_upserts_are_all_or_nothing_with_errors_by_index,
     test_payments_since_a_cursor_pages_through_every_payment_once,
     test_upsert_invoice_applies_credit_and_voids,
     token,
