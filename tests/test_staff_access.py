@@ -55,7 +55,9 @@ def test_staff_reach_every_staff_page(app, staff, method, url):
 
 
 def test_staff_cannot_use_customer_pages(app, staff):
-    assert staff.get("/").status_code == 403
+    resp = staff.get("/")
+    assert resp.status_code == 403
+    assert 'href="/staff/">Go to the staff pages' in resp.get_data(as_text=True)  # not a link to another 403
 
 
 def test_staff_login_lands_on_the_staff_home(app, staff):
