@@ -39,9 +39,23 @@ def _intent():
 
 def _ctx(intent, **extra):
     mode = request.values.get("mode")
-    return dict(intent=intent, secret=request.values.get("secret"), mode=mode if mode in MODES else "page",
-                back=_back(request.values.get("back")), authorization=ACH_AUTHORIZATION.format(isp=isp().name),
-                errors={}, decline="", form={}, **extra)
+    ctx = dict(intent=intent, secret=request.values.get("secret"), mode=mode if mode in MODES else "page",
+               back=_back(request.values.get("back")), authorization=ACH_AUTHORIZATION.format(isp=isp().name),
+               errors={}, decline="", form={}, setup=False)
+    ctx.update(extra)
+    return ctx
+
+
+def _submit(intent, ctx, card, ach):
+    """Hand the posted card or bank fields to the processor; keep only what may be shown again."""
+    f = request.form
+    if intent.method_type == "card":
+        ctx["form"] = {"expiry": f.get("expiry", ""), "zip": f.get("zip", "")}  # never echo the number or CVC
+        return card(intent.id, f.get("number"), f.get("expiry"), f.get("cvc"), f.get("zip"))
+    ctx["form"] = {"holder": f.get("holder", ""), "routing": f.get("routing", ""),
+                   "account_type": f.get("account_type", "")}
+    return ach(intent.id, f.get("holder"), f.get("routing"), f.get("account"), f.get("account_type"),
+               f.get("accepted"))
 
 
 def _finished(intent, ctx):
@@ -63,16 +77,7 @@ def entry(intent_id):
         return render_template("sandbox/done.html", **ctx)
     if request.method == "GET":
         return render_template("sandbox/entry.html", **ctx)
-    f = request.form
-    if intent.method_type == "card":
-        state, errors = _sandbox().confirm_card(intent.id, f.get("number"), f.get("expiry"), f.get("cvc"),
-                                                f.get("zip"))
-        ctx["form"] = {"expiry": f.get("expiry", ""), "zip": f.get("zip", "")}  # never echo the number or CVC
-    else:
-        state, errors = _sandbox().confirm_ach(intent.id, f.get("holder"), f.get("routing"), f.get("account"),
-                                               f.get("account_type"), f.get("accepted"))
-        ctx["form"] = {"holder": f.get("holder", ""), "routing": f.get("routing", ""),
-                       "account_type": f.get("account_type", "")}
+    state, errors = _submit(intent, ctx, _sandbox().confirm_card, _sandbox().confirm_ach)
     if errors:
         ctx["errors"] = errors
         return render_template("sandbox/entry.html", **ctx), 422
@@ -147,26 +152,17 @@ def setup(intent_id):
     intent = _intent()
     if not _sandbox().is_setup(intent.id):
         abort(404)
-    ctx = _ctx(intent)
+    ctx = _ctx(intent, setup=True)
     ctx["authorization"] = SETUP_AUTHORIZATION.format(isp=isp().name)
     if intent.status == SUCCEEDED:
         return _finished(intent, ctx)
     if request.method == "GET":
-        return render_template("sandbox/setup.html", **ctx)
-    f = request.form
-    if intent.method_type == "card":
-        state, errors = _sandbox().confirm_setup_card(intent.id, f.get("number"), f.get("expiry"), f.get("cvc"),
-                                                      f.get("zip"))
-        ctx["form"] = {"expiry": f.get("expiry", ""), "zip": f.get("zip", "")}  # never echo the number or CVC
-    else:
-        state, errors = _sandbox().confirm_setup_ach(intent.id, f.get("holder"), f.get("routing"),
-                                                     f.get("account"), f.get("account_type"), f.get("accepted"))
-        ctx["form"] = {"holder": f.get("holder", ""), "routing": f.get("routing", ""),
-                       "account_type": f.get("account_type", "")}
+        return render_template("sandbox/entry.html", **ctx)
+    state, errors = _submit(intent, ctx, _sandbox().confirm_setup_card, _sandbox().confirm_setup_ach)
     if errors:
         ctx["errors"] = errors
-        return render_template("sandbox/setup.html", **ctx), 422
+        return render_template("sandbox/entry.html", **ctx), 422
     if state.status == SUCCEEDED:
         return _finished(intent, ctx)
     ctx["decline"] = state.failure_message
-    return render_template("sandbox/setup.html", **ctx), 402
+    return render_template("sandbox/entry.html", **ctx), 402
