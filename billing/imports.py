@@ -274,6 +274,23 @@ def read_csv(data, columns, required):
 # --- Importing. -------------------------------------------------------------------
 
 
+def _clean_rows(rows, clean_row, key, column):
+    """Clean every row and refuse duplicate keys; (row number, clean record) pairs, or ImportError_ for all."""
+    errors, cleaned, seen = [], [], {}
+    for line, raw in rows:
+        clean, errs = clean_row(raw)
+        errors += [RowError(line, col, msg) for col, msg in errs.items()]
+        value = clean[key]
+        if value and column not in errs:
+            if value in seen:
+                errors.append(RowError(line, column, f"'{value}' is also on row {seen[value]}"))
+            seen.setdefault(value, line)
+        cleaned.append((line, clean))
+    if errors:
+        raise ImportError_(errors)
+    return cleaned
+
+
 def import_customers(data, dry_run=False, actor="system"):
     """Upsert customers from CSV by account number; all or nothing. Returns a Result."""
     return upsert_customers(read_csv(data, CUSTOMER_COLUMNS, CUSTOMER_REQUIRED), dry_run, actor)
@@ -281,18 +298,7 @@ def import_customers(data, dry_run=False, actor="system"):
 
 def upsert_customers(rows, dry_run=False, actor="system"):
     """Upsert (row number, record) pairs by account number; all or nothing. Returns a Result."""
-    errors, cleaned, seen = [], [], {}
-    for line, raw in rows:
-        clean, errs = clean_customer(raw)
-        errors += [RowError(line, col, msg) for col, msg in errs.items()]
-        key = clean["account_number"]
-        if key and "account_number" not in errs:
-            if key in seen:
-                errors.append(RowError(line, "account_number", f"'{key}' is also on row {seen[key]}"))
-            seen.setdefault(key, line)
-        cleaned.append((line, clean))
-    if errors:
-        raise ImportError_(errors)
+    cleaned = _clean_rows(rows, clean_customer, "account_number", "account_number")
     result = Result("customers", dry_run=dry_run)
     with write_tx():
         existing = {c.account_number: c for c in Customer.select().iterator()}
@@ -327,18 +333,8 @@ def import_invoices(data, dry_run=False, actor="system"):
 
 def upsert_invoices(rows, dry_run=False, actor="system"):
     """Upsert (row number, record) pairs by invoice number; all or nothing. Returns a Result."""
-    errors, cleaned, seen = [], [], {}
-    for line, raw in rows:
-        clean, errs = clean_invoice(raw)
-        errors += [RowError(line, col, msg) for col, msg in errs.items()]
-        key = clean["number"]
-        if key and "invoice_number" not in errs:
-            if key in seen:
-                errors.append(RowError(line, "invoice_number", f"'{key}' is also on row {seen[key]}"))
-            seen.setdefault(key, line)
-        cleaned.append((line, clean))
-    if errors:
-        raise ImportError_(errors)
+    cleaned = _clean_rows(rows, clean_invoice, "number", "invoice_number")
+    errors = []  # problems only the database can show: unknown customers, conflicting amounts
     result = Result("invoices", dry_run=dry_run)
     currency = (Isp.current() or Isp(name="")).currency
     with write_tx():
