@@ -83,6 +83,7 @@ class _Page(HTMLParser):
 
 
 def parse(html):
+    """The resources and form fields of an HTML page or fragment."""
     p = _Page()
     p.feed(html)
     return p
@@ -113,6 +114,7 @@ class Browser:
                                   len(response.get_data()), _header_bytes(response)))
 
     def request(self, step, method, url, data=None, htmx=False, page=False):
+        """Send one request as the browser would; for a full page, also fetch what it links to."""
         headers = {"Accept-Encoding": ACCEPT_ENCODING}
         if htmx:
             headers.update({"HX-Request": "true", "HX-Current-URL": "http://127.0.0.1" + self.current})
@@ -126,7 +128,8 @@ class Browser:
                 if res.startswith("data:") or res in self.cache:
                     continue
                 self.cache.add(res)
-                self._record(step, "GET", res, self.client.get(_path(res), headers={"Accept-Encoding": ACCEPT_ENCODING}))
+                sub = self.client.get(_path(res), headers={"Accept-Encoding": ACCEPT_ENCODING})
+                self._record(step, "GET", res, sub)
             self.current = urlsplit(url).path
         return r, html
 
