@@ -13,6 +13,7 @@ from peewee import IntegrityError
 
 from billing import accounts, identity, notices
 from billing.payments import FormErrors
+from billing.processors import ProcessorError
 from db import database, write_tx
 from db.models import (
     AutopayEnrolment,
@@ -26,6 +27,7 @@ from db.models import (
 
 SETUP_OPEN = "open"
 SETUP_SAVED = "saved"
+SETUP_CANCELED = "canceled"
 METHOD_TYPES = {"card": "Credit / Debit Card", "ach": "Bank account (ACH)"}
 
 
@@ -153,7 +155,13 @@ def start_setup(customer_id, method_type, processor):
     with write_tx():
         setup = MethodSetup.create(ref="SET-" + secrets.token_hex(6).upper(), customer=customer_id,
                                    processor=processor.name, method_type=method_type, status=SETUP_OPEN)
-    state = processor.create_setup(method_type=method_type, idempotency_key=f"setup-{setup.ref}")
+    try:
+        state = processor.create_setup(method_type=method_type, idempotency_key=f"setup-{setup.ref}",
+                                       customer_id=customer_id)
+    except ProcessorError:
+        with write_tx():
+            MethodSetup.update(status=SETUP_CANCELED, updated_at=utcnow()).where(MethodSetup.id == setup.id).execute()
+        raise
     with write_tx():
         MethodSetup.update(processor_ref=state.id, updated_at=utcnow()).where(MethodSetup.id == setup.id).execute()
     return MethodSetup.get_by_id(setup.id)

@@ -97,3 +97,4 @@ class MethodUpdate:
     last4: str
     exp_month: int = None
     exp_year: int = None
+    setup_id: str = ""  # the SetupIntent that saved it, when the portal's Add opened one

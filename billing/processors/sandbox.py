@@ -371,8 +371,8 @@ class SandboxProcessor:
 
     # --- Saving a method without a payment (a "setup", like Stripe's SetupIntent). ----
 
-    def create_setup(self, *, method_type, idempotency_key):
-        """Create (or, for a repeated key, return) a setup: the entry page only tokenizes."""
+    def create_setup(self, *, method_type, idempotency_key, customer_id=None):
+        """Create (or, for a repeated key, return) a setup: the entry page only tokenizes (``customer_id`` unused)."""
         with write_tx():
             existing = SandboxIntent.get_or_none(SandboxIntent.idempotency_key == idempotency_key)
             if existing is None:

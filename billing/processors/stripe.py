@@ -120,6 +120,27 @@ def intent_state(pi):
     )
 
 
+def setup_state(seti):
+    """Our IntentState for a SetupIntent (a plain dict, its payment method expanded): a method saved, no money.
+
+    ``method_token`` is given only once the SetupIntent has succeeded, so nobody saves a method Stripe has
+    not finished setting up.
+    """
+    status = seti.get("status")
+    mapped = {"succeeded": SUCCEEDED, "requires_action": REQUIRES_ACTION, "processing": PROCESSING,
+              "canceled": CANCELED}.get(status, REQUIRES_PAYMENT_METHOD)
+    pm = seti.get("payment_method")
+    _, brand, last4, exp_month, exp_year = _method_facts(pm)
+    error = seti.get("last_setup_error") or {}
+    return IntentState(
+        id=seti["id"], status=mapped, amount_cents=0, client_secret=seti.get("client_secret") or "",
+        brand=brand, last4=last4, exp_month=exp_month, exp_year=exp_year,
+        method_token=(_id_of(pm) or "") if mapped == SUCCEEDED else "",
+        failure_code="" if mapped == SUCCEEDED else (error.get("decline_code") or error.get("code") or ""),
+        failure_message="" if mapped == SUCCEEDED else (error.get("message") or ""),
+    )
+
+
 class StripeProcessor:
     """The processor interface (see billing.processors.sandbox) on top of the Stripe API."""
 
@@ -201,8 +222,75 @@ class StripeProcessor:
         return intent_state(pi.to_dict())
 
     def retrieve(self, intent_id):
-        """The intent's current state, as Stripe has it now."""
+        """The intent's current state, as Stripe has it now (a SetupIntent's for a ``seti_`` id)."""
+        if str(intent_id).startswith("seti_"):
+            return self.retrieve_setup(intent_id)
         return intent_state(self._intent(intent_id))
+
+    # --- Saving a method without a payment: a SetupIntent on the customer's Stripe Customer. ---
+
+    def create_setup(self, *, method_type, idempotency_key, customer_id=None):
+        """Create (or, for a repeated key, return) the SetupIntent that saves a card or bank account.
+
+        Stripe.js confirms it in the setup window (card), or this server confirms it with the mandate
+        the customer accepted there (bank account). Nothing is charged.
+        """
+        params = {"payment_method_types": [METHOD_TYPES[method_type]], "usage": "off_session",
+                  "metadata": {"idempotency_key": idempotency_key, "customer_id": str(customer_id or "")}}
+        if customer_id:
+            params["customer"] = self.customer_ref(int(customer_id))
+        if method_type == "ach":
+            # Real Stripe: link the account through Financial Connections (instant), or by micro-deposits.
+            # Not tested against localstripe, which has no us_bank_account.
+            params["payment_method_options"] = {"us_bank_account": {
+                "verification_method": "automatic",
+                "financial_connections": {"permissions": ["payment_method"]}}}
+        seti = self._call(self._client.v1.setup_intents.create, params=params,
+                          options={"idempotency_key": f"seti-{idempotency_key}"})
+        return setup_state(seti.to_dict())
+
+    def _setup(self, setup_id):
+        seti = self._call(self._client.v1.setup_intents.retrieve, setup_id, params={"expand": ["payment_method"]})
+        return seti.to_dict()
+
+    def _attach(self, seti):
+        """Make sure a succeeded SetupIntent's method is attached to its Customer (once; a repeat is harmless).
+
+        Stripe attaches it by itself; localstripe does not, and an unattached method cannot be charged later.
+        """
+        pm, customer = seti.get("payment_method"), _id_of(seti.get("customer"))
+        if seti.get("status") == "succeeded" and customer and isinstance(pm, dict) and not pm.get("customer"):
+            self._call(self._client.v1.payment_methods.attach, pm["id"], params={"customer": customer})
+            pm["customer"] = customer
+        return seti
+
+    def retrieve_setup(self, setup_id):
+        """The SetupIntent's state now; once it succeeded, its method is attached to the Customer."""
+        return setup_state(self._attach(self._setup(setup_id)))
+
+    def confirm_setup_bank(self, setup_id, *, ip_address, user_agent, accepted_at):
+        """Confirm a bank-account SetupIntent (the account linked by Stripe.js) with the mandate we recorded.
+
+        Written for real Stripe (us_bank_account with ``mandate_data``); localstripe has no ACH, so this is
+        not tested against it.
+        """
+        seti = self._setup(setup_id)
+        if seti.get("status") not in ("requires_payment_method", "requires_confirmation"):
+            return setup_state(self._attach(seti))
+        mandate = {"customer_acceptance": {
+            "type": "online", "accepted_at": int(accepted_at.replace(tzinfo=dt.timezone.utc).timestamp()),
+            "online": {"ip_address": ip_address, "user_agent": user_agent}}}
+        try:
+            self._client.v1.setup_intents.confirm(setup_id, params={"mandate_data": mandate})
+        except stripe.InvalidRequestError as e:
+            state = self.retrieve_setup(setup_id)
+            if state.status == REQUIRES_PAYMENT_METHOD and not state.failure_message:
+                state = dataclasses.replace(state, failure_code=e.code or "setup_refused",
+                                            failure_message=e.user_message or "The bank account could not be saved.")
+            return state
+        except stripe.StripeError as e:
+            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
+        return self.retrieve_setup(setup_id)
 
     def find_by_key(self, idempotency_key):
         """The intent made with this idempotency key, or None (reconcile uses this)."""
@@ -253,8 +341,50 @@ class StripeProcessor:
         return self.retrieve(intent_id)
 
     def charge_saved(self, intent_id, method_token):
-        """Confirm an intent with a saved method's id."""
+        """Confirm an intent with a saved method's id (the customer is present: the billing step)."""
         return self._confirm(intent_id, method_token)
+
+    def create_off_session_charge(self, *, amount_cents, currency, method_type, method_token, customer_id,
+                                  idempotency_key, metadata=None):
+        """Charge a saved method with nobody present (autopay): Stripe's documented off-session charge.
+
+        One call creates and confirms the PaymentIntent with ``confirm=true`` and ``off_session=true`` (Stripe
+        then applies the customer's earlier authorization; localstripe accepts both parameters on create, but
+        not ``off_session`` on a later confirm). The attempt's idempotency key makes a retried call one charge.
+        A card that needs the customer's bank check comes back as REQUIRES_ACTION, to be paid on-session.
+        """
+        metadata = {k: str(v) for k, v in (metadata or {}).items()}
+        metadata["idempotency_key"] = idempotency_key
+        params = {"amount": amount_cents, "currency": currency.lower(),
+                  "payment_method_types": [METHOD_TYPES[method_type]], "metadata": metadata,
+                  "customer": self.customer_ref(int(customer_id)), "payment_method": method_token,
+                  "confirm": True, "off_session": True}
+        try:
+            pi = self._client.v1.payment_intents.create(params=params,
+                                                        options={"idempotency_key": f"pi-off-{idempotency_key}"})
+        except stripe.CardError as e:
+            return self._declined_off_session(e, idempotency_key)
+        except stripe.StripeError as e:
+            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
+        return self.retrieve(pi.id)
+
+    def _declined_off_session(self, e, idempotency_key):
+        error = (getattr(e, "json_body", None) or {}).get("error") or {}
+        intent_id = _id_of(error.get("payment_intent"))
+        if not intent_id and error.get("charge"):  # localstripe names the charge, not the intent
+            intent_id = _id_of(self._call(self._client.v1.charges.retrieve, _id_of(error["charge"]))
+                               .to_dict().get("payment_intent"))
+        state = self.retrieve(intent_id) if intent_id else self.find_by_key(idempotency_key)
+        if state is None:
+            raise ProcessorError(e.user_message or "The card was declined.")
+        code = error.get("decline_code") or error.get("code") or e.code or "card_declined"
+        if code == "authentication_required":
+            return dataclasses.replace(state, status=REQUIRES_ACTION, failure_code=code, failure_message=(
+                e.user_message or "Your bank asked you to confirm this payment."))
+        if not state.failure_message:
+            state = dataclasses.replace(state, failure_code=code,
+                                        failure_message=e.user_message or "Your card was declined.")
+        return state
 
     def confirm_card_token(self, intent_id, token, customer_ref):
         """Pay an intent with a card token from Stripe.js: save it on the Stripe Customer, then confirm.
@@ -342,12 +472,8 @@ class StripeProcessor:
                               params={"expand": ["payment_method"]}).to_dict()
             if seti.get("status") != "succeeded" or not seti.get("customer") or not seti.get("payment_method"):
                 return None
-            pm = seti["payment_method"]
+            pm = self._attach(seti)["payment_method"]  # Stripe attaches it to the customer; make sure of it
             method_type, brand, last4, exp_month, exp_year = _method_facts(pm)
-            if isinstance(pm, dict) and not pm.get("customer"):
-                # A SetupIntent's method is attached to its customer by Stripe; make sure of it.
-                self._call(self._client.v1.payment_methods.attach, pm["id"],
-                           params={"customer": _id_of(seti["customer"])})
             return MethodUpdate(_id_of(seti["customer"]), method_type or "card", _id_of(pm), brand, last4,
-                                exp_month, exp_year)
+                                exp_month, exp_year, setup_id=seti["id"])
         return None
