@@ -424,9 +424,40 @@ def create_off_session(customer_id, *, method, amount_cents, invoice_id, idempot
 
 def charge_off_session(payment, processor):
     """Ask the processor to charge the payment's saved method; returns its answer, not yet applied."""
+    if hasattr(processor, "create_off_session_charge"):
+        return _charge_off_session_at_once(payment, processor)
     state = open_intent(payment, processor)
     if state.status == proc.REQUIRES_PAYMENT_METHOD and not state.failure_code:
         state = processor.charge_saved(state.id, payment.payment_method.processor_ref)
+    return state
+
+
+def _charge_off_session_at_once(payment, processor):
+    """A processor whose off-session charge is one call (Stripe: create and confirm with ``off_session``).
+
+    The payment row and its idempotency key exist before the call. An attempt whose intent is recorded is
+    only read again; one left by a run that crashed before recording it is looked up by its key first,
+    because the processor may have charged it and may have forgotten the key by the next day's run.
+    """
+    if payment.processor_ref:
+        state = processor.retrieve(payment.processor_ref)
+        if state.status == proc.REQUIRES_PAYMENT_METHOD and not state.failure_code and not state.failure_message:
+            state = processor.charge_saved(state.id, payment.payment_method.processor_ref)  # created, never confirmed
+        return state
+    state = None
+    if payment.created_at < utcnow() - dt.timedelta(minutes=2):  # resumed by a later run
+        state = processor.find_by_key(payment.idempotency_key)
+    if state is None:
+        state = processor.create_off_session_charge(
+            amount_cents=payment.amount_cents, currency=payment.currency, method_type=payment.method_type,
+            method_token=payment.payment_method.processor_ref, customer_id=payment.customer_id,
+            idempotency_key=payment.idempotency_key,
+            metadata={"payment_ref": payment.ref, "customer_id": str(payment.customer_id),
+                      "invoice_id": str(payment.target_invoice_id or ""), "invoice_ids": _planned_invoice_ids(payment),
+                      "off_session": "autopay"})
+    with write_tx():
+        Payment.update(processor_ref=state.id, updated_at=utcnow()).where(
+            (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
     return state
 
 
@@ -454,7 +485,7 @@ import datetime as _dt  # noqa: E402
 from peewee import fn  # noqa: E402
 
 from billing import mail  # noqa: E402
-from db.models import CreditEntry, PaymentMandate, PaymentReversal, StripeCustomer  # noqa: E402
+from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal, StripeCustomer  # noqa: E402
 
 RECONCILE_AFTER = _dt.timedelta(minutes=5)
 RECONCILE_WITHIN = _dt.timedelta(days=7)
@@ -633,6 +664,14 @@ def save_remote_method(processor_name, update, actor="processor"):
                       brand=update.brand, last4=update.last4, exp_month=update.exp_month, exp_year=update.exp_year))
     if created:
         accounts.audit(actor, "payment_method.saved", "customer", link.customer_id, last4=update.last4)
+    if update.setup_id:  # the portal's own Add opened this SetupIntent: finish it, as its page's sync would
+        from billing import methods  # methods builds on this module
+
+        method = PaymentMethod.get(PaymentMethod.processor_ref == update.method_token)
+        if MethodSetup.update(status=methods.SETUP_SAVED, payment_method=method.id, updated_at=utcnow()).where(
+                (MethodSetup.processor_ref == update.setup_id) & (MethodSetup.customer == link.customer_id)
+                & (MethodSetup.status == methods.SETUP_OPEN)).execute():
+            methods.ensure_default(link.customer_id, method.id)
     return created
 
 
