@@ -25,6 +25,10 @@ ID_ROUTES = {
     "stripe_pay.card": ("POST", "/payments/{payment}/stripe/card", {"token": "tok_x"}),
     "stripe_pay.bank": ("POST", "/payments/{payment}/stripe/bank", {"accepted": "1"}),
     "stripe_pay.sync": ("POST", "/payments/{payment}/stripe/sync", {}),
+    # Stripe's setup window (tests/test_stripe_methods.py walks them with Stripe).
+    "methods.stripe_window": ("GET", "/methods/setup/{setup}/window?mode=popup", None),
+    "methods.stripe_sync": ("POST", "/methods/setup/{setup}/stripe/sync", {}),
+    "methods.stripe_bank": ("POST", "/methods/setup/{setup}/stripe/bank", {"accepted": "1"}),
 }
 # Prefixes of routes that are not the logged-in customer's (they have their own access tests).
 OTHER_AREAS = ("/static", "/assets", "/sandbox", "/webhooks", "/staff", "/api", "/login", "/logout",
