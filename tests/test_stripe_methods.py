@@ -193,6 +193,27 @@ def test_autopay_command_charges_the_saved_card_off_session_once(logged_in, cust
     assert Payment.select().count() == 1 and len(charges_of(stripe_server, payment.processor_ref)) == 1
 
 
+def test_autopay_charges_a_card_saved_at_the_billing_step_off_session(logged_in, customer, runner, stripe_server):
+    """A card saved with the box at the billing step is a legacy card (from Stripe.js's token): it pays too."""
+    from tests.stripe_support import BILLING, pay_card
+
+    make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=20), number="AP-6")
+    resp = logged_in.post("/pay", {"amount": "10.00", "method_type": "card", "key": payments.new_idempotency_key()})
+    ref = resp.location.rsplit("/", 1)[1]
+    logged_in.post(f"/payments/{ref}/billing", {**BILLING, "save_for_autopay": "1"})
+    assert pay_card(logged_in, stripe_server, Payment.get(Payment.ref == ref))[1]["done"]
+    method = PaymentMethod.get()
+    enrol(logged_in, method)
+    due = make_invoice(customer, 4500, due=TODAY, number="AP-7")
+    out = runner.invoke(args=["autopay"])
+    assert out.exit_code == 0 and "charged 1" in out.output, out.output
+    charge = AutopayCharge.get()
+    assert charge.invoice_id == due.id and charge.status == "charged"
+    payment = Payment.get_by_id(charge.payment_id)
+    assert payment.status == "succeeded" and len(charges_of(stripe_server, payment.processor_ref)) == 1
+    assert stripe_server.client.v1.payment_intents.retrieve(payment.processor_ref).payment_method == method.processor_ref
+
+
 def test_autopay_decline_off_session_is_recorded_with_its_reason(logged_in, customer, runner, stripe_server):
     make_invoice(customer, 4500, due=TODAY, number="AP-2")
     setup = add_card(logged_in, stripe_server, card_method(stripe_server, CARD_CHARGE_FAILS))
