@@ -398,3 +398,28 @@ def test_add_a_card_with_stripe_inline_when_the_popup_is_blocked(open_page, app,
     expect(page.locator("#methods-message")).to_have_text("Saved: Visa ending 4242.", timeout=15000)
     assert PaymentMethod.select().where(PaymentMethod.customer == customer.id).count() == 1
     assert tab.errors == []
+
+
+@pytest.mark.browser
+def test_a_card_that_asks_for_the_bank_check_completes_it_in_the_setup_window(open_page, app, stripe_server):
+    from tests.conftest import make_customer
+
+    expect, fill_card, watch = _browser_setup()
+    customer = make_customer()
+    tab = open_page()
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payment methods", exact=True).click()
+    with page.expect_popup() as info:
+        page.get_by_role("button", name="Add").click()
+    popup = watch(tab, info.value)
+    expect(popup.locator("#card-element input")).to_have_count(5)
+    fill_card(popup, CARD_3DS)
+    popup.get_by_role("button", name="Save").click()
+    challenge = popup.get_by_role("button", name="Complete authentication")
+    expect(challenge).to_be_visible(timeout=10000)  # the issuer's check, inside the pop-up
+    assert PaymentMethod.select().count() == 0
+    with popup.expect_event("close"):
+        challenge.click()
+    expect(page.locator("#methods-message")).to_have_text("Saved: Visa ending 3155.", timeout=15000)
+    assert PaymentMethod.select().where(PaymentMethod.customer == customer.id).count() == 1
+    assert tab.errors == []
