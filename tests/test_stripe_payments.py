@@ -263,6 +263,17 @@ def test_a_refund_made_in_stripe_reaches_the_ledger_by_its_webhook_once(app, cli
     assert PaymentReversal.select().count() == 2 and ledger_holds(Payment.get_by_id(payment.id)) == 3500
 
 
+def test_a_refund_event_without_its_payment_intent_is_looked_up_through_the_charge(app, client, logged_in, owing,
+                                                                                   stripe_server):
+    payment = start_payment(logged_in, "50.00")
+    pay_card(logged_in, stripe_server, payment)
+    refund = stripe_server.client.v1.refunds.create(params={"payment_intent": payment.processor_ref, "amount": 700})
+    charge = stripe_server.client.v1.charges.retrieve(refund.charge).to_dict()
+    charge.pop("payment_intent", None)  # a thin event: Stripe is asked about the charge
+    assert post_event(client, event_body("charge.refunded", charge, event_id="evt_thin_1")).status_code == 200
+    assert ledger_holds(Payment.get_by_id(payment.id)) == 4300
+
+
 # --- Reconcile: the server dies after Stripe charged and before the portal recorded it. ---------------
 
 

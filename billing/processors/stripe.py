@@ -457,14 +457,15 @@ class StripeProcessor:
         if kind == "charge.refunded":
             intent_id = _id_of(obj.get("payment_intent"))
             if not intent_id:
-                intent_id = _id_of(self._call(self._client.v1.charges.retrieve, obj["id"]).get("payment_intent"))
+                charge = self._call(self._client.v1.charges.retrieve, obj["id"]).to_dict()
+                intent_id = _id_of(charge.get("payment_intent"))
             return RefundsUpdate(intent_id, self.refunds_of(intent_id)) if intent_id else None
         if kind.startswith("charge.dispute."):
             d = self._call(self._client.v1.disputes.retrieve, obj["id"]).to_dict()
             intent_id = _id_of(d.get("payment_intent"))
             if not intent_id and d.get("charge"):
-                intent_id = _id_of(self._call(self._client.v1.charges.retrieve, _id_of(d["charge"]))
-                                   .get("payment_intent"))
+                charge = self._call(self._client.v1.charges.retrieve, _id_of(d["charge"])).to_dict()
+                intent_id = _id_of(charge.get("payment_intent"))
             return DisputeUpdate(intent_id, d["id"], d.get("status") or "", int(d.get("amount") or 0),
                                  d.get("reason") or "") if intent_id else None
         if kind == "setup_intent.succeeded":
