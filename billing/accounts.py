@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from peewee import fn
 
 from billing import ledger
-from db import is_postgres, write_tx
+from db import database, is_postgres, write_tx
 from db.models import (
     Allocation,
     AuditLog,
@@ -153,35 +153,41 @@ def open_invoices(customer_id):
     ]
 
 
+# One statement for Home's figures: each separate ORM query cost ~0.3 ms just to build (bench/RESULTS.md).
+_SUMMARY_SQL = """
+SELECT
+  (SELECT COALESCE(SUM(total_cents), 0) FROM invoice WHERE customer_id = {p} AND void = FALSE),
+  (SELECT COALESCE(SUM(a.amount_cents), 0) FROM allocation a JOIN invoice i ON i.id = a.invoice_id
+    WHERE i.customer_id = {p} AND i.void = FALSE),
+  (SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE customer_id = {p} AND status = {p}),
+  (SELECT COALESCE(SUM(amount_cents), 0) FROM credit_entry WHERE customer_id = {p}),
+  o.open_count, o.next_due, o.overdue
+FROM (
+  SELECT COUNT(*) AS open_count, MIN(due_date) AS next_due,
+         COALESCE(SUM(CASE WHEN due_date < {p} THEN total_cents - paid ELSE 0 END), 0) AS overdue
+  FROM (SELECT i.due_date, i.total_cents,
+               (SELECT COALESCE(SUM(a.amount_cents), 0) FROM allocation a WHERE a.invoice_id = i.id) AS paid
+        FROM invoice i WHERE i.customer_id = {p} AND i.void = FALSE) AS t
+  WHERE total_cents > paid
+) AS o
+"""
+
+
 def summary(customer_id, on=None):
-    """Balance due, money pending, account credit and next due date."""
+    """Balance due, money pending, account credit and next due date, in one query."""
     on = on or today()
-    totals = (
-        Invoice.select(sum_cents(Invoice.total_cents))
-        .where((Invoice.customer == customer_id) & (Invoice.void == False))  # noqa: E712
-        .scalar()
-    )
-    paid = (
-        Allocation.select(sum_cents(Allocation.amount_cents))
-        .join(Invoice)
-        .where((Invoice.customer == customer_id) & (Invoice.void == False))  # noqa: E712
-        .scalar()
-    )
-    # One pass over the open invoices (oldest due first): each query over them sums every invoice's
-    # allocations, so three queries cost three walks of the whole history (bench/RESULTS.md, growth).
-    open_rows = [(i.due_date, ledger.balance_of(i.total_cents, i.paid_cents)) for i in Invoice.open_for(customer_id)]
-    pending = (
-        Payment.select(sum_cents(Payment.amount_cents))
-        .where((Payment.customer == customer_id) & (Payment.status == PROCESSING))
-        .scalar()
-    )
+    sql = _SUMMARY_SQL.format(p=database.param)
+    params = (customer_id, customer_id, customer_id, PROCESSING, customer_id, on.isoformat(), customer_id)
+    totals, paid, pending, credit, open_count, next_due, overdue = database.execute_sql(sql, params).fetchone()
+    if isinstance(next_due, str):  # SQLite keeps dates as ISO text
+        next_due = dt.date.fromisoformat(next_due)
     return Summary(
-        balance_cents=totals - paid,
-        pending_cents=pending,
-        credit_cents=CreditEntry.balance(customer_id),
-        next_due_date=open_rows[0][0] if open_rows else None,
-        overdue_cents=sum(balance for due, balance in open_rows if due < on),
-        open_count=len(open_rows),
+        balance_cents=int(totals) - int(paid),
+        pending_cents=int(pending),
+        credit_cents=int(credit),
+        next_due_date=next_due,
+        overdue_cents=int(overdue),
+        open_count=int(open_count),
     )
 
 
@@ -286,9 +292,23 @@ def _statement_entries(customer_id, start=None, end=None):
     return entries
 
 
+def _opening_balance(customer_id, start):
+    """What the customer owed before ``start`` (negative: credit), summed in the database."""
+    before = dt.datetime.combine(start, dt.time())
+    charged = (Invoice.select(sum_cents(Invoice.total_cents))
+               .where((Invoice.customer == customer_id) & (Invoice.void == False)  # noqa: E712
+                      & (Invoice.issue_date < start)).scalar())
+    received = (Payment.select(sum_cents(Payment.amount_cents))
+                .where((Payment.customer == customer_id) & Payment.status.in_(RECEIVED)
+                       & (Payment.settled_at < before)).scalar())
+    taken_back = (PaymentReversal.select(sum_cents(PaymentReversal.amount_cents)).join(Payment)
+                  .where((Payment.customer == customer_id) & (PaymentReversal.created_at < before)).scalar())
+    return charged - received + taken_back
+
+
 def statement(customer_id, start, end):
     """Activity between two dates with a running balance (negative means credit)."""
-    opening = sum(c - p for _, _, _, _, c, p in _statement_entries(customer_id, end=start - dt.timedelta(days=1)))
+    opening = _opening_balance(customer_id, start)
     running = opening
     rows = []
     for on, _, kind, desc, charge, paid in sorted(_statement_entries(customer_id, start, end)):
