@@ -5,6 +5,10 @@ are blocked, or in the same tab) is the only page that loads Stripe.js. Card and
 from Stripe's own fields straight to Stripe; this server only ever receives Stripe's ids, asks
 Stripe for the outcome, and moves the payment through billing.payments. The portal page learns the
 result by polling its own server, never from the window.
+
+The window and its calls have two ways in: a logged-in customer's own payment (the routes below), and a
+payment started through a pay link (views/paylink.py), which finds the payment through the link's token
+and uses the same helpers here with its own URLs.
 """
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -18,7 +22,8 @@ bp = Blueprint("stripe_pay", __name__)
 MODES = ("page", "popup", "inline")
 
 
-def _stripe():
+def stripe_processor():
+    """The Stripe processor; 404 when the portal runs another one."""
     proc = processor()
     if proc.name != "stripe":
         abort(404)
@@ -42,12 +47,13 @@ def _mandate_text(payment):
                                                                                    payment.currency))
 
 
-def window(ref):
-    """Stripe's card or bank entry for one payment (pop-up, inline or same tab)."""
-    proc = _stripe()
-    payment = _own(ref)
+def window_page(proc, payment, back, calls):
+    """Stripe's card or bank entry for one payment (pop-up, inline or same tab).
+
+    ``back`` is the page that shows the payment's result; ``calls`` holds the URLs the window's script
+    posts to (``card``, ``bank``, ``sync``).
+    """
     mode = _mode()
-    back = url_for("payments.show", ref=payment.ref)
     try:
         if payment.status == payments.AWAITING_DETAILS:
             payment = payments.sync(payment, proc)
@@ -64,17 +70,26 @@ def window(ref):
                                proc=proc)
     return render_template(
         "stripe/window.html", payment=payment, finished=False, mode=mode, back=back, proc=proc, state=state,
-        mandate=_mandate_text(payment), billing_name=payment.billing_name, billing_email=payment.billing_email,
+        calls=calls, mandate=_mandate_text(payment), billing_name=payment.billing_name,
+        billing_email=payment.billing_email,
     )
+
+
+def window(ref):
+    """The window for the logged-in customer's own payment."""
+    proc = stripe_processor()
+    payment = _own(ref)
+    calls = {call: url_for(f"stripe_pay.{call}", ref=payment.ref) for call in ("card", "bank", "sync")}
+    return window_page(proc, payment, url_for("payments.show", ref=payment.ref), calls)
 
 
 # The pay flow links to ``payments.window``; the route lives here, with the rest of Stripe's pages.
 payments_bp.add_url_rule("/payments/<ref>/window", endpoint="window", view_func=customer_required(window))
 
 
-def _answer(payment, state):
+def _answer(payment, state, actor):
     """JSON for the window's script: where the payment is now, and what to do next."""
-    payment = payments.apply_intent_state(payment.id, state, actor=f"customer:{current_user.user.id}")
+    payment = payments.apply_intent_state(payment.id, state, actor=actor)
     done = payment.status not in (payments.CREATED, payments.AWAITING_DETAILS)
     body = {"status": state.status, "done": done, "payment_status": payment.status,
             "message": "" if done or state.status == REQUIRES_ACTION else (
@@ -82,21 +97,18 @@ def _answer(payment, state):
     return jsonify(body), 200
 
 
-def _waiting(ref):
-    proc = _stripe()
-    payment = _own(ref)
+def _settled(payment):
+    """The answer for a payment that no longer waits for details (paid, processing or finished)."""
     if payment.status != payments.AWAITING_DETAILS or not payment.processor_ref:
-        return proc, payment, False
-    return proc, payment, True
-
-
-@bp.route("/payments/<ref>/stripe/card", methods=["POST"])
-@customer_required
-def card(ref):
-    """Pay with the card token Stripe.js made from its own fields (the number never comes here)."""
-    proc, payment, waiting = _waiting(ref)
-    if not waiting:
         return jsonify(status=payment.status, done=True, payment_status=payment.status, message=""), 200
+    return None
+
+
+def pay_card(proc, payment, actor):
+    """Pay with the card token Stripe.js made from its own fields (the number never comes here)."""
+    settled = _settled(payment)
+    if settled:
+        return settled
     token = request.form.get("token", "")
     if payment.method_type != "card" or not token.startswith("tok_") or len(token) > 255:
         return jsonify(status="error", done=False, message="Enter your card details again."), 400
@@ -106,16 +118,14 @@ def card(ref):
         current_app.logger.warning("stripe card payment %s: %s", payment.ref, e)
         return jsonify(status="error", done=False, message="We could not reach the card processor. "
                        "Nothing was charged; please try again."), 502
-    return _answer(payment, state)
+    return _answer(payment, state, actor)
 
 
-@bp.route("/payments/<ref>/stripe/bank", methods=["POST"])
-@customer_required
-def bank(ref):
+def pay_bank(proc, payment, actor):
     """Pay with the bank account Stripe.js linked, once the customer accepted the mandate."""
-    proc, payment, waiting = _waiting(ref)
-    if not waiting:
-        return jsonify(status=payment.status, done=True, payment_status=payment.status, message=""), 200
+    settled = _settled(payment)
+    if settled:
+        return settled
     if payment.method_type != "ach":
         abort(400)
     if not request.form.get("accepted"):
@@ -130,16 +140,14 @@ def bank(ref):
         current_app.logger.warning("stripe bank payment %s: %s", payment.ref, e)
         return jsonify(status="error", done=False, message="We could not reach the payment processor. "
                        "Nothing was debited; please try again."), 502
-    return _answer(payment, state)
+    return _answer(payment, state, actor)
 
 
-@bp.route("/payments/<ref>/stripe/sync", methods=["POST"])
-@customer_required
-def sync(ref):
+def sync_payment(proc, payment, actor):
     """After Stripe.js finished a 3-D Secure challenge: ask Stripe where the payment is now."""
-    proc, payment, waiting = _waiting(ref)
-    if not waiting:
-        return jsonify(status=payment.status, done=True, payment_status=payment.status, message=""), 200
+    settled = _settled(payment)
+    if settled:
+        return settled
     try:
         state = proc.retrieve(payment.processor_ref)
     except ProcessorError as e:
@@ -149,14 +157,42 @@ def sync(ref):
     if state.status == REQUIRES_ACTION:  # the challenge was left unfinished
         return jsonify(status=state.status, done=False, payment_status=payment.status,
                        message="The card issuer's check was not completed. Try again or use another card."), 200
-    return _answer(payment, state)
+    return _answer(payment, state, actor)
+
+
+def _customer():
+    return f"customer:{current_user.user.id}"
+
+
+@bp.route("/payments/<ref>/stripe/card", methods=["POST"])
+@customer_required
+def card(ref):
+    """The window's card Pay, for the logged-in customer's own payment."""
+    proc = stripe_processor()
+    return pay_card(proc, _own(ref), _customer())
+
+
+@bp.route("/payments/<ref>/stripe/bank", methods=["POST"])
+@customer_required
+def bank(ref):
+    """The window's bank Pay, for the logged-in customer's own payment."""
+    proc = stripe_processor()
+    return pay_bank(proc, _own(ref), _customer())
+
+
+@bp.route("/payments/<ref>/stripe/sync", methods=["POST"])
+@customer_required
+def sync(ref):
+    """The window's check after a 3-D Secure challenge, for the logged-in customer's own payment."""
+    proc = stripe_processor()
+    return sync_payment(proc, _own(ref), _customer())
 
 
 @bp.route("/webhooks/stripe", methods=["POST"])
 @csrf.exempt
 def webhook():
     """Stripe's events: signature checked on the raw body, object re-read from Stripe, applied once."""
-    proc = _stripe()
+    proc = stripe_processor()
     from billing.processors.stripe import HANDLED_EVENTS, SIGNATURE_HEADER
 
     try:
