@@ -12,7 +12,7 @@ import time
 
 from billing import accounts, mail
 from db import write_tx
-from db.models import Invoice, Isp
+from db.models import AuditLog, Invoice, Isp, Payment
 
 DEFAULT_DAYS = 45
 
@@ -55,6 +55,28 @@ def invoice_for(secret, token, now=None):
     if invoice is None or invoice.void:
         raise LinkError("This invoice can no longer be paid online. Please contact us.")
     return invoice
+
+
+def actor(invoice):
+    """Who the audit log names for what is done through an invoice's pay link."""
+    return f"paylink:{invoice.id}"
+
+
+def payment_for(invoice, ref):
+    """The payment ``ref`` if it was started through this invoice's pay link, else None.
+
+    Only a payment of the invoice's customer, aimed at that invoice, whose creation the audit log
+    records as done through a link for it: a link never reaches a payment for another invoice, nor
+    one the customer started while logged in (even for the same invoice).
+    """
+    payment = Payment.get_or_none((Payment.ref == ref) & (Payment.customer == invoice.customer_id)
+                                  & (Payment.target_invoice == invoice.id))
+    if payment is None:
+        return None
+    started_here = AuditLog.select().where(
+        (AuditLog.entity == "payment") & (AuditLog.entity_id == payment.ref)
+        & (AuditLog.action == "payment.created") & (AuditLog.actor == actor(invoice))).exists()
+    return payment if started_here else None
 
 
 def email(invoice, customer, url, actor="staff"):

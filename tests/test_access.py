@@ -32,7 +32,8 @@ ID_ROUTES = {
 }
 # Prefixes of routes that are not the logged-in customer's (they have their own access tests).
 OTHER_AREAS = ("/static", "/assets", "/sandbox", "/webhooks", "/staff", "/api", "/login", "/logout",
-               "/invite", "/reset", "/paylink",  # token links: tests/test_invites.py, tests/test_paylink.py
+               "/invite", "/reset",  # token links: tests/test_invites.py
+               "/paylink",  # pay links and their Stripe window: tests/test_paylink.py, tests/test_paylink_stripe.py
                "/logo")  # the ISP's public logo: tests/test_staff_pages.py
 
 

@@ -2,12 +2,16 @@
 
 The page shows only that invoice's number, dates and balance, pays only it,
 and uses the same payment state machine (billing.payments) as the portal.
+With the sandbox, Make Payment goes to the sandbox's page; with Stripe, to Stripe's
+payment window (views/stripe_pay.py), reached here through the link's token rather
+than a login, for a payment started through this link only.
 """
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 
 from billing import accounts, ledger, money, paylinks, payments, settings
-from db.models import Isp, Payment
-from views import processor
+from billing.processors import ProcessorError
+from db.models import Isp
+from views import processor, stripe_pay
 
 bp = Blueprint("paylink", __name__, url_prefix="/paylink")
 
@@ -52,7 +56,7 @@ def show(token):
                 payment = payments.start_payment(
                     inv.customer_id, amount_text=money.cents_to_input(_due_now(view)), method_type=method_type,
                     idempotency_key=key, invoice_id=inv.id, processor_name=processor().name,
-                    actor=f"paylink:{inv.id}")
+                    actor=paylinks.actor(inv))
             except payments.FormErrors as e:
                 errors = e.errors
             else:
@@ -63,32 +67,48 @@ def show(token):
 
 
 def _own(inv, ref):
-    payment = Payment.get_or_none((Payment.ref == ref) & (Payment.customer == inv.customer_id)
-                                  & (Payment.target_invoice == inv.id))
+    payment = paylinks.payment_for(inv, ref)
     if payment is None:
         abort(404)
     return payment
 
 
 def _entry_url(token, payment):
-    state = payments.open_intent(payment, processor())
+    """Where Make Payment goes: the processor's page for this payment, in this tab, coming back here."""
+    if processor().name == "stripe":  # the window opens the intent itself
+        return url_for("paylink.stripe_window", token=token, ref=payment.ref, mode="page")
     if processor().name != "sandbox":
         return None
+    state = payments.open_intent(payment, processor())
     return url_for("sandbox.entry", intent_id=state.id, secret=state.client_secret, mode="page",
                    back=url_for("paylink.payment", token=token, ref=payment.ref))
+
+
+def _synced(payment):
+    """The payment refreshed from the processor; our stored state when the processor is unreachable."""
+    try:
+        return payments.sync(payment, processor())
+    except ProcessorError as e:
+        current_app.logger.warning("processor unreachable while syncing %s: %s", payment.ref, e)
+        return payment
 
 
 @bp.route("/<token>/<ref>", methods=["GET", "POST"])
 def payment(token, ref):
     """Billing Information, then Make Payment hands over to the processor's page; then the result."""
     inv = _invoice(token)
-    p = payments.sync(_own(inv, ref), processor())
+    p = _synced(_own(inv, ref))
     errors, form = {}, request.form
     if request.method == "POST" and p.status in (payments.CREATED, payments.AWAITING_DETAILS):
         try:
-            p = payments.confirm_billing(p, form, processor(), actor=f"paylink:{inv.id}")
+            p = payments.confirm_billing(p, form, processor(), actor=paylinks.actor(inv))
         except payments.FormErrors as e:
             errors = e.errors
+        except ProcessorError as e:
+            current_app.logger.warning("processor unreachable at Make Payment for %s: %s", p.ref, e)
+            errors = {"form": "We could not reach the payment processor just now. Nothing has been charged. "
+                              "Please try again in a minute."}
+            p = _own(inv, ref)
         else:
             if p.status == payments.AWAITING_DETAILS:
                 url = _entry_url(token, p)
@@ -100,3 +120,53 @@ def payment(token, ref):
                            form=form if errors else {}, entry_url=entry, labels=payments.LABELS,
                            fields=payments.BILLING_FIELDS, method_label=payments.METHOD_TYPES[p.method_type],
                            status_of=ledger.invoice_status), (422 if errors else 200)
+
+
+# --- Stripe's payment window and its calls, for a payment started through this link. ---------------
+
+
+def _stripe_payment(token, ref):
+    """Stripe and the payment started through this link (404, or 410 for a link that stopped working)."""
+    proc = stripe_pay.stripe_processor()
+    return proc, _own(_invoice(token), ref)
+
+
+def _calls(token, ref):
+    return {call: url_for(f"paylink.stripe_{call}", token=token, ref=ref) for call in ("card", "bank", "sync")}
+
+
+@bp.route("/<token>/<ref>/window")
+def stripe_window(token, ref):
+    """Stripe's card or bank entry for this link's payment; the result shows on the link's payment page."""
+    proc, p = _stripe_payment(token, ref)
+    return stripe_pay.window_page(proc, p, url_for("paylink.payment", token=token, ref=p.ref), _calls(token, ref))
+
+
+def _call(token, ref):
+    """For the window's JSON calls: a link that stopped working answers JSON the window can show."""
+    proc = stripe_pay.stripe_processor()
+    try:
+        inv = paylinks.invoice_for(current_app.config["SECRET_KEY"], token)
+    except paylinks.LinkError as e:
+        answer = jsonify(status="error", done=False, message=str(e))
+        answer.status_code = 410
+        abort(answer)
+    return proc, _own(inv, ref), paylinks.actor(inv)
+
+
+@bp.route("/<token>/<ref>/stripe/card", methods=["POST"])
+def stripe_card(token, ref):
+    """The window's card Pay (Stripe's token in, Stripe asked for the outcome)."""
+    return stripe_pay.pay_card(*_call(token, ref))
+
+
+@bp.route("/<token>/<ref>/stripe/bank", methods=["POST"])
+def stripe_bank(token, ref):
+    """The window's bank Pay, once the mandate was accepted in the window."""
+    return stripe_pay.pay_bank(*_call(token, ref))
+
+
+@bp.route("/<token>/<ref>/stripe/sync", methods=["POST"])
+def stripe_sync(token, ref):
+    """After a 3-D Secure challenge in the window: ask Stripe where the payment is now."""
+    return stripe_pay.sync_payment(*_call(token, ref))
