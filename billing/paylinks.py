@@ -12,9 +12,10 @@ import time
 
 from billing import accounts, mail
 from db import write_tx
-from db.models import AuditLog, Invoice, Isp, Payment
+from db.models import Invoice, Isp, Payment
 
 DEFAULT_DAYS = 45
+ORIGIN = "paylink"  # Payment.origin of payments started through a pay link
 
 
 def _sig(secret, invoice_id, expires):
@@ -65,18 +66,12 @@ def actor(invoice):
 def payment_for(invoice, ref):
     """The payment ``ref`` if it was started through this invoice's pay link, else None.
 
-    Only a payment of the invoice's customer, aimed at that invoice, whose creation the audit log
-    records as done through a link for it: a link never reaches a payment for another invoice, nor
-    one the customer started while logged in (even for the same invoice).
+    Only a payment of the invoice's customer, aimed at that invoice, started through a link: a link
+    never reaches a payment for another invoice, nor one the customer started while logged in (even
+    for the same invoice).
     """
-    payment = Payment.get_or_none((Payment.ref == ref) & (Payment.customer == invoice.customer_id)
-                                  & (Payment.target_invoice == invoice.id))
-    if payment is None:
-        return None
-    started_here = AuditLog.select().where(
-        (AuditLog.entity == "payment") & (AuditLog.entity_id == payment.ref)
-        & (AuditLog.action == "payment.created") & (AuditLog.actor == actor(invoice))).exists()
-    return payment if started_here else None
+    return Payment.get_or_none((Payment.ref == ref) & (Payment.customer == invoice.customer_id)
+                               & (Payment.target_invoice == invoice.id) & (Payment.origin == ORIGIN))
 
 
 def email(invoice, customer, url, actor="staff"):

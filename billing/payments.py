@@ -145,7 +145,7 @@ def check_amount(customer_id, text):
 
 
 def start_payment(customer_id, *, amount_text, method_type, idempotency_key, invoice_id=None,
-                  saved_method_id=None, processor_name="sandbox", actor="customer"):
+                  saved_method_id=None, processor_name="sandbox", actor="customer", origin="portal"):
     """Record step 2 as a payment in state created; the same key returns the same payment."""
     errors = {}
     if not _KEY.match(idempotency_key or ""):
@@ -182,7 +182,7 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
             with write_tx():
                 payment = Payment.create(
                     ref=_new_ref(), customer=customer_id, idempotency_key=idempotency_key, currency=isp.currency,
-                    status=CREATED, processor=processor_name, **fields,
+                    status=CREATED, processor=processor_name, origin=origin, **fields,
                 )
         except IntegrityError:  # a concurrent submit with the same key won
             return Payment.get(Payment.idempotency_key == idempotency_key)
@@ -411,7 +411,7 @@ def create_off_session(customer_id, *, method, amount_cents, invoice_id, idempot
     payment = Payment.create(
         ref=_new_ref(), customer=customer_id, idempotency_key=idempotency_key, amount_cents=amount_cents,
         currency=Isp.current().currency, method_type=method.method_type, status=CREATED,
-        target_invoice=invoice_id, processor=processor_name, payment_method=method.id,
+        target_invoice=invoice_id, processor=processor_name, payment_method=method.id, origin="autopay",
         billing_name=customer.name, billing_street=customer.street, billing_city=customer.city,
         billing_state=customer.state, billing_zip=customer.zip, billing_email=customer.email,
         billing_phone=customer.phone,

@@ -4,7 +4,8 @@ A migration is ``db/migrations/NNNN_name.sql``: portable SQL in which ``{pk}``
 stands for the dialect's auto-increment primary key. Statements are split on
 ``;`` at line ends, and a migration runs inside one transaction (both SQLite
 and PostgreSQL have transactional DDL), so a failed upgrade leaves nothing
-half-applied.
+half-applied. Write no ``%`` in a migration: PostgreSQL's driver reads it as a placeholder
+(use SUBSTR instead of LIKE 'x%').
 """
 import pathlib
 import re

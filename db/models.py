@@ -202,6 +202,7 @@ class Payment(BaseModel):
     billing_email = CharField(default="")
     billing_phone = CharField(default="")
     save_for_autopay = BooleanField(default=False)
+    origin = CharField(default="portal")  # portal | paylink | autopay
     failure_code = CharField(default="")
     failure_message = CharField(default="")
     created_at = DateTimeField(default=utcnow)

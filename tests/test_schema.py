@@ -70,3 +70,24 @@ def test_money_columns_reject_negative_invoice_totals(ledger_db):
     with pytest.raises(IntegrityError):
         Invoice.create(customer=c, number="NEG", issue_date=dt.date.today(), due_date=dt.date.today(),
                        total_cents=-1)
+
+
+def test_upgrade_to_payment_origin_marks_pay_link_payments_from_the_audit_log(tmp_path):
+    url = f"sqlite:///{tmp_path / 'v6.sqlite3'}"
+    open_database(url)
+    migrate.upgrade(target=6)
+    database.execute_sql("INSERT INTO customer (account_number, name, created_at) VALUES ('A-1', 'C', '2026-01-01')")
+    database.execute_sql(
+        "INSERT INTO invoice (customer_id, number, issue_date, due_date, total_cents, created_at) "
+        "VALUES (1, 'I-1', '2026-01-01', '2026-01-15', 4200, '2026-01-01')")
+    for ref, key in (("PAY-LINK", "k1" * 10), ("PAY-PORTAL", "k2" * 10)):
+        database.execute_sql(
+            "INSERT INTO payment (ref, customer_id, idempotency_key, amount_cents, method_type, status, "
+            "processor, target_invoice_id, created_at, updated_at) "
+            f"VALUES ('{ref}', 1, '{key}', 4200, 'card', 'created', 'sandbox', 1, '2026-01-02', '2026-01-02')")
+    database.execute_sql("INSERT INTO audit_log (at, actor, action, entity, entity_id) "
+                         "VALUES ('2026-01-02', 'paylink:1', 'payment.created', 'payment', 'PAY-LINK')")
+    assert 7 in migrate.upgrade()
+    origins = dict(database.execute_sql("SELECT ref, origin FROM payment").fetchall())
+    assert origins == {"PAY-LINK": "paylink", "PAY-PORTAL": "portal"}
+    database.close()

@@ -56,7 +56,7 @@ def show(token):
                 payment = payments.start_payment(
                     inv.customer_id, amount_text=money.cents_to_input(_due_now(view)), method_type=method_type,
                     idempotency_key=key, invoice_id=inv.id, processor_name=processor().name,
-                    actor=paylinks.actor(inv))
+                    actor=paylinks.actor(inv), origin=paylinks.ORIGIN)
             except payments.FormErrors as e:
                 errors = e.errors
             else:
