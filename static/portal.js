@@ -89,6 +89,30 @@
   document.addEventListener("htmx:sendError", failed);
   document.addEventListener("htmx:responseError", failed);
 
+  // Say so when a step cannot reach the portal (a dropped link) instead of leaving the page as it was.
+  // The payment poll is left out: it simply tries again.
+  function notice(e, text) {
+    if (e.target.id === "pay-poll") return;
+    var box = document.getElementById("net-error");
+    var main = document.getElementById("main");
+    if (!box && main) {
+      box = document.createElement("p");
+      box.id = "net-error"; box.className = "error"; box.setAttribute("role", "alert");
+      main.parentNode.insertBefore(box, main);
+    }
+    if (box) { box.textContent = text; box.hidden = false; }
+  }
+  document.addEventListener("htmx:sendError", function (e) {
+    notice(e, "We could not reach the portal. Check your connection, then try again.");
+  });
+  document.addEventListener("htmx:responseError", function (e) {
+    notice(e, "Something went wrong on our side. Please try again in a minute.");
+  });
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var box = document.getElementById("net-error");
+    if (box && e.target.id !== "pay-poll") box.hidden = true;
+  });
+
   // Keep the tab marker right when tabs load as fragments.
   document.addEventListener("htmx:pushedIntoHistory", function () {
     var links = document.querySelectorAll("nav.tabs a");

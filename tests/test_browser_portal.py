@@ -106,3 +106,21 @@ def test_pages_work_with_javascript_off(open_page, customer_with_invoices):
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(tab.base_url + "/login")
     assert tab.errors == []
+
+
+def test_a_dropped_connection_is_told_and_the_next_try_works(open_page, customer_with_invoices):
+    customer, old, new = customer_with_invoices
+    tab = open_page()
+    page = tab.login(customer.email)
+    tab.context.set_offline(True)
+    page.get_by_role("link", name="Invoices", exact=True).click()
+    expect(page.locator("#net-error")).to_have_text(
+        "We could not reach the portal. Check your connection, then try again.")
+    expect(page.locator("#home")).to_be_visible()  # the page stays as it was
+    tab.context.set_offline(False)
+    page.get_by_role("link", name="Invoices", exact=True).click()
+    expect(page.locator("#invoices h1")).to_have_text("Invoices")
+    expect(page.locator("#net-error")).to_be_hidden()
+    # the only console errors are the browser's and htmx's own reports of the failed request
+    expected = ("ERR_INTERNET_DISCONNECTED", "htmx:sendError", "htmx:afterRequest")
+    assert tab.errors and all(any(x in e for x in expected) for e in tab.errors), tab.errors
