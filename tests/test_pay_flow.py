@@ -509,3 +509,21 @@ def test_an_amount_chosen_days_ago_and_never_confirmed_is_not_offered_for_resumi
     new_ref = ref_of(start(logged_in, "12.00"))
     tab = logged_in.get("/payments").get_data(as_text=True)
     assert new_ref in tab and old_ref not in tab
+
+
+def test_the_default_saved_method_comes_preselected(logged_in, customer, owing):
+    from billing import methods
+
+    card = PaymentMethod.create(customer=customer.id, processor="sandbox", processor_ref="pm_sbx_card1",
+                                method_type="card", brand="Visa", last4="4242", exp_month=12, exp_year=2034)
+    bank = PaymentMethod.create(customer=customer.id, processor="sandbox", processor_ref="pm_sbx_bank1",
+                                method_type="ach", brand="STRIPE TEST BANK", last4="6789")
+    methods.set_default(customer.id, bank.id)
+    html = logged_in.get("/payments").get_data(as_text=True)
+    assert 'name="method_type" value="ach" checked' in html
+    assert f'name="saved_method" value="{bank.id}" checked' in html
+    assert f'name="saved_method" value="{card.id}" checked' not in html
+    methods.set_default(customer.id, card.id)
+    html = logged_in.get("/payments").get_data(as_text=True)
+    assert 'name="method_type" value="card" checked' in html
+    assert f'name="saved_method" value="{card.id}" checked' in html

@@ -2,7 +2,7 @@
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from billing import accounts, autopay, money, payments
+from billing import accounts, autopay, methods, money, payments
 from billing.processors import ProcessorError
 from db.models import PaymentMethod
 from views import customer_required, processor, render, wants_fragment
@@ -30,12 +30,16 @@ def _method_ctx(cid, invoice_id=None, form=None, errors=None):
     amount = form.get("amount")
     if amount is None:
         amount = money.cents_to_input(payments.suggested_amount(cid, invoice_id))
+    saved = list(PaymentMethod.active_for(cid))
+    offered = payments.offered_types()
+    # The customer's default method comes preselected, when the ISP still offers its type.
+    default = next((m for m in saved if m.id == methods.default_id(cid) and m.method_type in offered), None)
     return dict(
         invoice=view, errors=errors or {}, amount=amount,
-        method_type=form.get("method_type", "card"), saved_method=form.get("saved_method", "new"),
+        method_type=form.get("method_type", default.method_type if default else "card"),
+        saved_method=form.get("saved_method", str(default.id) if default else "new"),
         key=form.get("key") or payments.new_idempotency_key(),
-        saved=list(PaymentMethod.active_for(cid)), method_types=payments.offered_types(),
-        summary=accounts.summary(cid),
+        saved=saved, method_types=offered, summary=accounts.summary(cid),
     )
 
 
