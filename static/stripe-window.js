@@ -1,10 +1,34 @@
-// Stripe's payment window. Card and bank details go from Stripe.js's own fields straight to Stripe;
-// this page sends the portal only Stripe's ids, and the portal asks Stripe for the outcome.
+// Stripe's windows: paying (#stripe-window) and saving a card or bank account (#stripe-setup).
+// Card and bank details go from Stripe.js's own fields straight to Stripe; this page sends the portal only
+// Stripe's ids, and the portal asks Stripe for the outcome.
 (function () {
   "use strict";
-  var root = document.getElementById("stripe-window");
+  var root = document.getElementById("stripe-window") || document.getElementById("stripe-setup");
   if (!root) return;
   var d = root.dataset;
+  var setup = root.id === "stripe-setup";
+  var words = setup ? {
+    unloaded: "The form could not load. Check your connection and reload this window.",
+    unreached: "We could not reach the payment service. Nothing was saved; please try again.",
+    refused: "The details were not saved.",
+    noBank: "Saving a bank account is not available here. Please save a card instead.",
+    accept: "Accept the authorization to save this bank account.",
+    verify: "It can be used once it is verified; you can close this window."
+  } : {
+    unloaded: "The payment form could not load. Check your connection and reload this window.",
+    unreached: "We could not reach the payment service. Nothing was charged; please try again.",
+    refused: "The payment did not go through.",
+    noBank: "Bank payments are not available here. Please pay by card.",
+    accept: "Accept the authorization to pay by bank account.",
+    verify: "Your payment goes ahead once it is verified; you can close this window."
+  };
+
+  function show(text) {
+    var m = document.getElementById("stripe-message");
+    if (!m) return;
+    m.textContent = text || "";
+    m.hidden = !text;
+  }
 
   function finish() {
     var form = document.getElementById("stripe-form");
@@ -15,23 +39,15 @@
   }
 
   if (root.hasAttribute("data-finished")) { finish(); return; }
-  if (typeof window.Stripe !== "function") {
-    show("The payment form could not load. Check your connection and reload this window.");
-    return;
-  }
+  if (typeof window.Stripe !== "function") { show(words.unloaded); return; }
 
   var stripe = window.Stripe(d.publishableKey);
   var form = document.getElementById("stripe-form");
-  var pay = document.getElementById("stripe-pay");
+  var button = document.getElementById(setup ? "stripe-save" : "stripe-pay");
   var busy = false;
 
-  function show(text) {
-    var m = document.getElementById("stripe-message");
-    m.textContent = text || "";
-    m.hidden = !text;
-  }
-
-  function ready() { busy = false; pay.disabled = false; }
+  function ready() { busy = false; button.disabled = false; }
+  function start() { busy = true; button.disabled = true; show(""); }
 
   function post(url, data) {
     return fetch(url, {
@@ -46,9 +62,8 @@
   function handle(answer, challenged) {
     if (answer.done) { finish(); return; }
     if (answer.status === "requires_action" && d.method !== "card") {
-      // Stripe verifies this account with two small deposits; the payment continues once it is verified.
-      show("Stripe will email you how to verify this bank account with two small deposits. " +
-           "Your payment goes ahead once it is verified; you can close this window.");
+      // Stripe verifies this account with two small deposits before it can be debited.
+      show("Stripe will email you how to verify this bank account with two small deposits. " + words.verify);
       return;
     }
     if (answer.status === "requires_action" && !challenged) {
@@ -59,43 +74,48 @@
         return post(d.syncUrl).then(function (a) { return handle(a, true); });
       });
     }
-    show(answer.message || "The payment did not go through.");
+    show(answer.message || words.refused);
     ready();
   }
 
-  function failed() {
-    show("We could not reach the payment service. Nothing was charged; please try again.");
-    ready();
-  }
+  function failed() { show(words.unreached); ready(); }
+  function settled(a) { return handle(a, true); }
 
   if (d.method === "card") {
     var card = stripe.elements().create("card");
     card.mount("#card-element");
     form.addEventListener("submit", function (e) {
       e.preventDefault();
-      if (busy) return; // one Pay at a time; the server also never confirms a paid intent again
-      busy = true; pay.disabled = true; show("");
-      stripe.createToken(card, {name: d.billingName}).then(function (result) {
-        if (result.error) { show(result.error.message || "Check your card details."); ready(); return; }
-        return post(d.cardUrl, {token: result.token.id}).then(function (a) { return handle(a, false); });
-      }).catch(failed);
+      if (busy) return; // one click at a time; the server also never confirms a paid intent again
+      start();
+      var sent = setup ?
+        // Stripe.js confirms the SetupIntent, with the bank's check (3-D Secure) here when it asks for one.
+        stripe.confirmCardSetup(d.clientSecret, {payment_method: {card: card, billing_details: {name: d.billingName}}})
+          .then(function (result) {
+            if (result.error) { show(result.error.message || "Check your card details."); ready(); return; }
+            return post(d.syncUrl).then(settled);
+          }) :
+        stripe.createToken(card, {name: d.billingName}).then(function (result) {
+          if (result.error) { show(result.error.message || "Check your card details."); ready(); return; }
+          return post(d.cardUrl, {token: result.token.id}).then(function (a) { return handle(a, false); });
+        });
+      sent.catch(failed);
     });
   } else {
     var linked = false;
-    var link = document.getElementById("bank-link");
-    link.addEventListener("click", function () {
-      if (typeof stripe.collectBankAccountForPayment !== "function") {
-        show("Bank payments are not available here. Please pay by card."); return;
-      }
-      stripe.collectBankAccountForPayment({
+    var collect = setup ? stripe.collectBankAccountForSetup : stripe.collectBankAccountForPayment;
+    document.getElementById("bank-link").addEventListener("click", function () {
+      if (typeof collect !== "function") { show(words.noBank); return; }
+      collect.call(stripe, {
         clientSecret: d.clientSecret,
         params: {payment_method_type: "us_bank_account",
                  payment_method_data: {billing_details: {name: d.billingName, email: d.billingEmail}}}
       }).then(function (result) {
         if (result.error) { show(result.error.message); return; }
-        if (result.paymentIntent && result.paymentIntent.status === "requires_confirmation") {
+        var intent = result.setupIntent || result.paymentIntent;
+        if (intent && intent.status === "requires_confirmation") {
           linked = true;
-          var pm = result.paymentIntent.payment_method;
+          var pm = intent.payment_method;
           var note = document.getElementById("bank-linked");
           note.textContent = "Bank account linked" + (pm && pm.us_bank_account ?
             ": " + pm.us_bank_account.bank_name + " ending " + pm.us_bank_account.last4 : ".");
@@ -108,11 +128,9 @@
       e.preventDefault();
       if (busy) return;
       if (!linked) { show("Link your bank account first."); return; }
-      if (!document.getElementById("bank-accept").checked) {
-        show("Accept the authorization to pay by bank account."); return;
-      }
-      busy = true; pay.disabled = true; show("");
-      post(d.bankUrl, {accepted: "1"}).then(function (a) { return handle(a, true); }).catch(failed);
+      if (!document.getElementById("bank-accept").checked) { show(words.accept); return; }
+      start();
+      post(d.bankUrl, {accepted: "1"}).then(settled).catch(failed);
     });
   }
 })();
