@@ -329,18 +329,11 @@ def sync(payment, processor):
     return apply_intent_state(payment.id, processor.retrieve(payment.processor_ref))
 
 
-def handle_event(processor_name, event_id, event_type, intent_id, processor):
-    """Apply one verified webhook event exactly once; returns False for a repeat or unknown intent."""
-    payment = Payment.get_or_none(Payment.processor_ref == intent_id)
-    state = processor.retrieve(intent_id) if payment else None
-    try:
-        with write_tx():
-            WebhookEvent.create(processor=processor_name, event_id=event_id, event_type=event_type)
-            if payment is not None:
-                apply_intent_state(payment.id, state, actor=f"webhook:{processor_name}")
-    except IntegrityError:
-        return False
-    return payment is not None
+def handle_event(processor, event_id, event_type, intent_id):
+    """Apply one verified payment_intent event exactly once (re-read from the processor); False for a repeat."""
+    known = Payment.select().where(Payment.processor_ref == intent_id).exists()
+    update = proc.IntentUpdate(intent_id, processor.retrieve(intent_id)) if known else None
+    return handle_remote_event(processor, event_id, event_type, update)
 
 
 def cancel(payment, actor="customer"):

@@ -64,8 +64,8 @@ def test_the_same_webhook_event_three_times_at_once_is_applied_once(ledger_db):
     p = payments.confirm_billing(p, {"name": "A", "street": "1 St", "city": "Austin", "state": "TX",
                                      "zip": "78701", "email": "a@example.test", "phone": "5125550100"}, proc)
     proc.confirm_card(p.processor_ref, "4242424242424242", "12/34", "123", "78701")
-    results = race(3, lambda i: payments.handle_event("sandbox", "evt_same", "payment_intent.succeeded",
-                                                      p.processor_ref, proc))
+    results = race(3, lambda i: payments.handle_event(proc, "evt_same", "payment_intent.succeeded",
+                                                      p.processor_ref))
     assert sorted(results) == [False, False, True], results
     assert WebhookEvent.select().count() == 1
     assert Allocation.select(fn.SUM(Allocation.amount_cents)).scalar() == 3000

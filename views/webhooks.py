@@ -21,5 +21,5 @@ def sandbox():
     except ValueError as e:
         current_app.logger.warning("sandbox webhook rejected: %s", e)
         return jsonify(error=str(e)), 400
-    applied = payments.handle_event("sandbox", event["id"], event["type"], event["intent_id"], proc)
-    return jsonify(received=True, applied=applied), 200
+    first = payments.handle_event(proc, event["id"], event["type"], event["intent_id"])
+    return jsonify(received=True, duplicate=not first), 200
