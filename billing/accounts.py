@@ -54,7 +54,6 @@ class Summary:
     credit_cents: int
     next_due_date: object
     overdue_cents: int
-    open_count: int
 
     @property
     def payable_cents(self):
@@ -161,9 +160,9 @@ SELECT
     WHERE i.customer_id = {p} AND i.void = FALSE),
   (SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE customer_id = {p} AND status = {p}),
   (SELECT COALESCE(SUM(amount_cents), 0) FROM credit_entry WHERE customer_id = {p}),
-  o.open_count, o.next_due, o.overdue
+  o.next_due, o.overdue
 FROM (
-  SELECT COUNT(*) AS open_count, MIN(due_date) AS next_due,
+  SELECT MIN(due_date) AS next_due,
          COALESCE(SUM(CASE WHEN due_date < {p} THEN total_cents - paid ELSE 0 END), 0) AS overdue
   FROM (SELECT i.due_date, i.total_cents,
                (SELECT COALESCE(SUM(a.amount_cents), 0) FROM allocation a WHERE a.invoice_id = i.id) AS paid
@@ -178,7 +177,7 @@ def summary(customer_id, on=None):
     on = on or today()
     sql = _SUMMARY_SQL.format(p=database.param)
     params = (customer_id, customer_id, customer_id, PROCESSING, customer_id, on.isoformat(), customer_id)
-    totals, paid, pending, credit, open_count, next_due, overdue = database.execute_sql(sql, params).fetchone()
+    totals, paid, pending, credit, next_due, overdue = database.execute_sql(sql, params).fetchone()
     if isinstance(next_due, str):  # SQLite keeps dates as ISO text
         next_due = dt.date.fromisoformat(next_due)
     return Summary(
@@ -187,7 +186,6 @@ def summary(customer_id, on=None):
         credit_cents=int(credit),
         next_due_date=next_due,
         overdue_cents=int(overdue),
-        open_count=int(open_count),
     )
 
 

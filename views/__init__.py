@@ -2,12 +2,11 @@
 import datetime as dt
 import functools
 
-from flask import abort, current_app, g, render_template, request, session
+from flask import abort, current_app, g, render_template, request
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
 from billing import identity, money
-from billing.processors import build_processor  # noqa: F401  (re-exported for views)
 from db.models import Isp
 
 csrf = CSRFProtect()
@@ -133,7 +132,7 @@ def register(app):
 
     @app.context_processor
     def _globals():
-        return {"isp": isp(), "fragment": wants_fragment(), "session_start": session.get("_fresh")}
+        return {"isp": isp()}
 
     @app.errorhandler(404)
     def _not_found(e):
