@@ -1,10 +1,12 @@
 """Autopay's commands for cron and the ISP's staff: ``flask --app app autopay`` and ``autopay-policy``."""
+import contextlib
 import datetime as dt
 
 import click
 
 from billing import autopay
 from db.models import Isp
+from views.cli import cron_lock
 
 
 def register_autopay_cli(app):
@@ -23,7 +25,9 @@ def register_autopay_cli(app):
             if not quiet or line.startswith(("  failed", "  waiting")):
                 click.echo(line)
 
-        summary = autopay.run(app.extensions["processor"], on=day, dry_run=dry_run, echo=echo)
+        # A dry run writes nothing, so it may run beside a real one; a real run holds the job's lock.
+        with contextlib.nullcontext() if dry_run else cron_lock("autopay"):
+            summary = autopay.run(app.extensions["processor"], on=day, dry_run=dry_run, echo=echo)
         isp = Isp.current()
         click.echo(f"autopay done in {summary.seconds:.1f}s: {summary.line(isp.currency if isp else 'USD')}")
         if summary.skip_reasons:

@@ -1,10 +1,47 @@
 """Command-line tasks for the ISP's staff and cron: ``flask --app app COMMAND``."""
+import contextlib
+import functools
+
 import click
 
 from billing import demo as demo_data
 from billing import mail
 from db import migrate
+from db.jobs import EXIT_BUSY, JobBusy, job_lock
 from db.models import Customer
+
+
+@contextlib.contextmanager
+def cron_lock(name):
+    """Hold job ``name``'s lock, or end the command at once: a second run, here or on another host, does nothing.
+
+    The busy run says so on stderr and exits with status 75 (EX_TEMPFAIL), so cron's mail shows it
+    without it looking like a failure of the work itself.
+    """
+    try:
+        lock = job_lock(name)
+        lock.__enter__()
+    except JobBusy as e:
+        click.echo(f"{name}: {e}", err=True)
+        raise SystemExit(EXIT_BUSY) from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def run_once(name):
+    """Decorate a cron command so that it runs inside ``cron_lock(name)``."""
+
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            with cron_lock(name):
+                return command(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def register_cli(app):
@@ -38,6 +75,7 @@ def register_cli(app):
         click.echo(f"demo login: {demo_data.DEMO_EMAIL} / {demo_data.DEMO_PASSWORD}")
 
     @app.cli.command("sandbox-settle")
+    @run_once("sandbox-settle")
     def sandbox_settle():
         """Settle every processing sandbox ACH debit now and deliver the webhooks."""
         if app.extensions["processor"].name != "sandbox":
@@ -48,6 +86,7 @@ def register_cli(app):
         click.echo(f"settled {settled} ACH payment(s); delivered {delivered} webhook event(s)")
 
     @app.cli.command("send-mail")
+    @run_once("send-mail")
     def send_mail():
         """Send queued email (for cron); failures stay queued and are retried."""
         sent, failed = mail.send_pending(app.config["SMTP_URL"], app.config["MAIL_FROM"], out=click.echo)

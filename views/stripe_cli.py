@@ -5,12 +5,14 @@ from billing import money, payments
 from billing.processors import ProcessorError
 from db import database
 from db.models import Payment
+from views.cli import run_once
 
 
 def register_stripe_cli(app):
     """Attach reconcile and refund to ``flask``."""
 
     @app.cli.command("reconcile")
+    @run_once("reconcile")
     @click.option("--minutes", default=5, show_default=True,
                   help="Only attempts left waiting at least this long (younger ones may still be in a browser).")
     def reconcile(minutes):
