@@ -94,6 +94,31 @@ def test_a_changed_file_gets_a_new_name():
     assert assets._hashed_name("app.css", b"a{}") != assets._hashed_name("app.css", b"b{}")
 
 
+def test_assets_are_compressed_once_per_process_and_again_when_a_file_changes(tmp_path):
+    for name in ("htmx-2.0.11.min.js", "portal.js", "sandbox-done.js"):
+        (tmp_path / name).write_text(f"// {name}\n")
+    (tmp_path / "app.css").write_text("a{color:red}")
+    first = assets.load(tmp_path)
+    assert assets.load(tmp_path) is first  # a second app in the same process reuses the build
+    (tmp_path / "app.css").write_text("a{color:blue}")
+    changed = assets.load(tmp_path)
+    assert changed is not first
+    assert changed["app.css"].raw == b"a{color:blue}"
+    assert changed["app.css"].name != first["app.css"].name
+    assert brotli.decompress(changed["app.css"].br) == b"a{color:blue}"
+
+
+@pytest.mark.parametrize("accept, encoding", [
+    ("gzip, deflate, br", "br"), ("gzip", "gzip"), ("br;q=0, gzip", "gzip"), ("br;q=0.5, gzip", "gzip"),
+    ("identity", None), ("", None),
+])
+def test_static_files_follow_the_accept_encoding_weights(app, client, accept, encoding):
+    with app.test_request_context():
+        url = assets.static_url("app.js")
+    r = client.get(url, headers={"Accept-Encoding": accept})
+    assert r.headers.get("Content-Encoding") == encoding
+
+
 def test_inline_stylesheet_is_allowed_by_its_hash_in_the_csp(app, client):
     r = client.get("/login")
     css = app.extensions["assets"]["css_text"]
