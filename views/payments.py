@@ -10,6 +10,7 @@ from views import customer_required, processor, render, wants_fragment
 bp = Blueprint("payments", __name__)
 
 FINAL = (payments.SUCCEEDED, payments.FAILED, payments.CANCELED)
+PAYMENTS_TAB = "X-Payments-Tab"  # sent by htmx from inside the Payments tab (templates/payments/_index.html)
 UNREACHABLE = ("We could not reach the payment processor just now. Nothing has been charged. "
                "Please try again in a minute.")
 
@@ -146,6 +147,12 @@ def _status(payment, partial):
             unreachable = UNREACHABLE
     ctx = dict(payment=payment, entry_url=entry, unreachable=unreachable, labels=payments.LABELS,
                applied=payments.applied_to(payment), final=payment.status in FINAL)
+    if partial and request.headers.get(PAYMENTS_TAB) and payment.status not in (payments.CREATED,
+                                                                                  payments.AWAITING_DETAILS):
+        # On the Payments tab, the history and resumable attempts below this step change with the result:
+        # send them in the same response (htmx swaps them out of band), so the page never disagrees.
+        ctx.update(history=payments.history(payment.customer_id),
+                   in_flight=payments.in_flight(payment.customer_id), oob=True)
     tpl = "payments/_status.html" if partial else "payments/status.html"
     return render_template(tpl, **ctx), 200
 
