@@ -55,6 +55,9 @@ def register_cli(app):
     from views.stripe_cli import register_stripe_cli
 
     register_stripe_cli(app)
+    from views.ops_cli import register_ops_cli
+
+    register_ops_cli(app)
 
     @app.cli.command("db-upgrade")
     def db_upgrade():
