@@ -43,7 +43,7 @@ def authenticate(email, password):
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
     except (VerificationError, InvalidHashError):
         return None
-    if user is None:
+    if user is None or user.disabled_at is not None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         with write_tx():
@@ -65,7 +65,7 @@ def session_user(token):
     if not token:
         return None
     row = (LoginSession.select(LoginSession, User).join(User)
-           .where(LoginSession.token == _token_hash(token)).first())
+           .where((LoginSession.token == _token_hash(token)) & User.disabled_at.is_null()).first())
     return row.user if row else None
 
 
@@ -75,10 +75,26 @@ def close_session(token):
         LoginSession.delete().where(LoginSession.token == _token_hash(token)).execute()
 
 
-def create_user(email, password, role="customer", customer_id=None):
-    """Create a login for a customer or a staff member."""
+def create_user(email, password, role="customer", customer_id=None, staff_role=None, name="", actor="system"):
+    """Create a login for a customer or a staff member (a staff login is an owner unless told otherwise)."""
+    if role == "staff":
+        staff_role = staff_role or "owner"
     with write_tx():
         user = User.create(email=email.strip().lower(), password_hash=hash_password(password), role=role,
-                           customer=customer_id, created_at=utcnow())
-        accounts.audit("system", "user.created", "user", user.id, role=role)
+                           customer=customer_id, created_at=utcnow(), staff_role=staff_role or "", name=name)
+        detail = {"role": role, **({"staff_role": staff_role} if staff_role else {})}
+        accounts.audit(actor, "user.created", "user", user.id, **detail)
     return user
+
+
+def set_login_disabled(user_id, disabled, actor):
+    """Disable a login (its sessions end in the same transaction) or enable it again; True if it changed."""
+    with write_tx():
+        q = User.update(disabled_at=utcnow() if disabled else None).where(User.id == user_id)
+        q = q.where(User.disabled_at.is_null() if disabled else User.disabled_at.is_null(False))
+        changed = bool(q.execute())
+        if disabled:
+            LoginSession.delete().where(LoginSession.user == user_id).execute()
+        if changed:
+            accounts.audit(actor, "user.disabled" if disabled else "user.enabled", "user", user_id)
+    return changed

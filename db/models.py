@@ -89,6 +89,10 @@ class User(BaseModel):
     role = CharField(default="customer")
     customer = ForeignKeyField(Customer, null=True, unique=True, backref="users", on_delete="CASCADE")
     created_at = DateTimeField(default=utcnow)
+    # Migration 0060: which staff role (owner | clerk; '' for customers), a display name, and disabling.
+    staff_role = CharField(default="")
+    name = CharField(default="")
+    disabled_at = DateTimeField(null=True)
 
     @classmethod
     def by_email(cls, email):

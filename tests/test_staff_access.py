@@ -1,15 +1,34 @@
-"""Staff pages: only staff reach them; every /staff route is walked as a customer and as anonymous."""
+"""Staff pages: only staff reach them, and each only with its role.
+
+Every /staff route is walked as anonymous, as a customer, as a clerk and as an owner. Each staff endpoint
+must be listed below as owner-only or open to clerks: a new route fails here until someone decides.
+"""
 import re
 
 import pytest
 
 from app import create_app
 from tests.conftest import PASSWORD, TEST_CONFIG, make_customer
-from tests.staff_support import STAFF_EMAIL, STAFF_PASSWORD, make_staff, staff  # noqa: F401
+from tests.staff_support import (  # noqa: F401
+    CLERK_EMAIL,
+    STAFF_EMAIL,
+    STAFF_PASSWORD,
+    clerk,
+    log_in_staff,
+    make_staff,
+    staff,
+)
+
+# Owner: settings, staff logins, API tokens, import, the audit log, refunds (money going out).
+OWNER_ONLY = {"staff.settings_page", "staff.logo", "staff.import_page", "staff.api_tokens", "staff.revoke_token",
+              "staff.audit", "staff.staff_logins", "staff.disable_staff", "staff.enable_staff", "staff.staff_role"}
+# Clerk (and owner): the counter's work.
+CLERK_OK = {"staff.index", "staff.customers", "staff.customer", "staff.invite", "staff.invite_all", "staff.paylink",
+            "staff.payments", "staff.payments_csv"}
 
 
 def staff_rules():
-    """Every URL rule under /staff, with a sample value for its arguments."""
+    """Every URL rule under /staff, with its endpoint and a sample value for its arguments."""
     app = create_app({**TEST_CONFIG, "DATABASE_URL": "sqlite:///:memory:"})
     rules = []
     for rule in app.url_map.iter_rules():
@@ -17,11 +36,65 @@ def staff_rules():
             continue
         url = re.sub(r"<(?:[a-z]+:)?[a-z_]+>", "1", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            rules.append((method, url))
-    return rules
+            rules.append((method, url, rule.endpoint))
+    return app, rules
 
 
-STAFF_ROUTES = staff_rules()
+_APP, STAFF_ENDPOINTS = staff_rules()
+STAFF_ROUTES = [(m, u) for m, u, _e in STAFF_ENDPOINTS]
+
+
+def _request(portal, method, url):
+    return portal.post(url, {}) if method == "POST" else portal.get(url)
+
+
+def test_every_staff_route_is_classified_as_owner_only_or_open_to_clerks():
+    endpoints = {e for _m, _u, e in STAFF_ENDPOINTS}
+    assert endpoints - OWNER_ONLY - CLERK_OK == set(), "a new staff route: add it to OWNER_ONLY or CLERK_OK"
+    assert (OWNER_ONLY | CLERK_OK) - endpoints == set(), "listed routes that no longer exist"
+    for endpoint in endpoints:
+        declared = getattr(_APP.view_functions[endpoint], "staff_role", None)
+        assert declared == ("owner" if endpoint in OWNER_ONLY else "clerk"), endpoint
+
+
+@pytest.mark.parametrize("method,url,endpoint", [r for r in STAFF_ENDPOINTS if r[2] in OWNER_ONLY])
+def test_clerks_get_403_on_every_owner_route(app, clerk, method, url, endpoint):
+    make_customer()
+    resp = _request(clerk, method, url)
+    assert resp.status_code == 403, (method, url, resp.status_code)
+
+
+@pytest.mark.parametrize("method,url,endpoint", [r for r in STAFF_ENDPOINTS if r[2] in CLERK_OK])
+def test_clerks_reach_every_clerk_route(app, clerk, method, url, endpoint):
+    make_customer()
+    resp = _request(clerk, method, url)
+    assert resp.status_code != 403 and resp.status_code < 500, (method, url, resp.status_code)
+    if method == "GET":
+        assert resp.status_code in (200, 404), (url, resp.status_code)
+
+
+@pytest.mark.parametrize("method,url,endpoint", STAFF_ENDPOINTS)
+def test_owners_reach_every_staff_route(app, staff, method, url, endpoint):
+    make_customer()
+    resp = _request(staff, method, url)
+    assert resp.status_code != 403 and resp.status_code < 500, (method, url, resp.status_code)
+    if method == "GET":
+        assert resp.status_code in (200, 404), (url, resp.status_code)
+
+
+def test_a_staff_route_that_declares_no_role_is_refused_to_every_role(app, portal):
+    app.add_url_rule("/staff/undeclared", endpoint="staff.undeclared", view_func=lambda: "reached")
+    make_staff()
+    log_in_staff(portal, STAFF_EMAIL)
+    assert portal.get("/staff/").status_code == 200
+    assert portal.get("/staff/undeclared").status_code == 403
+
+
+def test_a_clerk_sees_no_links_to_owner_pages(app, clerk):
+    page = clerk.get("/staff/").get_data(as_text=True)
+    assert 'href="/staff/customers"' in page
+    for href in ("/staff/settings", "/staff/staff", "/staff/api-tokens", "/staff/audit", "/staff/import"):
+        assert f'href="{href}"' not in page, href
 
 
 def test_staff_routes_were_found():
@@ -47,13 +120,6 @@ def test_customers_get_403_on_every_staff_route(app, portal, method, url):
     assert resp.status_code == 403, (method, url, resp.status_code)
 
 
-@pytest.mark.parametrize("method,url", [r for r in STAFF_ROUTES if r[0] == "GET"])
-def test_staff_reach_every_staff_page(app, staff, method, url):
-    make_customer()
-    resp = staff.get(url)
-    assert resp.status_code in (200, 404), (url, resp.status_code)
-
-
 def test_staff_cannot_use_customer_pages(app, staff):
     resp = staff.get("/")
     assert resp.status_code == 403
@@ -75,12 +141,20 @@ def test_create_staff_prompts_for_the_password_and_never_takes_it_as_an_argument
 
     user = identity.authenticate("boss@isp.example.test", "a long staff password")
     assert user is not None and user.role == "staff" and user.customer_id is None
+    assert user.staff_role == "owner"  # the first login made from a shell runs the portal
     again = runner.invoke(args=["create-staff", "boss@isp.example.test"], input="x\nx\n")
     assert again.exit_code != 0 and "already has a login" in again.output
     short = runner.invoke(args=["create-staff", "other@isp.example.test"], input="short\nshort\n")
     assert short.exit_code != 0 and "at least 10" in short.output
     params = [p.name for p in app.cli.get_command(None, "create-staff").params]
-    assert params == ["email"]
+    assert "password" not in params
+    clerk_login = runner.invoke(args=["create-staff", "desk@isp.example.test", "--role", "clerk", "--name", "Dee"],
+                                input="a long clerk password\na long clerk password\n")
+    assert clerk_login.exit_code == 0, clerk_login.output
+    user = identity.authenticate("desk@isp.example.test", "a long clerk password")
+    assert (user.staff_role, user.name) == ("clerk", "Dee")
+    bad_role = runner.invoke(args=["create-staff", "x@isp.example.test", "--role", "admin"], input="")
+    assert bad_role.exit_code != 0
 
 
 def test_a_staff_password_is_not_a_customer_login(app, portal):

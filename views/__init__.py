@@ -38,6 +38,17 @@ class PortalUser:
     def is_staff(self):
         return self.user.role == "staff"
 
+    @property
+    def staff_role(self):
+        """'owner' or 'clerk' for staff; '' for customers."""
+        return self.user.staff_role if self.is_staff else ""
+
+    def can(self, needed):
+        """True when this staff login may use routes that need the ``needed`` role."""
+        from billing import staff
+
+        return self.is_staff and staff.can(self.user.staff_role, needed)
+
 
 @login_manager.user_loader
 def _load(token):

@@ -14,7 +14,10 @@ def register_isp_cli(app):
 
     @app.cli.command("create-staff")
     @click.argument("email")
-    def create_staff(email):
+    @click.option("--role", type=click.Choice(["owner", "clerk"]), default="owner", show_default=True,
+                  help="owner: settings, staff, API tokens, refunds; clerk: customers, invoices, payments, invites.")
+    @click.option("--name", default="", help="The person's name, shown in the audit log.")
+    def create_staff(email, role, name):
         """Create a staff login; the password is prompted for, never taken on the command line."""
         migrate.upgrade()
         email = email.strip().lower()
@@ -25,8 +28,8 @@ def register_isp_cli(app):
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
         if len(password) < 10:
             raise click.ClickException("use a password of at least 10 characters")
-        identity.create_user(email, password, role="staff")
-        click.echo(f"staff login created for {email}; log in at /login")
+        identity.create_user(email, password, role="staff", staff_role=role, name=name.strip()[:100], actor="cli")
+        click.echo(f"{role} login created for {email}; log in at /login")
 
     @app.cli.command("paylink")
     @click.argument("invoice_number")

@@ -1,7 +1,10 @@
-"""Staff pages under /staff: customers, payments and export, audit log, settings, import, invites, API tokens.
+"""Staff pages under /staff: customers, payments and export, audit log, settings, import, invites, API tokens,
+staff logins.
 
 Every route here is for staff only (see ``_staff_only``); anonymous users are
-sent to log in and customers get 403.
+sent to log in and customers get 403. Each route also declares the least staff
+role it needs with ``@allow(CLERK)`` or ``@allow(OWNER)`` (billing.staff says
+which is which); a route that declares none is refused to every role.
 """
 import csv
 import datetime as dt
@@ -12,6 +15,8 @@ from flask_login import current_user
 from peewee import fn
 
 from billing import accounts, imports, invites, paylinks, settings
+from billing import staff as staff_rules
+from billing.staff import CLERK, OWNER
 from billing import api as api_rules
 from billing import payments as pay
 from db import models
@@ -39,11 +44,28 @@ def _install(state):
     state.app.before_request_funcs.setdefault(None, []).insert(0, _allow_big_imports)
 
 
+def allow(role):
+    """Declare the least staff role that may use a route (an owner may use every clerk's route)."""
+    def mark(view):
+        view.staff_role = role
+        return view
+    return mark
+
+
+def needed_role(endpoint):
+    """The role a staff endpoint declared, or None when it declared none (then nobody may use it)."""
+    view = current_app.view_functions.get(endpoint)
+    return getattr(view, "staff_role", None)
+
+
 @bp.before_request
 def _staff_only():
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
     if not current_user.is_staff:
+        abort(403)
+    needed = needed_role(request.endpoint)
+    if needed is None or not current_user.can(needed):
         abort(403)
     return None
 
@@ -75,6 +97,7 @@ def _page():
 
 
 @bp.route("/")
+@allow(CLERK)
 def index():
     """Staff home: what to do next."""
     return render_template(
@@ -86,6 +109,7 @@ def index():
 
 
 @bp.route("/customers")
+@allow(CLERK)
 def customers():
     """Customers, searchable by name, account number or email."""
     q = (request.args.get("q") or "").strip()[:100]
@@ -114,6 +138,7 @@ def _customer_ctx(customer, **extra):
 
 
 @bp.route("/customers/<int:customer_id>")
+@allow(CLERK)
 def customer(customer_id):
     """One customer: invoices, payments and invites."""
     c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
@@ -124,6 +149,7 @@ def customer(customer_id):
 
 
 @bp.route("/customers/<int:customer_id>/invite", methods=["POST"])
+@allow(CLERK)
 def invite(customer_id):
     """Email this customer an invite."""
     c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
@@ -136,6 +162,7 @@ def invite(customer_id):
 
 
 @bp.route("/invites", methods=["POST"])
+@allow(CLERK)
 def invite_all():
     """Invite every customer not invited yet."""
     n = invites.invite_all(invite_link, actor=_actor())
@@ -143,6 +170,7 @@ def invite_all():
 
 
 @bp.route("/invoices/<int:invoice_id>/paylink", methods=["POST"])
+@allow(CLERK)
 def paylink(invoice_id):
     """Make a pay-by-link URL for an invoice; optionally email it to the customer."""
     inv = Invoice.get_or_none(Invoice.id == invoice_id) or abort(404)
@@ -198,6 +226,7 @@ def _failed_autopays():
 
 
 @bp.route("/payments")
+@allow(CLERK)
 def payments():
     """Payments by date, status and method; pending ACH and failed autopays shown."""
     f, errors = _payment_filters()
@@ -216,6 +245,7 @@ EXPORT_COLUMNS = ("ref", "created_at", "settled_at", "account_number", "customer
 
 
 @bp.route("/payments.csv")
+@allow(CLERK)
 def payments_csv():
     """The filtered payments as CSV, for the ISP's accounting."""
     f, errors = _payment_filters()
@@ -249,6 +279,7 @@ def _csv_safe(value):
 
 
 @bp.route("/audit")
+@allow(OWNER)
 def audit():
     """The audit log, newest first, filterable by actor, action and entity."""
     q = AuditLog.select()
@@ -262,6 +293,7 @@ def audit():
 
 
 @bp.route("/settings", methods=["GET", "POST"])
+@allow(OWNER)
 def settings_page():
     """The portal's settings: identity, links, tabs, payment types and limits, autopay, invitation text."""
     isp = Isp.current() or Isp(name="Customer Portal")
@@ -276,6 +308,7 @@ def settings_page():
 
 
 @bp.route("/settings/logo", methods=["POST"])
+@allow(OWNER)
 def logo():
     """Upload (or remove) the logo shown on every page."""
     isp = Isp.current() or abort(404)
@@ -292,6 +325,7 @@ def logo():
 
 
 @bp.route("/import", methods=["GET", "POST"])
+@allow(OWNER)
 def import_page():
     """Import customers or invoices from a CSV file, with a dry run."""
     if request.method == "GET":
@@ -317,6 +351,7 @@ def import_page():
 
 
 @bp.route("/api-tokens", methods=["GET", "POST"])
+@allow(OWNER)
 def api_tokens():
     """Create and list billing-system API tokens."""
     new_token, error = None, None
@@ -331,8 +366,62 @@ def api_tokens():
 
 
 @bp.route("/api-tokens/<int:token_id>/revoke", methods=["POST"])
+@allow(OWNER)
 def revoke_token(token_id):
     """Revoke an API token at once."""
     models.ApiToken.get_or_none(models.ApiToken.id == token_id) or abort(404)
     api_rules.revoke_token(token_id, actor=_actor())
     return redirect(url_for("staff.api_tokens"), code=303)
+
+
+def _staff_page(form=None, errors=None, notice=None, error=None, status=200):
+    return render_template("staff/staff.html", logins=staff_rules.staff_logins(), roles=staff_rules.ROLES,
+                           form=form or {}, errors=errors or {}, notice=notice, error=error,
+                           me=current_user.user.id), status
+
+
+@bp.route("/staff", methods=["GET", "POST"])
+@allow(OWNER)
+def staff_logins():
+    """Staff logins: list them, and add one (owner or clerk)."""
+    if request.method == "GET":
+        added = request.args.get("added", "")[:254]
+        return _staff_page(notice=f"Staff login created for {added}." if added else None)
+    try:
+        user = staff_rules.add_staff(request.form, actor=_actor())
+    except pay.FormErrors as e:
+        form = {k: request.form.get(k, "") for k in ("name", "email", "role")}
+        return _staff_page(form=form, errors=e.errors, status=422)
+    return redirect(url_for("staff.staff_logins", added=user.email), code=303)
+
+
+@bp.route("/staff/<int:user_id>/disable", methods=["POST"])
+@allow(OWNER)
+def disable_staff(user_id):
+    """Disable a staff login; its open sessions end at once."""
+    return _staff_change(lambda: staff_rules.set_disabled(user_id, True, _actor(), current_user.user.id))
+
+
+@bp.route("/staff/<int:user_id>/enable", methods=["POST"])
+@allow(OWNER)
+def enable_staff(user_id):
+    """Let a disabled staff login log in again."""
+    return _staff_change(lambda: staff_rules.set_disabled(user_id, False, _actor(), current_user.user.id))
+
+
+@bp.route("/staff/<int:user_id>/role", methods=["POST"])
+@allow(OWNER)
+def staff_role(user_id):
+    """Make a staff login an owner or a clerk."""
+    role = request.form.get("role", "")
+    return _staff_change(lambda: staff_rules.set_role(user_id, role, _actor(), current_user.user.id))
+
+
+def _staff_change(change):
+    try:
+        change()
+    except LookupError:
+        abort(404)
+    except ValueError as e:
+        return _staff_page(error=str(e), status=422)
+    return redirect(url_for("staff.staff_logins"), code=303)
