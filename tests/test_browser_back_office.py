@@ -1,0 +1,51 @@
+"""Real Chromium, the back office: an owner adds a clerk, and the clerk is refused at an owner's page."""
+import pytest
+
+from tests.staff_support import STAFF_EMAIL, STAFF_PASSWORD, make_staff
+
+pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api").expect
+
+
+def staff_login(tab, email, password=STAFF_PASSWORD):
+    page = tab.page
+    page.goto(tab.base_url + "/login")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("button.primary")
+    expect(page).to_have_url(tab.base_url + "/staff/")
+    return page
+
+
+def test_an_owner_adds_a_clerk_who_is_refused_at_the_owners_pages(app, open_page):
+    make_staff()
+    owner = open_page(java_script_enabled=False)
+    page = staff_login(owner, STAFF_EMAIL)
+    page.get_by_role("navigation", name="Staff").get_by_role("link", name="Staff logins").click()
+    form = page.locator("#add-staff")
+    form.get_by_label("Name").fill("Rosa Counter")
+    form.get_by_label("Email").fill("rosa@isp.example.test")
+    form.get_by_label("Role").select_option("clerk")
+    form.get_by_label("Password (at least 10 characters").fill("a long clerk password")
+    form.get_by_label("Password again").fill("a long clerk password")
+    form.get_by_role("button", name="Add staff login").click()
+    expect(page.locator("#staff-notice")).to_have_text("Staff login created for rosa@isp.example.test.")
+    expect(page.locator("#staff-list")).to_contain_text("Rosa Counter")
+
+    clerk = open_page()
+    cpage = staff_login(clerk, "rosa@isp.example.test", "a long clerk password")
+    nav = cpage.get_by_role("navigation", name="Staff")
+    expect(nav.get_by_role("link", name="Customers")).to_be_visible()
+    expect(nav.get_by_role("link", name="Settings")).to_have_count(0)
+    resp = cpage.goto(clerk.base_url + "/staff/settings")
+    assert resp.status == 403
+    expect(cpage.get_by_role("heading", level=1)).to_have_text("You do not have access to that page.")
+    expect(cpage.get_by_role("link", name="Go to the staff pages")).to_be_visible()
+    # The 403 itself is the only thing the console reports.
+    assert [e for e in clerk.errors if "403" not in e] == [] and owner.errors == []
+
+    # The owner disables Rosa: her next click lands on the login page.
+    page.locator("#staff-list tr", has_text="Rosa Counter").get_by_role("button", name="Disable").click()
+    expect(page.locator("#staff-list tr", has_text="Rosa Counter")).to_contain_text("Disabled")
+    cpage.goto(clerk.base_url + "/staff/customers")
+    expect(cpage).to_have_url(clerk.base_url + "/login?next=%2Fstaff%2Fcustomers")
