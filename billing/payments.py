@@ -385,6 +385,22 @@ def applied_to(payment):
     return [(row.invoice, row.amount_cents) for row in rows]
 
 
+def applied_to_many(payment_list):
+    """{payment id: [(invoice, cents)]} as ``applied_to`` gives for each, in two queries for the whole list."""
+    done = [p.id for p in payment_list if p.status == SUCCEEDED]
+    other = [p.id for p in payment_list if p.status != SUCCEEDED]
+    found = {p.id: [] for p in payment_list}
+    if done:
+        for row in (Allocation.select(Allocation, Invoice).join(Invoice).where(Allocation.payment.in_(done))
+                    .order_by(Allocation.id)):
+            found[row.payment_id].append((row.invoice, row.amount_cents))
+    if other:
+        for row in (PaymentInvoice.select(PaymentInvoice, Invoice).join(Invoice)
+                    .where(PaymentInvoice.payment.in_(other)).order_by(PaymentInvoice.id)):
+            found[row.payment_id].append((row.invoice, row.amount_cents))
+    return found
+
+
 # --- Off-session charges with a saved method (autopay), and telling others a payment moved. ---------
 # The autopay run (billing/autopay.py) records a payment here, charges the saved method without the
 # customer present, and applies the processor's answer through the same guarded moves as every payment.

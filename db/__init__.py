@@ -4,7 +4,7 @@ The handle is a proxy so that the Flask-free ``billing`` package, the CLI and
 the tests can all bind it to a real database (SQLite by default, PostgreSQL
 for bigger ISPs) without importing Flask.
 """
-from peewee import DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+from peewee import DatabaseProxy, PostgresqlDatabase, SqliteDatabase, Tuple
 from playhouse.db_url import connect
 
 database = DatabaseProxy()
@@ -50,3 +50,19 @@ def write_tx():
     if is_sqlite():
         return database.atomic(lock_type="IMMEDIATE")
     return database.atomic()
+
+
+def keyset_chunks(query, fields, size=1000):
+    """A query's rows in lists of ``size``, one query a list; the query must be ordered by ``fields``, descending.
+
+    Keyset paging (``WHERE (a, b) < (last a, last b)``) on an index of ``fields`` keeps every query as fast
+    as the first and memory flat, on PostgreSQL too, whose driver would otherwise load every row at once.
+    """
+    last = None
+    while True:
+        q = query if last is None else query.where(Tuple(*fields) < Tuple(*last))
+        chunk = list(q.limit(size))
+        if not chunk:
+            return
+        yield chunk
+        last = tuple(getattr(chunk[-1], f.name) for f in fields)

@@ -214,7 +214,8 @@ class Payment(BaseModel):
     settled_at = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("customer", "created_at"), False), (("status", "updated_at"), False))
+        indexes = ((("customer", "created_at"), False), (("status", "updated_at"), False),
+                   (("created_at", "id"), False))  # the staff list's sort key (migration 0090)
 
 
 class Allocation(BaseModel):

@@ -18,8 +18,9 @@ from billing import accounts, imports, invites, paylinks, settings
 from billing import staff as staff_rules
 from billing.staff import CLERK, OWNER
 from billing import api as api_rules
+from billing import money
 from billing import payments as pay
-from db import models
+from db import keyset_chunks, models
 from db.models import AuditLog, Customer, Invoice, Isp, Payment, User
 from views import login_manager
 
@@ -256,16 +257,19 @@ def payments_csv():
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(EXPORT_COLUMNS)
-        for p in _payments_query(f).iterator():
-            applied = ";".join(f"{inv.number}={cents / 100:.2f}" for inv, cents in pay.applied_to(p))
-            w.writerow([p.ref, p.created_at.isoformat(sep=" ", timespec="seconds"),
-                        p.settled_at.isoformat(sep=" ", timespec="seconds") if p.settled_at else "",
-                        _csv_safe(p.customer.account_number), _csv_safe(p.customer.name), p.status, p.method_type,
-                        p.method_brand, p.method_last4, f"{p.amount_cents // 100}.{p.amount_cents % 100:02d}",
-                        p.currency, applied, p.failure_code])
-            yield buf.getvalue()
+        yield buf.getvalue()
+        for chunk in keyset_chunks(_payments_query(f), (Payment.created_at, Payment.id)):
+            applied = pay.applied_to_many(chunk)
             buf.seek(0)
             buf.truncate()
+            for p in chunk:
+                parts = ";".join(f"{inv.number}={money.cents_to_input(cents)}" for inv, cents in applied[p.id])
+                w.writerow([p.ref, p.created_at.isoformat(sep=" ", timespec="seconds"),
+                            p.settled_at.isoformat(sep=" ", timespec="seconds") if p.settled_at else "",
+                            _csv_safe(p.customer.account_number), _csv_safe(p.customer.name), p.status,
+                            p.method_type, p.method_brand, p.method_last4, money.cents_to_input(p.amount_cents),
+                            p.currency, parts, p.failure_code])
+            yield buf.getvalue()
 
     name = f"payments-{dt.date.today().isoformat()}.csv"
     return Response(rows(), mimetype="text/csv",
