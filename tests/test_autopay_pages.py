@@ -231,6 +231,7 @@ def test_two_autopay_processes_at_once_charge_each_invoice_once(app, database_ur
     import sys
 
     from db import database
+    from db.jobs import EXIT_BUSY
     from db.models import SandboxIntent
     from tests.test_autopay import enrolled
 
@@ -245,8 +246,12 @@ def test_two_autopay_processes_at_once_charge_each_invoice_once(app, database_ur
     runs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "autopay"], cwd=root, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [r.communicate(timeout=120)[0] for r in runs]
-    assert all(r.returncode == 0 for r in runs), outputs
-    charged = [int(out.split("autopay done in")[1].split("charged ")[1].split(",")[0]) for out in outputs]
+    # Either both ran (the UNIQUE attempt rows split the work), or one found the job's lock held and did
+    # nothing (exit 75, EX_TEMPFAIL): never a failure, and never a charge twice.
+    assert all(r.returncode in (0, EXIT_BUSY) for r in runs), outputs
+    assert any(r.returncode == 0 for r in runs), outputs
+    ran = [out for r, out in zip(runs, outputs) if r.returncode == 0]
+    charged = [int(out.split("autopay done in")[1].split("charged ")[1].split(",")[0]) for out in ran]
     assert sum(charged) == 30, outputs
     assert AutopayCharge.select().count() == 30
     assert Payment.select().where(Payment.status == payments.SUCCEEDED).count() == 30
