@@ -157,7 +157,7 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
         saved = (PaymentMethod.active_for(customer_id, method_type)
                  .where(PaymentMethod.id == _int_or_none(saved_method_id)).first())
         if saved is None:
-            errors["saved_method"] = "Choose one of your saved methods, or a new one."
+            errors["saved_method"] = _saved_method_clash(customer_id, saved_method_id, method_type)
     if invoice_id is not None and accounts.invoice_view(customer_id, invoice_id) is None:
         errors["form"] = "That invoice is not on your account."
     try:
@@ -188,6 +188,17 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
             return Payment.get(Payment.idempotency_key == idempotency_key)
         accounts.audit(actor, "payment.created", "payment", payment.ref, amount_cents=cents, method_type=method_type)
         return payment
+
+
+def _saved_method_clash(customer_id, saved_method_id, method_type):
+    """Why a chosen saved method cannot pay: it is of the other payment type, or not one of the customer's."""
+    other = PaymentMethod.active_for(customer_id).where(PaymentMethod.id == _int_or_none(saved_method_id)).first()
+    if other is None or method_type not in METHOD_TYPES:
+        return "Choose one of your saved methods, or a new one."
+    kind = "card" if other.method_type == "card" else "bank account"
+    wanted = "card" if method_type == "card" else "bank account"
+    return (f"You chose to pay by {METHOD_TYPES[method_type]}, but your saved {kind} {other.brand} ending "
+            f"{other.last4} is a {kind}. Choose a saved {wanted}, or a new one.")
 
 
 def _int_or_none(value):

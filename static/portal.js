@@ -113,6 +113,19 @@
     if (box && e.target.id !== "pay-poll") box.hidden = true;
   });
 
+  // The saved methods offered follow the payment type (the stylesheet hides the others): a saved card
+  // must not stay chosen, unseen, once ACH is picked. The default of the new type is chosen, else "new".
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.name !== "method_type" || !t.form) return;
+    var chosen = t.form.querySelector("input[name=saved_method]:checked");
+    var label = chosen && chosen.closest("[data-type]");
+    if (!label || label.getAttribute("data-type") === t.value) return;
+    var next = t.form.querySelector("[data-type=" + t.value + "][data-default] input") ||
+      t.form.querySelector("input[name=saved_method][value=new]");
+    if (next) next.checked = true;
+  });
+
   // Keep the tab marker right when tabs load as fragments.
   document.addEventListener("htmx:pushedIntoHistory", function () {
     var links = document.querySelectorAll("nav.tabs a");

@@ -105,3 +105,70 @@ def test_an_attempt_waiting_for_details_is_offered_to_continue(open_page, owing)
     page.locator("#pay-in-flight").get_by_role("link", name="Continue this payment").click()
     expect(page.locator("#pay-step h2")).to_have_text("Make the payment")
     assert tab.errors == []
+
+
+def _saved_card(customer):
+    from billing import methods
+    from db.models import PaymentMethod
+
+    card = PaymentMethod.create(customer=customer.id, processor="sandbox", processor_ref="pm_sbx_card_first_walk",
+                                method_type="card", brand="Visa", last4="4242", exp_month=12, exp_year=2034)
+    methods.set_default(customer.id, card.id)
+    return card
+
+
+def test_picking_ach_drops_the_saved_card_it_cannot_pay_with(open_page, owing):
+    customer, old, new = owing
+    _saved_card(customer)
+    tab = open_page(**PHONE)
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    step = page.locator("#pay-step")
+    saved = step.get_by_label("Saved card: Visa ending 4242")
+    expect(saved).to_be_checked()
+    step.get_by_label("ACH (bank account)").check()
+    expect(saved).to_be_hidden()
+    expect(step.get_by_label("A new card or bank account")).to_be_checked()
+    step.get_by_role("button", name="Continue").click()
+    expect(step.get_by_role("heading")).to_have_text("Billing Information")
+    expect(step).to_contain_text("ACH (bank account)")
+    expect(step).not_to_contain_text("4242")
+    step.get_by_role("link", name="Change").click()
+    page.locator("#pay-step").get_by_label("Credit / Debit Card").check()
+    expect(page.locator("#pay-step").get_by_label("Saved card: Visa ending 4242")).to_be_visible()
+    assert tab.errors == []
+
+
+def test_without_javascript_the_clash_is_named_at_the_field(open_page, owing):
+    customer, old, new = owing
+    _saved_card(customer)
+    tab = open_page(java_script_enabled=False, **WIDE)
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    step = page.locator("#pay-step")
+    step.get_by_label("ACH (bank account)").check()
+    expect(step.get_by_label("Saved card: Visa ending 4242")).to_be_hidden()  # the stylesheet alone hides it
+    step.get_by_role("button", name="Continue").click()
+    error = page.locator("#saved_method-error")
+    expect(error).to_have_text("You chose to pay by ACH (bank account), but your saved card Visa ending 4242 is a "
+                               "card. Choose a saved bank account, or a new one.")
+    expect(page.get_by_label("A new card or bank account")).to_be_checked()
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator("#pay-step h2")).to_have_text("Billing Information")
+    assert [e for e in tab.errors if "status of 422" not in e] == []  # the refused form's page is a 422
+
+
+def test_a_hidden_tab_is_gone_and_its_page_answers_404(app, open_page, owing):
+    from db import write_tx
+    from db.models import Isp
+
+    customer, old, new = owing
+    with write_tx():
+        Isp.update(show_statement=False).execute()
+    tab = open_page(**WIDE)
+    page = tab.login(customer.email)
+    expect(page.locator("nav.tabs")).not_to_contain_text("Statement")
+    response = page.goto(tab.base_url + "/statement")
+    assert response.status == 404
+    expect(page.locator("main")).to_contain_text("We could not find that page.")
+    assert [e for e in tab.errors if "status of 404" not in e] == []

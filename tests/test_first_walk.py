@@ -124,3 +124,99 @@ def test_a_processing_debit_is_shown_but_not_offered_to_continue(logged_in, cust
     lines = {ref: line for line in notices.split("</p>") for ref in (waiting, ach) if ref in line}
     assert "Continue this payment" in lines[waiting]
     assert "Processing" in lines[ach] and "Continue this payment" not in lines[ach] and "See it" in lines[ach]
+
+
+# --- 4. The saved methods offered follow the payment type. -----------------------------------------
+
+
+def _saved(customer, method_type, brand, last4):
+    from db.models import PaymentMethod
+
+    return PaymentMethod.create(customer=customer.id, processor="sandbox", processor_ref=f"pm_sbx_{brand}{last4}",
+                                method_type=method_type, brand=brand, last4=last4, exp_month=12, exp_year=2034)
+
+
+def test_a_saved_card_with_ach_is_refused_naming_the_clash_and_nothing_stays_chosen(logged_in, customer):
+    make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=5))
+    card = _saved(customer, "card", "Visa", "4242")
+    resp = start(logged_in, "30.00", method_type="ach", saved_method=str(card.id))
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and Payment.select().count() == 0
+    assert ("You chose to pay by ACH (bank account), but your saved card Visa ending 4242 is a card. "
+            "Choose a saved bank account, or a new one.") in html
+    assert 'name="method_type" value="ach" checked' in html
+    assert 'name="saved_method" value="new" checked' in html
+    assert f'value="{card.id}" checked' not in html
+
+
+def test_someone_elses_saved_method_is_refused_without_naming_it(logged_in, customer):
+    from tests.conftest import make_customer
+
+    make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=5))
+    other = _saved(make_customer(), "card", "Visa", "1881")
+    html = start(logged_in, "30.00", method_type="card", saved_method=str(other.id)).get_data(as_text=True)
+    assert "Choose one of your saved methods, or a new one." in html and "1881" not in html
+
+
+def test_saved_methods_carry_their_type_for_the_page_to_follow(logged_in, customer):
+    make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=5))
+    card = _saved(customer, "card", "Visa", "4242")
+    bank = _saved(customer, "ach", "Sandbox Bank", "6789")
+    html = logged_in.get("/payments").get_data(as_text=True)
+    assert f'data-type="card"><input type="radio" name="saved_method" value="{card.id}"' in html
+    assert f'data-type="ach"><input type="radio" name="saved_method" value="{bank.id}"' in html
+
+
+# --- 10. A hidden tab's pages answer 404, not only its link. -------------------------------------
+
+
+def _untick(app, *flags):
+    from db import write_tx
+    from db.models import Isp
+
+    with write_tx():
+        Isp.update({getattr(Isp, f): False for f in flags}).execute()
+
+
+@pytest.mark.parametrize("flag,paths", [
+    ("show_statement", ["/statement", "/statement?start=2026-01-01&end=2026-02-01"]),
+    ("show_invoices", ["/invoices", "/invoices?page=2", "/invoices/{inv}"]),
+    ("show_payments", ["/payments"]),
+])
+def test_a_hidden_tabs_pages_answer_404_and_its_links_go(app, logged_in, customer, flag, paths):
+    inv = make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=5))
+    for path in paths:
+        assert logged_in.get(path.format(inv=inv.id)).status_code == 200
+        assert logged_in.get(path.format(inv=inv.id), htmx=True).status_code == 200
+    _untick(app, flag)
+    for path in paths:
+        assert logged_in.get(path.format(inv=inv.id)).status_code == 404, path
+        assert logged_in.get(path.format(inv=inv.id), htmx=True).status_code == 404, path
+    home = logged_in.get("/").get_data(as_text=True)
+    hidden = {"show_statement": '"/statement"', "show_invoices": '"/invoices"', "show_payments": '"/payments"'}[flag]
+    assert f"href={hidden}" not in home
+
+
+def test_with_payments_hidden_an_invoice_can_still_be_paid_and_links_lead_to_invoices(app, logged_in, customer):
+    inv = make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=5))
+    _untick(app, "show_payments")
+    assert logged_in.get(f"/invoices/{inv.id}/pay").status_code == 200
+    ref = ref_of(start(logged_in, "30.00", invoice_id=str(inv.id)))
+    billing = logged_in.get(f"/payments/{ref}").get_data(as_text=True)
+    assert f'href="/invoices/{inv.id}/pay">Change</a>' in billing
+    resp = logged_in.post(f"/payments/{ref}/cancel")
+    assert resp.status_code == 303 and resp.location == "/invoices"
+    assert 'href="/invoices">Start a new payment</a>' in logged_in.get(f"/payments/{ref}").get_data(as_text=True)
+
+
+def test_hiding_the_statement_in_settings_makes_it_404(app, portal, customer):
+    from tests.staff_support import STAFF_PASSWORD, make_staff
+    from tests.test_staff_pages import GOOD
+
+    make_staff("boss@isp.example.test")
+    portal.login("boss@isp.example.test", STAFF_PASSWORD)
+    assert portal.post("/staff/settings", GOOD).status_code == 303  # GOOD leaves show_statement unticked
+    portal.post("/logout")
+    portal.login(customer.email)
+    assert portal.get("/statement").status_code == 404
+    assert portal.get("/invoices").status_code == 200

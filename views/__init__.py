@@ -80,6 +80,28 @@ def customer_required(view):
     return wrapper
 
 
+def tab_required(flag):
+    """A page of a tab the ISP hid in Settings (``show_statement``, …) answers 404, not only its link."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            if not getattr(isp(), flag):
+                abort(404)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def pay_start_url():
+    """Where a customer starts a new payment: the Payments tab, or Invoices when the ISP hides Payments."""
+    from flask import url_for
+
+    return url_for("payments.index" if isp().show_payments else "invoices.index")
+
+
 def processor():
     """The configured payment processor."""
     return current_app.extensions["processor"]
@@ -143,7 +165,7 @@ def register(app):
 
     @app.context_processor
     def _globals():
-        return {"isp": isp()}
+        return {"isp": isp(), "pay_start_url": pay_start_url}
 
     @app.errorhandler(404)
     def _not_found(e):

@@ -5,7 +5,7 @@ from flask import Blueprint, abort, current_app, request
 from flask_login import current_user
 
 from billing import accounts
-from views import customer_required, render
+from views import customer_required, render, tab_required
 
 bp = Blueprint("invoices", __name__)
 
@@ -19,6 +19,7 @@ def _page():
 
 @bp.route("/invoices")
 @customer_required
+@tab_required("show_invoices")
 def index():
     """Every invoice, newest first, a page at a time."""
     cid = current_user.customer_id
@@ -33,6 +34,7 @@ def index():
 
 @bp.route("/invoices/<int:invoice_id>")
 @customer_required
+@tab_required("show_invoices")
 def detail(invoice_id):
     """One invoice: lines, payments applied, balance. Printable."""
     view = accounts.invoice_view(current_user.customer_id, invoice_id)
@@ -57,6 +59,7 @@ def _date_arg(name, default):
 
 @bp.route("/statement")
 @customer_required
+@tab_required("show_statement")
 def statement():
     """Account activity over a date range with a running balance."""
     today = accounts.today()

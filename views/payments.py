@@ -5,7 +5,7 @@ from flask_login import current_user
 from billing import accounts, autopay, methods, money, payments
 from billing.processors import ProcessorError
 from db.models import PaymentMethod
-from views import customer_required, processor, render, wants_fragment
+from views import customer_required, pay_start_url, processor, render, tab_required, wants_fragment
 
 bp = Blueprint("payments", __name__)
 
@@ -38,14 +38,17 @@ def _method_ctx(cid, invoice_id=None, form=None, errors=None):
     return dict(
         invoice=view, errors=errors or {}, amount=amount,
         method_type=form.get("method_type", default.method_type if default else "card"),
-        saved_method=form.get("saved_method", str(default.id) if default else "new"),
+        # After a clash (a saved card chosen with ACH, say) nothing stays chosen that cannot pay.
+        saved_method="new" if "saved_method" in (errors or {}) else form.get(
+            "saved_method", str(default.id) if default else "new"),
         key=form.get("key") or payments.new_idempotency_key(),
-        saved=saved, method_types=offered, summary=accounts.summary(cid),
+        saved=saved, method_types=offered, summary=accounts.summary(cid), default_id=default.id if default else None,
     )
 
 
 @bp.route("/payments")
 @customer_required
+@tab_required("show_payments")
 def index():
     """Payment history, payments in progress, and paying toward the total balance."""
     cid = current_user.customer_id
@@ -203,4 +206,4 @@ def status(ref):
 def cancel(ref):
     """Give up a payment that has not been paid."""
     payments.cancel(_own(ref), actor=f"customer:{current_user.user.id}")
-    return redirect(url_for("payments.index"), code=303)
+    return redirect(pay_start_url(), code=303)

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED
 from billing.processors.sandbox import ACH_AUTHORIZATION
-from views import isp, processor
+from views import isp, pay_start_url, processor
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 MODES = ("page", "popup", "inline")
@@ -27,7 +27,7 @@ def _back(url):
     """Only a path on this site may be the return address."""
     if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
         return url
-    return url_for("payments.index")
+    return pay_start_url()
 
 
 def _intent():
