@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import secrets
 
-from billing import accounts, ledger
+from billing import accounts, bounds, ledger
 from db import write_tx
 from db.models import Allocation, ApiToken, Customer, Invoice, Payment, sum_cents, utcnow
 
@@ -69,7 +69,10 @@ def decode_cursor(cursor):
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, pid = raw.split("|")
-        return dt.datetime.fromisoformat(stamp), int(pid)
+        pid = bounds.parse_id(pid)
+        if pid is None:
+            raise ValueError
+        return dt.datetime.fromisoformat(stamp), pid
     except Exception:
         raise ValueError("cursor is not one this API returned") from None
 

@@ -11,7 +11,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from billing import accounts, money
+from billing import accounts, bounds, money
 from db import database, write_tx
 from db.models import Allocation, Customer, Invoice, InvoiceLine, Isp, Payment, PaymentInvoice, utcnow
 
@@ -83,6 +83,8 @@ def _text(raw, key, errors, required=False, limit=MAX_TEXT):
         errors[key] = "is required"
     elif len(value) > limit:
         errors[key] = f"is too long ({limit} characters at most)"
+    elif bounds.line_problem(value):
+        errors[key] = bounds.line_problem(value)
     return value
 
 
@@ -93,11 +95,9 @@ def _date(raw, key, errors, required=False):
             errors[key] = "is required (YYYY-MM-DD)"
         return None
     try:
-        if not re.match(r"^\d{4}-\d{2}-\d{2}$", value, re.ASCII):
-            raise ValueError
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        errors[key] = f"'{value[:20]}' is not a date; use YYYY-MM-DD, like 2026-03-01"
+        return bounds.parse_date(value)
+    except bounds.BoundsError as e:
+        errors[key] = f"'{value[:20]}': {e}"
         return None
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from peewee import IntegrityError
 
-from billing import accounts, identity, notices
+from billing import accounts, bounds, identity, notices
 from billing.payments import FormErrors
 from billing.processors import ProcessorError
 from db import database, write_tx
@@ -86,9 +86,8 @@ def saved(customer_id, on=None, notice_days=30):
 
 def own(customer_id, method_id):
     """The customer's own active method with this id, or None (also for others' ids)."""
-    try:
-        method_id = int(method_id)
-    except (TypeError, ValueError):
+    method_id = bounds.parse_id(method_id)
+    if method_id is None:
         return None
     return PaymentMethod.active_for(customer_id).where(PaymentMethod.id == method_id).first()
 

@@ -1,6 +1,8 @@
 """Parse and format money as integer cents. The only place text becomes cents."""
 import re
 
+from billing.bounds import MAX_CENTS
+
 MAX_INPUT_LENGTH = 20
 # ASCII only: "١٢" is a number to Python's \d but not an amount we accept.
 _AMOUNT = re.compile(r"^\$?(?P<whole>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]+))?$", re.ASCII)
@@ -34,6 +36,8 @@ def parse_amount(text):
     cents = whole * 100 + int((frac or "0").ljust(2, "0"))
     if cents <= 0:
         raise AmountError("Enter an amount greater than zero.")
+    if cents > MAX_CENTS:
+        raise AmountError(f"Enter an amount of at most {format_money(MAX_CENTS)}.")
     return cents
 
 

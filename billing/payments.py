@@ -15,7 +15,7 @@ import secrets
 
 from peewee import IntegrityError
 
-from billing import accounts, money
+from billing import accounts, bounds, money
 from billing import processors as proc
 from db import write_tx
 from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
@@ -202,10 +202,7 @@ def _saved_method_clash(customer_id, saved_method_id, method_type):
 
 
 def _int_or_none(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    return bounds.parse_id(value)
 
 
 # --- Step 3: billing information. --------------------------------------------

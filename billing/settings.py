@@ -3,7 +3,7 @@ import base64
 import hashlib
 import re
 
-from billing import accounts, money
+from billing import accounts, bounds, money
 from db import models, write_tx
 from db.models import Isp, utcnow
 
@@ -63,6 +63,8 @@ def clean(form):
     for key in TEXT_FIELDS:
         if len(data[key]) > 255:
             errors[key] = "This is too long (255 characters at most)."
+        elif bounds.line_problem(data[key]):
+            errors[key] = "Use one line of text, without line breaks."
     if len(data["invite_text"]) > 5000:
         errors["invite_text"] = "This is too long (5,000 characters at most)."
     for key in ("help_url", "chat_url"):

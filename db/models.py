@@ -296,6 +296,12 @@ class AuditLog(BaseModel):
         indexes = ((("entity", "entity_id"), False),)
 
 
+class HealthCheck(BaseModel):
+    """The one row /healthz rewrites to prove the database can still be written."""
+
+    checked_at = DateTimeField(default=utcnow)
+
+
 class Outbox(BaseModel):
     """An email waiting to be sent (or sent); see billing.mail."""
 

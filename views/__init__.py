@@ -137,7 +137,9 @@ def _csp(config):
 
 def register(app):
     """Attach blueprints, login, template helpers and error pages to the app."""
-    from views import auth, home, invoices, payments, sandbox, stripe_pay, webhooks  # stripe_pay adds payments.window
+    from views import auth, edge, home, invoices, payments, sandbox, stripe_pay, webhooks  # stripe_pay adds payments.window
+
+    edge.init_app(app)  # first: it bounds <int:...> in every route added after it
 
     app.config.setdefault("CSP", _csp(app.config))
     login_manager.init_app(app)
@@ -167,17 +169,3 @@ def register(app):
     def _globals():
         return {"isp": isp(), "pay_start_url": pay_start_url}
 
-    @app.errorhandler(404)
-    def _not_found(e):
-        return render_template("error.html", code=404, message="We could not find that page."), 404
-
-    @app.errorhandler(403)
-    def _forbidden(e):
-        return render_template("error.html", code=403, message="You do not have access to that page."), 403
-
-    @app.errorhandler(400)
-    def _bad_request(e):
-        msg = getattr(e, "description", "") or "The request could not be understood."
-        if "CSRF" in str(msg):
-            msg = "This form has expired. Go back, reload the page and try again."
-        return render_template("error.html", code=400, message=msg), 400

@@ -4,15 +4,14 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from billing import identity
 from views import PortalUser
+from views.edge import local_url
 
 bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target):
-    """Only same-site paths may be a post-login destination."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("home.index")
+    """Only a page of this portal may be a post-login destination."""
+    return local_url(target) or url_for("home.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -4,17 +4,14 @@ import datetime as dt
 from flask import Blueprint, abort, current_app, request
 from flask_login import current_user
 
-from billing import accounts
+from billing import accounts, bounds
 from views import customer_required, render, tab_required
 
 bp = Blueprint("invoices", __name__)
 
 
 def _page():
-    try:
-        return max(int(request.args.get("page", 1)), 1)
-    except ValueError:
-        return 1
+    return bounds.parse_page(request.args.get("page"))
 
 
 @bp.route("/invoices")
@@ -52,9 +49,9 @@ def _date_arg(name, default):
     if not raw:
         return default, None
     try:
-        return dt.date.fromisoformat(raw), None
-    except ValueError:
-        return default, "Enter the date as YYYY-MM-DD."
+        return bounds.parse_date(raw), None
+    except bounds.BoundsError as e:
+        return default, str(e)
 
 
 @bp.route("/statement")

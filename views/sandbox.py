@@ -12,6 +12,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED
 from billing.processors.sandbox import ACH_AUTHORIZATION
 from views import isp, pay_start_url, processor
+from views.edge import local_url
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 MODES = ("page", "popup", "inline")
@@ -25,9 +26,7 @@ def _sandbox():
 
 def _back(url):
     """Only a path on this site may be the return address."""
-    if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
-        return url
-    return pay_start_url()
+    return local_url(url) or pay_start_url()
 
 
 def _intent():

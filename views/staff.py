@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_login import current_user
 from peewee import fn
 
-from billing import accounts, imports, invites, paylinks, settings
+from billing import accounts, bounds, imports, invites, paylinks, settings
 from billing import staff as staff_rules
 from billing.staff import CLERK, OWNER
 from billing import api as api_rules
@@ -91,10 +91,7 @@ def paylink_url(invoice_id):
 
 
 def _page():
-    try:
-        return max(int(request.args.get("page", 1)), 1)
-    except ValueError:
-        return 1
+    return bounds.parse_page(request.args.get("page"))
 
 
 @bp.route("/")
@@ -197,9 +194,9 @@ def _payment_filters():
         value = (args.get(key) or "").strip()
         if value:
             try:
-                f[key] = dt.date.fromisoformat(value)
-            except ValueError:
-                errors[key] = "Use a date like 2026-03-01."
+                f[key] = bounds.parse_date(value)
+            except bounds.BoundsError as e:
+                errors[key] = str(e)
     f["status"] = args.get("status") if args.get("status") in STATUSES else ""
     f["method"] = args.get("method") if args.get("method") in pay.METHOD_TYPES else ""
     return f, errors
