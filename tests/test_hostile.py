@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from billing import payments
 from db.models import Customer, Invoice
 from tests.hostile_support import stored_digest, world  # noqa: F401  (fixture)
 
@@ -148,6 +149,8 @@ def send(w, who, method, url, kw):
     if method == "POST" and "content_type" not in kw:
         data = dict(kw.pop("data", {}))
         data.setdefault("csrf_token", portal.csrf())
+        if url == "/pay":  # the amount step's own key, as the form carries it: else "this form has expired"
+            data.setdefault("key", payments.new_idempotency_key())
         kw["data"] = data
     return portal.client.open(url, method=method, **kw)
 

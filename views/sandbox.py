@@ -7,7 +7,7 @@ portal a token. Card and account numbers are checked and dropped here.
 import threading
 import time
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request
 
 from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED
 from billing.processors.sandbox import ACH_AUTHORIZATION
