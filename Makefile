@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app app
 PORT   ?= 5000
 PGBIN  ?= /usr/lib/postgresql/15/bin
+# axe-core for the browser tests' accessibility checks: test tooling only, never served (version pinned in package.json)
+AXE    := tests/tooling/node_modules/axe-core/axe.min.js
 
 .PHONY: run test bench install install-test system-test-deps clean
 
@@ -22,7 +24,11 @@ $(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test system-test-deps
+install-test: $(VENV)/.installed-test system-test-deps $(AXE)
+
+$(AXE): tests/tooling/package.json | system-test-deps
+	cd tests/tooling && npm install --no-audit --no-fund --no-package-lock
+	touch $@
 
 # Debian's Chromium (Playwright's own browser download is not used) and PostgreSQL,
 # installed when missing and we are root; otherwise say what to install.
@@ -30,6 +36,7 @@ system-test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	[ -x $(PGBIN)/initdb ] || missing="$$missing postgresql"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing$$missing"; \

@@ -61,6 +61,7 @@ def test_exactly_one_tab_is_marked_current(open_page, customer_with_invoices):
         expect(current_tab(page)).to_have_text([name])
     page.get_by_role("link", name="Invoices", exact=True).click()
     page.locator(f"#invoice-{old.id}").get_by_role("link", name="View Bills").click()
+    expect(page.locator("#invoice h1")).to_contain_text(old.number)  # the list has Pay Now links too
     expect(current_tab(page)).to_have_text(["Invoices"])
     page.get_by_role("link", name="Pay Now").click()  # paying belongs to the Payments tab
     expect(page).to_have_url(tab.base_url + f"/invoices/{old.id}/pay")

@@ -1,0 +1,198 @@
+"""Real Chromium: every customer page and pay step checked by axe-core at 320 px and 1280 px, with no sideways
+scroll at 320 px, and a card payment done with the keyboard alone.
+
+axe-core comes from npm into tests/tooling/ (``make test`` installs it; it is never served to customers). It is
+injected through DevTools (``page.evaluate``), which runs outside the page's Content-Security-Policy.
+"""
+import datetime as dt
+import pathlib
+import re
+
+import pytest
+
+from billing import autopay
+from db import write_tx
+from db.models import PaymentMethod
+from tests.conftest import make_customer, make_invoice
+
+pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api").expect
+
+AXE = pathlib.Path(__file__).parent / "tooling" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+VISA = "4242 4242 4242 4242"
+THREE_DS = "4000 0027 6000 3184"
+EXPIRY = f"12 / {(dt.date.today().year + 3) % 100:02d}"
+PHONE = {"viewport": {"width": 320, "height": 640}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+BLOCK_POPUPS = "window.open = () => null"
+# The walk sends wrong passwords and bad fields on purpose, and opens a missing page: Chromium logs those answers.
+EXPECTED_REFUSAL = re.compile(r"Failed to load resource: the server responded with a status of (401|404|422) ")
+
+
+@pytest.fixture(scope="session")
+def axe_source():
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed: `make test` installs it into tests/tooling/ (npm)")
+    return AXE.read_text()
+
+
+class Auditor:
+    """Runs axe-core and the overflow check on each state of a page, and keeps every problem found."""
+
+    def __init__(self, source, width):
+        self.source = source
+        self.width = width
+        self.problems = []
+        self.states = 0
+
+    def __call__(self, page, state):
+        page.wait_for_load_state()
+        if not page.evaluate("typeof window.axe === 'object'"):
+            page.evaluate(self.source)
+        found = page.evaluate(
+            """async (tags) => {
+                const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}, iframes: false});
+                return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                    .map(v => `${v.impact} ${v.id}: ` + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '));
+            }""", WCAG_TAGS)
+        self.problems += [f"{state} @{self.width}px: {f}" for f in found]
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        if scroll > self.width:
+            wide = page.evaluate(
+                """(w) => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1)
+                     .slice(0, 4).map(e => e.tagName + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : ''))""",
+                self.width)
+            self.problems.append(f"{state} @{self.width}px: scrolls sideways ({scroll}px wide: {wide})")
+        self.states += 1
+
+
+@pytest.fixture
+def owing(app):
+    """A customer with a paid, an overdue and an open invoice, a saved card that autopay uses, and a payment."""
+    customer = make_customer(name="Ana María Reyes-Villanueva", street="12 Ranch Road 5 North, Unit 1400",
+                             city="Dripping Springs")
+    today = dt.date.today()
+    make_invoice(customer, cents=4000, due=today - dt.timedelta(days=5), number="INV-2026-000101")
+    make_invoice(customer, cents=6500, due=today + dt.timedelta(days=25), number="INV-2026-000102")
+    with write_tx():
+        card = PaymentMethod.create(customer=customer.id, processor="sandbox", processor_ref="pm_sbx_a11y",
+                                    method_type="card", brand="Visa", last4="4242", exp_month=12,
+                                    exp_year=today.year + 3)
+    autopay.turn_on(customer.id, card.id, accepted=True)
+    return customer
+
+
+def fill_card(frame, number=VISA):
+    frame.get_by_label("Card number").fill(number)
+    frame.get_by_label("Expiry (MM / YY)").fill(EXPIRY)
+    frame.get_by_label("CVC").fill("123")
+    frame.get_by_label("ZIP").fill("78701")
+
+
+def walk(tab, check, customer):
+    """Visit every customer page and pay step, checking each state."""
+    page = tab.page
+    base = tab.base_url
+    page.goto(base + "/login")
+    check(page, "login")
+    page.fill("#email", customer.email)
+    page.fill("#password", "wrong password")
+    page.click("button.primary")
+    expect(page.locator("#login-error")).to_be_visible()
+    check(page, "login error")
+    for path in ("/signup", "/reset"):
+        page.goto(base + path)
+        check(page, path)
+        page.get_by_role("button").last.click()
+        check(page, f"{path} errors")
+    tab.login(customer.email)
+    check(page, "home")
+    page.get_by_role("link", name="Invoices", exact=True).click()
+    expect(page.locator("#invoices")).to_be_visible()
+    check(page, "invoices")
+    page.get_by_role("link", name="View Bills").first.click()
+    expect(page.locator("#invoice")).to_be_visible()
+    check(page, "invoice")
+    page.get_by_role("link", name="Statement", exact=True).click()
+    expect(page.locator("#statement")).to_be_visible()
+    check(page, "statement")
+    page.goto(base + "/statement?start=2026-02-31&end=nonsense")
+    check(page, "statement errors")
+    page.get_by_role("link", name="Payment methods", exact=True).click()
+    expect(page.locator("#saved-methods")).to_be_visible()
+    check(page, "payment methods")
+    page.get_by_role("link", name="Remove").first.click()
+    expect(page.get_by_label("Enter your password to confirm")).to_be_visible()
+    check(page, "remove method")
+
+    # The pay flow, with errors at each step, pop-ups blocked so the inline form shows.
+    page.get_by_role("link", name="Payments", exact=True).click()
+    step = page.locator("#pay-step")
+    expect(step).to_contain_text("Choose your payment method")
+    check(page, "pay: choose method")
+    step.get_by_label("Credit / Debit Card").check()
+    step.get_by_label("A new card or bank account").check()
+    step.get_by_label("Amount").fill("12.345")
+    step.get_by_role("button", name="Continue").click()
+    expect(step.locator(".error").first).to_be_visible()
+    check(page, "pay: choose method errors")
+    step.get_by_label("Amount").fill("50.00")
+    step.get_by_role("button", name="Continue").click()
+    expect(step).to_contain_text("Billing Information")
+    check(page, "pay: billing information")
+    step.get_by_label("Name").fill("")
+    step.get_by_role("button", name="Make Payment").click()
+    expect(step.locator(".error").first).to_be_visible()
+    check(page, "pay: billing errors")
+    step.get_by_label("Name").fill(customer.name)
+    step.get_by_role("button", name="Make Payment").click()
+    expect(page.locator("#pay-blocked")).to_be_visible()
+    check(page, "pay: make the payment, pop-up blocked")
+
+    # The processor's pop-up window, as a page of its own.
+    window_url = page.locator("#pay-window").get_attribute("data-popup-url")
+    sandbox = tab.context.new_page()
+    sandbox.goto(base + window_url if window_url.startswith("/") else window_url)
+    check(sandbox, "sandbox: card entry")
+    sandbox.get_by_role("button", name="Pay").click()
+    expect(sandbox.locator(".error").first).to_be_visible()
+    check(sandbox, "sandbox: card entry errors")
+    fill_card(sandbox, THREE_DS)
+    sandbox.get_by_role("button", name="Pay").click()
+    expect(sandbox.get_by_role("button", name="Complete authentication")).to_be_visible()
+    check(sandbox, "sandbox: 3-D Secure challenge")
+    sandbox.get_by_role("button", name="Complete authentication").click()
+    expect(sandbox.locator("#sandbox-done")).to_be_visible()
+    check(sandbox, "sandbox: done")
+    sandbox.close()
+
+    expect(step).to_contain_text("Payment was successful")
+    check(page, "pay: result")
+    page.get_by_role("link", name="Invoices", exact=True).click()
+    expect(page.locator("#invoices .status", has_text="Paid").first).to_be_visible()
+    check(page, "invoices with a paid one")
+    page.get_by_role("link", name="Payments", exact=True).click()
+    expect(page.locator("#payments table")).to_be_visible()
+    check(page, "payments with history")
+    page.get_by_role("radio", name="ACH (bank account)").check()
+    page.get_by_role("radio", name="A new card or bank account").check()
+    page.locator("#pay-step").get_by_role("button", name="Continue").click()
+    expect(step).to_contain_text("Billing Information")
+    step.get_by_role("button", name="Make Payment").click()
+    expect(page.locator("#pay-blocked")).to_be_visible()
+    window_url = page.locator("#pay-window a[data-pay-open]").first.get_attribute("href")
+    page.goto(base + window_url if window_url.startswith("/") else window_url)
+    check(page, "sandbox: bank account entry")
+    assert page.goto(base + "/no-such-page").status == 404
+    check(page, "not found")
+
+
+@pytest.mark.parametrize("device", [PHONE, DESKTOP], ids=["320px", "1280px"])
+def test_every_customer_page_and_pay_step_passes_axe_and_fits_the_screen(open_page, owing, axe_source, device):
+    tab = open_page(init_script=BLOCK_POPUPS, **device)
+    check = Auditor(axe_source, device["viewport"]["width"])
+    walk(tab, check, owing)
+    assert check.states == 27
+    assert check.problems == []
+    assert [e for e in tab.errors if not EXPECTED_REFUSAL.match(e)] == []
