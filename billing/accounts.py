@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from peewee import fn
+from peewee import JOIN, fn
 
 from billing import ledger
 from db import database, is_postgres, write_tx
@@ -27,7 +27,7 @@ PROCESSING = "processing"  # mirrors billing.payments.PROCESSING without the imp
 SUCCEEDED = "succeeded"
 RECEIVED = (SUCCEEDED, "refunded", "disputed", "reversed")  # payments whose money arrived (billing.payments)
 REVERSAL_LABELS = {"refund": "Refund", "return": "Returned by the bank", "dispute": "Disputed",
-                   "dispute_won": "Dispute won"}
+                   "dispute_won": "Dispute won", "counter_reversal": "Reversed by staff"}
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,25 @@ def applied_payments(invoice_id):
         .where(Allocation.invoice == invoice_id)
         .order_by(Allocation.created_at, Allocation.id)
     )
+
+
+def payment_ledger(payment_id):
+    """A payment's ledger rows in order, as (when, what, cents): applied to invoices, held as credit, taken back.
+
+    Allocations and credit rows together sum to what the payment still holds.
+    """
+    rows = [(a.created_at, 0, a.id, f"Invoice {a.invoice.number}", a.amount_cents)
+            for a in Allocation.select(Allocation, Invoice).join(Invoice).where(Allocation.payment == payment_id)]
+    for c in (CreditEntry.select(CreditEntry, Invoice).join(Invoice, join_type=JOIN.LEFT_OUTER)
+              .where(CreditEntry.payment == payment_id)):
+        what = f"Account credit used for invoice {c.invoice.number}" if c.invoice_id else "Account credit"
+        rows.append((c.created_at, 1, c.id, what, c.amount_cents))
+    return [(at, what, cents) for at, _k, _id, what, cents in sorted(rows)]
+
+
+def credit_left(payment_id):
+    """Cents of a payment still held as account credit (not yet applied to an invoice, nor taken back)."""
+    return CreditEntry.select(sum_cents(CreditEntry.amount_cents)).where(CreditEntry.payment == payment_id).scalar()
 
 
 def invoice_lines(invoice_id):

@@ -322,7 +322,7 @@ def payment_moved(payment_id, status_):
     if charge is None:
         applied = payments.applied_to(payment)
         if status_ == payments.SUCCEEDED:
-            (notices.payment_receipt if payment.method_type == "card" else notices.ach_settled)(payment, applied)
+            (notices.ach_settled if payment.method_type == "ach" else notices.payment_receipt)(payment, applied)
             _enrol_from_payment(payment)
         elif status_ == payments.PROCESSING:
             notices.ach_pending(payment, applied)

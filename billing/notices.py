@@ -35,7 +35,9 @@ def _money(cents, currency=None):
 
 
 def _method(brand, last4):
-    return f"{brand or 'Card'} ending {last4}" if last4 else "your saved method"
+    if not last4:  # a counter payment names itself ("Check no. 1042"); a saved method may not know its digits
+        return brand or "your saved method"
+    return f"{brand or 'Card'} ending {last4}"
 
 
 def _footer(isp):

@@ -787,3 +787,77 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
         after = apply_intent_state(payment.id, state, actor="reconcile")
         report.append((payment.ref, payment.status, after.status))
     return report
+
+
+# --- Payments taken at the counter: cash, check, money order. --------------------------------------------
+# No processor is involved: staff saw the money. The payment is recorded and succeeds in one transaction,
+# through the same guarded move and the same ledger rules as every payment (the chosen invoice first, then
+# oldest first, the rest to credit), and the receipt goes out through the outbox like any other. Taking it
+# back (a bounced check, a mistake) is a reversal: new ledger rows, never edits.
+
+OFFLINE = "offline"  # Payment.processor of a payment staff recorded
+COUNTER = "counter"  # Payment.origin of one
+OFFLINE_TYPES = {"cash": "Cash", "check": "Check", "money_order": "Money order"}
+COUNTER_REVERSAL = "counter_reversal"  # PaymentReversal.kind
+
+
+def record_offline(customer_id, *, amount_cents, kind, method_text, idempotency_key, invoice_id, details,
+                   actor):
+    """Record money received at the counter as a succeeded, allocated payment; the same key records it once.
+
+    Returns (payment, created). ``details`` are the OfflinePayment fields (check number, date, note, who).
+    """
+    from db.models import OfflinePayment
+
+    if kind not in OFFLINE_TYPES or amount_cents <= 0:
+        raise ValueError("an offline payment needs a kind and a positive amount")
+    with write_tx():
+        accounts.lock_customer(customer_id)
+        existing = Payment.get_or_none(Payment.idempotency_key == idempotency_key)
+        if existing is not None:
+            if existing.customer_id != customer_id or existing.processor != OFFLINE:
+                raise FormErrors({"form": "This form has expired. Reload the page and try again."})
+            return existing, False
+        customer = Customer.get_by_id(customer_id)
+        try:
+            with write_tx():
+                payment = Payment.create(
+                    ref=_new_ref(), customer=customer_id, idempotency_key=idempotency_key, amount_cents=amount_cents,
+                    currency=Isp.current().currency, method_type=kind, status=AWAITING_DETAILS,
+                    target_invoice=invoice_id, processor=OFFLINE, origin=COUNTER, method_brand=method_text[:255],
+                    billing_name=customer.name, billing_email=customer.email, billing_phone=customer.phone,
+                    billing_street=customer.street, billing_city=customer.city, billing_state=customer.state,
+                    billing_zip=customer.zip)
+                OfflinePayment.create(payment=payment.id, kind=kind, **details)
+        except IntegrityError:  # the same key recorded meanwhile by another worker
+            return Payment.get(Payment.idempotency_key == idempotency_key), False
+        accounts.audit(actor, "payment.created", "payment", payment.ref, amount_cents=amount_cents, method_type=kind,
+                       counter=True)
+        _transition(payment.id, SUCCEEDED, settled_at=utcnow())
+        payment = Payment.get_by_id(payment.id)
+        plan = accounts.post_payment(payment)
+        accounts.audit(actor, "payment.succeeded", "payment", payment.ref, amount_cents=amount_cents,
+                       allocations=plan.allocations, credit_cents=plan.credit_cents)
+        _after_move(payment.id, SUCCEEDED)
+    return Payment.get_by_id(payment.id), True
+
+
+def reverse_offline(payment_id, reason, actor):
+    """Take back a counter payment (a bounced check, a mistake) with new ledger rows; False if already done."""
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        if payment.processor != OFFLINE:
+            raise FormErrors({"reason": "Only a payment taken at the counter is reversed here."})
+        if payment.status != SUCCEEDED:
+            return False
+        left = payment.amount_cents - taken_back(payment.id)
+        ref = f"counter:{payment.ref}"  # UNIQUE: a second reversal of the same payment is refused by the table
+        if left > 0:
+            _reversal(payment, COUNTER_REVERSAL, left, ref, reason, actor)
+        _transition(payment.id, REVERSED, failure_code="reversed", failure_message=reason[:255])
+        _tell_customer(payment, ref, f"Payment {payment.ref} was reversed",
+                       f"Your payment {payment.ref} of {money.format_money(payment.amount_cents, payment.currency)} "
+                       f"({payment.method_brand}) was reversed: {reason}\n\n"
+                       "The invoices it paid are open again. Please pay them, or contact us.")
+        return True

@@ -534,3 +534,18 @@ class PaymentReversal(BaseModel):
 
     class Meta:
         indexes = ((("payment",), False),)
+
+
+class OfflinePayment(BaseModel):
+    """What staff wrote down for a cash, check or money-order payment taken at the counter (migration 0061).
+
+    The money is the linked Payment (processor 'offline'), allocated by the usual ledger rules.
+    """
+
+    payment = ForeignKeyField(Payment, unique=True, backref="offline", on_delete="RESTRICT")
+    kind = CharField()  # cash | check | money_order
+    check_number = CharField(default="")
+    received_on = DateField()
+    note = CharField(default="")
+    recorded_by = CharField()
+    created_at = DateTimeField(default=utcnow)

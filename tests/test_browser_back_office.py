@@ -49,3 +49,40 @@ def test_an_owner_adds_a_clerk_who_is_refused_at_the_owners_pages(app, open_page
     expect(page.locator("#staff-list tr", has_text="Rosa Counter")).to_contain_text("Disabled")
     cpage.goto(clerk.base_url + "/staff/customers")
     expect(cpage).to_have_url(clerk.base_url + "/login?next=%2Fstaff%2Fcustomers")
+
+
+def test_a_clerk_records_a_cash_payment_and_gets_its_receipt_then_reverses_a_check(app, open_page):
+    from db.models import Outbox, Payment
+    from tests.conftest import make_customer, make_invoice
+    from tests.staff_support import CLERK_EMAIL
+
+    make_staff(CLERK_EMAIL, staff_role="clerk", name="Cary Clerk")
+    c = make_customer(name="Ana Reyes", email="ana@example.test")
+    inv = make_invoice(c, cents=6499, number="INV-COUNTER")
+    tab = open_page()
+    page = staff_login(tab, CLERK_EMAIL)
+    page.get_by_role("navigation", name="Staff").get_by_role("link", name="Customers").click()
+    page.get_by_role("link", name=c.account_number).click()
+    form = page.locator("#record-payment")
+    form.get_by_label("Cash").check()
+    form.get_by_label("Amount received").fill("70.00")
+    form.get_by_label("Pay first").select_option(str(inv.id))
+    form.get_by_role("button", name="Record payment").dblclick()  # a double click records it once
+    expect(page.locator("#receipt")).to_be_visible()
+    p = Payment.get(Payment.customer == c.id)
+    expect(page).to_have_url(tab.base_url + f"/staff/payments/{p.ref}")
+    receipt = page.locator("#receipt")
+    expect(receipt.get_by_role("heading")).to_have_text("Receipt")
+    expect(page.locator("#payment-amount")).to_have_text("$70.00")
+    expect(page.locator("#payment-ref")).to_have_text(p.ref)
+    expect(page.locator("#receipt-email")).to_have_text("queued for ana@example.test (not sent yet)")
+    expect(page.locator("#payment-ledger")).to_contain_text("Invoice INV-COUNTER")
+    expect(page.locator("#payment-ledger")).to_contain_text("$5.01")
+    assert p.ref in Outbox.get(Outbox.kind == "payment_receipt").text_body
+    assert Payment.select().where(Payment.customer == c.id).count() == 1
+
+    page.get_by_label("Reason").fill("Recorded by mistake")
+    page.get_by_role("button", name="Reverse payment").click()
+    expect(page.locator("#payment-status")).to_have_text("Reversed: Recorded by mistake")
+    expect(page.locator("#reversals")).to_contain_text("Reversed by staff")
+    assert tab.errors == []

@@ -29,3 +29,9 @@ from tests.test_invites import (  # noqa: E402,F401
 from tests.test_paylink import test_link_pays_that_invoice_without_logging_in_and_shows_nothing_else  # noqa: E402,F401
 from tests.test_staff_pages import test_customer_search_by_name_account_and_email  # noqa: E402,F401
 from tests.test_staff_pages import test_payments_filters_and_csv_export  # noqa: E402,F401
+from tests.test_offline_payments import (  # noqa: E402,F401
+    test_a_bounced_check_is_reversed_by_new_rows_and_the_invoice_reopens,
+    test_a_double_submitted_payment_form_records_one_payment,
+    test_cash_pays_the_chosen_invoice_first_then_the_oldest_and_the_rest_is_credit,
+)
+from tests.staff_support import clerk  # noqa: E402,F401

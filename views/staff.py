@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_login import current_user
 from peewee import fn
 
-from billing import accounts, bounds, imports, invites, paylinks, settings
+from billing import accounts, bounds, imports, invites, offline, paylinks, settings
 from billing import staff as staff_rules
 from billing.staff import CLERK, OWNER
 from billing import api as api_rules
@@ -26,7 +26,8 @@ from views import login_manager
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 PER_PAGE = 50
-STATUSES = ("processing", "succeeded", "failed", "canceled", "awaiting_details")
+STATUSES = ("processing", "succeeded", "failed", "canceled", "awaiting_details", "refunded", "disputed", "reversed")
+ALL_METHODS = {**pay.METHOD_TYPES, **pay.OFFLINE_TYPES}
 
 
 IMPORT_MAX_BYTES = 64 * 1024 * 1024  # a CSV of 100,000 invoices is about 9 MB
@@ -124,8 +125,19 @@ def customers():
                            logins=logins)
 
 
+def _offline_form(form=None):
+    """Values for the Record-a-payment form: a fresh idempotency key each time the form is shown anew."""
+    values = {"kind": "cash", "received_on": accounts.today().isoformat(), "amount": "", "check_number": "",
+              "note": "", "invoice": "", "idempotency_key": pay.new_idempotency_key()}
+    if form is not None:
+        values.update({k: form.get(k, "") for k in values})
+    return values
+
+
 def _customer_ctx(customer, **extra):
-    return dict(
+    extra.setdefault("offline_form", _offline_form())
+    extra.setdefault("offline_errors", {})
+    return dict(offline_types=pay.OFFLINE_TYPES,
         customer=customer, summary=accounts.summary(customer.id),
         invoices=accounts.invoice_views(customer.id),
         payments=list(Payment.select().where(Payment.customer == customer.id)
@@ -157,6 +169,49 @@ def invite(customer_id):
         return render_template("staff/customer.html", **_customer_ctx(c, error=str(e))), 422
     # Post/redirect/get: reloading the page must not send the invite again.
     return redirect(url_for("staff.customer", customer_id=c.id, invited=1), code=303)
+
+
+@bp.route("/customers/<int:customer_id>/payments", methods=["POST"])
+@allow(CLERK)
+def record_payment(customer_id):
+    """Record a cash, check or money-order payment taken at the counter (once, however often it is posted)."""
+    c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
+    try:
+        payment, _created = offline.record(c.id, request.form, actor=_actor())
+    except pay.FormErrors as e:
+        ctx = _customer_ctx(c, offline_form=_offline_form(request.form), offline_errors=e.errors,
+                            error="The payment was not recorded. Correct the fields marked below.")
+        return render_template("staff/customer.html", **ctx), 422
+    return redirect(url_for("staff.payment", ref=payment.ref), code=303)
+
+
+def _payment_ctx(payment, **extra):
+    return dict(payment=payment, customer=Customer.get_by_id(payment.customer_id), labels=pay.LABELS,
+                counter=offline.details_of(payment), ledger=accounts.payment_ledger(payment.id),
+                credit_cents=accounts.credit_left(payment.id), reversals=list(payment.reversals),
+                reversal_labels=accounts.REVERSAL_LABELS, receipt=offline.receipt_email(payment),
+                errors={}, **extra)
+
+
+@bp.route("/payments/<ref>")
+@allow(CLERK)
+def payment(ref):
+    """One payment as staff see it: its receipt, where the money went, and what can be done with it."""
+    p = offline.by_ref(ref) or abort(404)
+    return render_template("staff/payment.html", **_payment_ctx(p))
+
+
+@bp.route("/payments/<ref>/reverse", methods=["POST"])
+@allow(CLERK)
+def reverse_payment(ref):
+    """Reverse a counter payment with a reason (a bounced check): new ledger rows, the invoices reopen."""
+    p = offline.by_ref(ref) or abort(404)
+    try:
+        offline.reverse(p, request.form.get("reason"), actor=_actor())
+    except pay.FormErrors as e:
+        return render_template("staff/payment.html", **{**_payment_ctx(p), "errors": e.errors,
+                                                        "reason": request.form.get("reason", "")}), 422
+    return redirect(url_for("staff.payment", ref=p.ref), code=303)
 
 
 @bp.route("/invites", methods=["POST"])
@@ -198,7 +253,7 @@ def _payment_filters():
             except bounds.BoundsError as e:
                 errors[key] = str(e)
     f["status"] = args.get("status") if args.get("status") in STATUSES else ""
-    f["method"] = args.get("method") if args.get("method") in pay.METHOD_TYPES else ""
+    f["method"] = args.get("method") if args.get("method") in ALL_METHODS else ""
     return f, errors
 
 
@@ -232,7 +287,7 @@ def payments():
     page = _page()
     return render_template(
         "staff/payments.html", rows=list(q.paginate(page, 100)), total=q.count(), page=page, per_page=100,
-        f=f, errors=errors, statuses=STATUSES, methods=pay.METHOD_TYPES, labels=pay.LABELS,
+        f=f, errors=errors, statuses=STATUSES, methods=ALL_METHODS, labels=pay.LABELS,
         pending_ach=list(_payments_query({"status": pay.PROCESSING, "method": "ach"}).limit(50)),
         failed_autopays=_failed_autopays(), args=request.args,
     )
