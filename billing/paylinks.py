@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import time
 
-from billing import accounts, mail
+from billing import accounts, mail, money, payments
 from db import write_tx
 from db.models import Invoice, Isp, Payment
 
@@ -83,3 +83,53 @@ def email(invoice, customer, url, actor="staff"):
                      f"{invoice.due_date:%b %-d, %Y}.\n\nPay it online, no login needed (the link works for "
                      f"{DEFAULT_DAYS} days):\n{url}\n", kind="paylink")
         accounts.audit(actor, "paylink.sent", "invoice", invoice.id, email=customer.email)
+
+
+# --- What a pay link asks: only what the processor needs. -----------------------------------------
+# The processors' own pages ask for the card (with its ZIP) or the bank account and its holder. Stripe's
+# bank debit also needs the holder's name and email in the page (its mandate), so a Stripe ACH payment by
+# link asks for those two. Everything else comes from the customer's file, server-side, and none of it is
+# put into a page reached through the link: a forwarded email must not reveal the account's name,
+# address, email or phone. Receipts go to the email on file (billing.notices).
+ASKED = {("stripe", "ach"): ("name", "email")}
+
+
+def asked_fields(processor_name, method_type):
+    """The billing fields a pay link asks for this processor and payment type."""
+    return ASKED.get((processor_name, method_type), ())
+
+
+def billing_for(customer, form, processor_name, method_type):
+    """Billing data for a payment by link: the file's address, with the asked fields from the form; or FormErrors."""
+    asked = asked_fields(processor_name, method_type)
+    data = {k: (getattr(customer, k) or "").strip() for k in payments.BILLING_FIELDS}
+    data.update(name="", email="")  # only ever what the person holding the link typed
+    data.update({f: form.get(f) or "" for f in asked})
+    return payments.check_billing(data, asked)
+
+
+def masked_email(address):
+    """Enough of an address to recognise it, not to learn it: ``i•••@example.com``."""
+    local, at, domain = (address or "").partition("@")
+    return f"{local[:1]}\u2022\u2022\u2022@{domain}" if at and local else ""
+
+
+def amount_rules(isp, due_cents):
+    """(lowest, highest) a link may pay now: the invoice's balance, or part of it down to the ISP's minimum."""
+    return min(isp.min_payment_cents, due_cents), due_cents
+
+
+def check_amount(isp, due_cents, text):
+    """Cents for the amount typed on a pay link, or FormErrors: never more than the invoice's balance."""
+    try:
+        cents = money.parse_amount(text)
+    except money.AmountError as e:
+        raise payments.FormErrors({"amount": str(e)}) from None
+    low, high = amount_rules(isp, due_cents)
+    if cents > high:
+        raise payments.FormErrors(
+            {"amount": f"This link pays this invoice only: at most {money.format_money(high, isp.currency)}."})
+    if cents < low:
+        raise payments.FormErrors({"amount": f"The minimum payment is {money.format_money(low, isp.currency)}."})
+    return cents
+

@@ -215,9 +215,18 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")
 BILLING_FIELDS = ("name", "street", "city", "state", "zip", "email", "phone")
 
 
-def check_billing(form):
-    """Clean billing fields, or FormErrors with a message per field."""
+def check_billing(form, fields=BILLING_FIELDS):
+    """Clean billing fields, or FormErrors with a message per field (only ``fields`` must be valid)."""
     data = {k: (form.get(k) or "").strip() for k in BILLING_FIELDS}
+    errors = _billing_errors(data)
+    errors = {k: v for k, v in errors.items() if k in fields}
+    if errors:
+        raise FormErrors(errors)
+    return data
+
+
+def _billing_errors(data):
+    """A message for each billing field that is missing or malformed (``data`` is stripped; state upper-cased)."""
     errors = {}
     for key, label in (("name", "your name"), ("street", "the street address"), ("city", "the city")):
         if not data[key]:
@@ -236,14 +245,16 @@ def check_billing(form):
         digits = digits[1:]
     if not re.match(r"^[0-9]{10}$", digits, re.ASCII):
         errors["phone"] = "Enter a 10-digit phone number, like 512-555-0100."
-    if errors:
-        raise FormErrors(errors)
-    return data
+    return errors
 
 
-def confirm_billing(payment, form, processor, actor="customer"):
-    """Record billing information, open the processor's intent, and charge a saved method."""
-    data = check_billing(form)
+def confirm_billing(payment, form, processor, actor="customer", billing=None):
+    """Record billing information, open the processor's intent, and charge a saved method.
+
+    ``billing`` is billing data already checked by the caller (pay-by-link's, mostly from the file);
+    without it every field of ``form`` is checked.
+    """
+    data = billing if billing is not None else check_billing(form)
     save = bool(form.get("save_for_autopay"))
     with write_tx():
         billing = {f"billing_{k}": v for k, v in data.items()}

@@ -4,6 +4,7 @@ Each test walks one flow the way the customer did, at 1280 px unless it says oth
 the page logged no error (which also proves the CSP still holds).
 """
 import datetime as dt
+import re
 
 import pytest
 
@@ -172,3 +173,66 @@ def test_a_hidden_tab_is_gone_and_its_page_answers_404(app, open_page, owing):
     assert response.status == 404
     expect(page.locator("main")).to_contain_text("We could not find that page.")
     assert [e for e in tab.errors if "status of 404" not in e] == []
+
+
+def test_the_same_tab_processor_page_can_cancel_and_return(open_page, owing):
+    customer, old, new = owing
+    tab = open_page(java_script_enabled=False, **PHONE)
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    choose(page, amount="20.00")
+    page.get_by_role("button", name="Make Payment").click()
+    expect(page.get_by_role("button", name="Pay")).to_be_visible()  # the processor's page, in this tab
+    page.get_by_role("link", name="Cancel and return to Test ISP").click()
+    [payment] = Payment.select().where(Payment.customer == customer.id)
+    expect(page).to_have_url(tab.base_url + f"/payments/{payment.ref}")
+    expect(page.locator("#pay-step h2")).to_have_text("Make the payment")
+    page.get_by_role("button", name="Cancel this payment").click()
+    expect(page).to_have_url(tab.base_url + "/payments")
+    assert Payment.get_by_id(payment.id).status == "canceled"
+    assert tab.errors == []
+
+
+def test_a_pay_link_payment_can_cancel_and_return_from_the_processor_page(app, open_page, owing):
+    from billing import paylinks
+
+    customer, old, new = owing
+    token = paylinks.make(app.config["SECRET_KEY"], new.id)
+    tab = open_page(**WIDE)
+    page = tab.page
+    page.goto(tab.base_url + f"/paylink/{token}")
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Make Payment").click()
+    expect(page.get_by_role("button", name="Pay")).to_be_visible()
+    page.get_by_role("link", name="Cancel and return to Test ISP").click()
+    expect(page).to_have_url(re.compile(rf"/paylink/{re.escape(token)}/PAY-"))
+    expect(page.get_by_role("link", name="Open the payment window")).to_be_visible()
+    assert tab.errors == []
+
+
+def test_a_pay_link_pays_part_of_the_invoice_asking_nothing_the_isp_has_on_file(app, open_page, owing):
+    from billing import paylinks
+
+    customer, old, new = owing
+    token = paylinks.make(app.config["SECRET_KEY"], new.id)
+    tab = open_page(**PHONE)
+    page = tab.page
+    page.goto(tab.base_url + f"/paylink/{token}")
+    expect(page.get_by_label("Amount")).to_have_value("64.99")
+    page.get_by_label("Amount").fill("70.00")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator("#amount-error")).to_have_text("This link pays this invoice only: at most $64.99.")
+    page.get_by_label("Amount").fill("25.00")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Billing Information")
+    expect(page.locator("#pay-step input:not([type=hidden])")).to_have_count(0)
+    expect(page.locator("#pay-step")).not_to_contain_text(customer.name)
+    expect(page.locator("#pay-step")).not_to_contain_text(customer.street)
+    page.get_by_role("button", name="Make Payment").click()
+    fill_card(page)
+    page.get_by_role("button", name="Pay").click()
+    expect(page.locator("#pay-step h1")).to_have_text("Payment was successful")
+    [payment] = Payment.select().where(Payment.customer == customer.id)
+    assert payment.amount_cents == 2500 and payment.status == "succeeded"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert [e for e in tab.errors if "status of 422" not in e] == []

@@ -220,3 +220,111 @@ def test_hiding_the_statement_in_settings_makes_it_404(app, portal, customer):
     portal.login(customer.email)
     assert portal.get("/statement").status_code == 404
     assert portal.get("/invoices").status_code == 200
+
+
+# --- 6. Pay-by-link asks only what the processor needs, keeps the file private, and may pay part. ----
+
+
+def _link(app, invoice):
+    from billing import paylinks
+
+    return paylinks.make(app.config["SECRET_KEY"], invoice.id)
+
+
+def _key(html):
+    return re.search(r'name="key" value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture
+def filed(app):
+    """A customer whose file the ISP filled in, and an invoice of theirs."""
+    from tests.conftest import make_customer
+
+    c = make_customer(name="Rosa Filed", street="7 Quiet Ln", city="Wimberley", state="TX", zip="78676",
+                      phone="512-555-0177", email="rosa.filed@example.test")
+    return c, make_invoice(c, 6499, due=TODAY + dt.timedelta(days=9), number="INV-LINK-1")
+
+
+def test_a_card_by_link_asks_no_billing_fields_and_uses_the_file_without_showing_it(app, client, filed):
+    from tests.conftest import PASSWORD  # noqa: F401  (no login happens here)
+    from db.models import Outbox
+    from tests.test_pay_flow import pay_at_processor as pay
+    from tests.conftest import Portal
+
+    c, inv = filed
+    portal = Portal(client)
+    token = _link(app, inv)
+    page = portal.get(f"/paylink/{token}").get_data(as_text=True)
+    started = portal.post(f"/paylink/{token}", {"method_type": "card", "key": _key(page), "amount": "64.99"})
+    billing = portal.get(started.location).get_data(as_text=True)
+    assert "Billing Information" in billing and "Make Payment" in billing
+    assert not re.search(r'<input (?![^>]*type="hidden")', billing), "a card by link asks nothing here"
+    for private in ("Rosa", "Quiet", "Wimberley", "78676", "0177", "rosa.filed@example.test", c.account_number):
+        assert private not in billing
+    assert "r\u2022\u2022\u2022@example.test" in billing  # where the receipt goes, masked
+    made = portal.post(started.location, {})
+    assert made.status_code == 303 and "/sandbox/pay/" in made.location
+    p = Payment.get(Payment.customer == c.id)
+    assert (p.billing_street, p.billing_city, p.billing_state, p.billing_zip) == ("7 Quiet Ln", "Wimberley", "TX",
+                                                                                  "78676")
+    assert p.billing_name == "" and p.billing_email == ""  # never put into a page the link reaches
+    entry = portal.get(made.location).get_data(as_text=True)
+    assert "Rosa" not in entry and "78676" not in entry
+    pay(portal, made.location, GOOD_CARD)
+    portal.get(started.location)
+    assert Payment.get_by_id(p.id).status == "succeeded"
+    assert Outbox.select().where(Outbox.to_addr == "rosa.filed@example.test").count() >= 1  # the receipt
+
+
+def test_stripe_bank_debit_by_link_asks_the_holders_name_and_email_only(app, filed):
+    from billing import paylinks, payments
+
+    c, inv = filed
+    assert paylinks.asked_fields("stripe", "ach") == ("name", "email")
+    assert paylinks.asked_fields("stripe", "card") == () == paylinks.asked_fields("sandbox", "ach")
+    with pytest.raises(payments.FormErrors) as e:
+        paylinks.billing_for(c, {"name": "", "email": "nope"}, "stripe", "ach")
+    assert set(e.value.errors) == {"name", "email"}
+    data = paylinks.billing_for(c, {"name": "Pat Holder", "email": "pat@example.test", "street": "forged"},
+                                "stripe", "ach")
+    assert data["name"] == "Pat Holder" and data["email"] == "pat@example.test" and data["street"] == "7 Quiet Ln"
+
+
+@pytest.mark.parametrize("amount,message", [
+    ("64.99", None), ("20.00", None), ("65.00", "This link pays this invoice only: at most $64.99."),
+    ("0.50", "The minimum payment is $1.00."), ("abc", None),
+])
+def test_a_pay_link_may_pay_part_of_the_invoice_down_to_the_minimum(app, client, filed, amount, message):
+    from tests.conftest import Portal
+
+    c, inv = filed
+    portal = Portal(client)
+    token = _link(app, inv)
+    page = portal.get(f"/paylink/{token}").get_data(as_text=True)
+    assert 'id="amount"' in page and 'value="64.99"' in page
+    resp = portal.post(f"/paylink/{token}", {"method_type": "card", "key": _key(page), "amount": amount})
+    if amount == "abc":
+        assert resp.status_code == 422 and 'id="amount-error"' in resp.get_data(as_text=True)
+    elif message:
+        assert resp.status_code == 422 and message in resp.get_data(as_text=True)
+        assert Payment.select().count() == 0
+    else:
+        assert resp.status_code == 303
+        p = Payment.get(Payment.customer == c.id)
+        assert p.amount_cents == int(amount.replace(".", "")) and p.target_invoice_id == inv.id
+
+
+def test_when_the_minimum_is_the_whole_balance_the_link_pays_it_all(app, client, filed):
+    from db import write_tx
+    from db.models import Isp
+    from tests.conftest import Portal
+
+    c, inv = filed
+    with write_tx():
+        Isp.update(min_payment_cents=6499).execute()
+    portal = Portal(client)
+    token = _link(app, inv)
+    page = portal.get(f"/paylink/{token}").get_data(as_text=True)
+    assert 'id="amount"' not in page and "$64.99" in page
+    resp = portal.post(f"/paylink/{token}", {"method_type": "card", "key": _key(page), "amount": "1.00"})
+    assert resp.status_code == 303 and Payment.get(Payment.customer == c.id).amount_cents == 6499

@@ -48,21 +48,30 @@ def show(token):
     errors = {}
     method_type = request.form.get("method_type") or next(iter(methods), "card")
     key = request.form.get("key") or payments.new_idempotency_key()
-    if request.method == "POST" and _due_now(view):
+    due = _due_now(view)
+    isp = Isp.current()
+    low, high = paylinks.amount_rules(isp, due)
+    amount = request.form.get("amount") if low < high else None  # part of the balance, when the ISP allows it
+    if request.method == "POST" and due:
         if method_type not in methods:
             errors["method_type"] = "Choose a payment type."
-        else:
+        try:
+            cents = paylinks.check_amount(isp, due, amount) if amount is not None else due
+        except payments.FormErrors as e:
+            errors.update(e.errors)
+        if not errors:
             try:
                 payment = payments.start_payment(
-                    inv.customer_id, amount_text=money.cents_to_input(_due_now(view)), method_type=method_type,
+                    inv.customer_id, amount_text=money.cents_to_input(cents), method_type=method_type,
                     idempotency_key=key, invoice_id=inv.id, processor_name=processor().name,
                     actor=paylinks.actor(inv), origin=paylinks.ORIGIN)
             except payments.FormErrors as e:
                 errors = e.errors
             else:
                 return redirect(url_for("paylink.payment", token=token, ref=payment.ref), code=303)
-    return render_template("paylink/show.html", token=token, view=view, due=_due_now(view), methods=methods,
-                           method_type=method_type, key=key, errors=errors,
+    return render_template("paylink/show.html", token=token, view=view, due=due, methods=methods,
+                           method_type=method_type, key=key, errors=errors, partial=low < high, low=low,
+                           amount=amount if amount is not None else money.cents_to_input(due),
                            expires=paylinks.expires_at(token)), (422 if errors else 200)
 
 
@@ -101,7 +110,8 @@ def payment(token, ref):
     errors, form = {}, request.form
     if request.method == "POST" and p.status in (payments.CREATED, payments.AWAITING_DETAILS):
         try:
-            p = payments.confirm_billing(p, form, processor(), actor=paylinks.actor(inv))
+            p = payments.confirm_billing(p, form, processor(), actor=paylinks.actor(inv),
+                                         billing=paylinks.billing_for(inv.customer, form, p.processor, p.method_type))
         except payments.FormErrors as e:
             errors = e.errors
         except ProcessorError as e:
@@ -118,7 +128,8 @@ def payment(token, ref):
     entry = _entry_url(token, p) if p.status == payments.AWAITING_DETAILS else None
     return render_template("paylink/payment.html", token=token, view=_view(inv), payment=p, errors=errors,
                            form=form if errors else {}, entry_url=entry, labels=payments.LABELS,
-                           fields=payments.BILLING_FIELDS, method_label=payments.METHOD_TYPES[p.method_type],
+                           asked=paylinks.asked_fields(p.processor, p.method_type), receipt_to=paylinks.masked_email(
+                               inv.customer.email), method_label=payments.METHOD_TYPES[p.method_type],
                            status_of=ledger.invoice_status), (422 if errors else 200)
 
 
