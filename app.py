@@ -25,6 +25,7 @@ DEFAULTS = {
     "PASSWORD_HASH_TIME_COST": 0,
     "PASSWORD_HASH_MEMORY_COST": 0,
     "PER_PAGE": 20,
+    "DATABASE_POOL": 8,  # PostgreSQL connections kept open per worker process (0: connect per request)
     "SMTP_URL": "console",
     "MAIL_FROM": "billing@localhost",
     "PUBLIC_URL": "http://127.0.0.1:5000",
@@ -75,7 +76,7 @@ def create_app(config=None):
     app.config["SESSION_COOKIE_SECURE"] = bool(app.config["SESSION_COOKIE_SECURE"])
 
     identity.configure(app.config["PASSWORD_HASH_TIME_COST"], app.config["PASSWORD_HASH_MEMORY_COST"])
-    open_database(app.config["DATABASE_URL"])
+    open_database(app.config["DATABASE_URL"], pool_size=int(app.config["DATABASE_POOL"] or 0))
     app.extensions["processor"] = build_processor(app.config)
 
     @app.before_request
@@ -92,7 +93,7 @@ def create_app(config=None):
             if database.connection().in_transaction:
                 database.connection().rollback()
             return
-        database.close()
+        database.close()  # PostgreSQL: back to the pool (DATABASE_POOL), or closed when pooling is off
 
     from views import assets, csrf, register
 

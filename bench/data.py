@@ -60,7 +60,8 @@ def build(db_url, secret_key, webhook_secret, pool_sizes, growth=True):
     t0 = time.perf_counter()
     with app.app_context():
         database.connect(reuse_if_open=True)
-        database.execute_sql("PRAGMA synchronous=OFF")  # this set-up connection only: speed over durability
+        if db_url.startswith("sqlite"):
+            database.execute_sql("PRAGMA synchronous=OFF")  # this set-up connection only: speed over durability
         migrate.upgrade()
         demo.load(app.extensions["processor"])
         out = {"browser": {}, "growth": {}, "pools": {}}
