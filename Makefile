@@ -30,11 +30,13 @@ $(AXE): tests/tooling/package.json | system-test-deps
 	cd tests/tooling && npm install --no-audit --no-fund --no-package-lock
 	touch $@
 
-# Debian's Chromium (Playwright's own browser download is not used) and PostgreSQL,
-# installed when missing and we are root; otherwise say what to install.
+# Debian's Chromium (Playwright's own browser download is not used), PostgreSQL and poppler-utils
+# (pdftotext, which the tests use to read the portal's PDFs back), installed when missing and we are
+# root; otherwise say what to install.
 system-test-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v pdftotext >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
 	[ -x $(PGBIN)/initdb ] || missing="$$missing postgresql"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \

@@ -5,7 +5,7 @@ so an email exists exactly when its event was committed. Each has a dedupe key,
 so a repeated event (a webhook redelivered, a second autopay run) queues it once.
 Plain text, with the outbox's light HTML made from it: small, no images.
 """
-from billing import mail, money
+from billing import mail, money, receipts
 from db.models import Customer, Isp
 
 KINDS = (
@@ -58,6 +58,15 @@ def _to(payment):
     return Customer.get_by_id(payment.customer_id).email
 
 
+def _code(payment):
+    """The payment's confirmation code line, as on its receipt (what a customer reads to support)."""
+    return f"Confirmation code: {receipts.format_code(receipts.code_for(payment))}\n"
+
+
+def _receipt_link(payment):
+    return link(f"/payments/{payment.ref}/receipt")
+
+
 def _applied(applied):
     return ", ".join(f"{inv.number} ({_money(cents)})" for inv, cents in applied)
 
@@ -65,9 +74,10 @@ def _applied(applied):
 def payment_receipt(payment, applied):
     """A card payment (or a settled bank payment) went through."""
     body = (f"Thank you. We received your payment of {_money(payment.amount_cents, payment.currency)}.\n\n"
-            f"Reference: {payment.ref}\nMethod: {_method(payment.method_brand, payment.method_last4)}\n"
+            + _code(payment)
+            + f"Reference: {payment.ref}\nMethod: {_method(payment.method_brand, payment.method_last4)}\n"
             + (f"Applied to: {_applied(applied)}\n" if applied else "")
-            + f"\nSee it in the portal: {link('/payments/' + payment.ref)}")
+            + f"\nYour receipt (print or PDF): {_receipt_link(payment)}")
     return _queue("payment_receipt", _to(payment), "Payment received", body, f"payment-{payment.id}-receipt")
 
 
@@ -84,9 +94,10 @@ def ach_pending(payment, applied):
 def ach_settled(payment, applied):
     """A bank (ACH) debit settled: the receipt for a bank payment."""
     body = (f"Your bank payment of {_money(payment.amount_cents, payment.currency)} has cleared. Thank you.\n\n"
-            f"Reference: {payment.ref}\nAccount: {_method(payment.method_brand, payment.method_last4)}\n"
+            + _code(payment)
+            + f"Reference: {payment.ref}\nAccount: {_method(payment.method_brand, payment.method_last4)}\n"
             + (f"Applied to: {_applied(applied)}\n" if applied else "")
-            + f"\nSee it in the portal: {link('/payments/' + payment.ref)}")
+            + f"\nYour receipt (print or PDF): {_receipt_link(payment)}")
     return _queue("ach_settled", _to(payment), "Bank payment cleared", body, f"payment-{payment.id}-ach-settled")
 
 
@@ -110,8 +121,8 @@ def autopay_upcoming(customer, invoice, cents, charge_on, method, cycle):
 def autopay_charged(customer, payment, invoice, charge_id):
     """Autopay charged an invoice."""
     body = (f"Autopay paid invoice {invoice.number}: {_money(payment.amount_cents, payment.currency)} charged to your "
-            f"{_method(payment.method_brand, payment.method_last4)}.\n\nReference: {payment.ref}\n"
-            f"See it in the portal: {link('/payments/' + payment.ref)}")
+            f"{_method(payment.method_brand, payment.method_last4)}.\n\n" + _code(payment)
+            + f"Reference: {payment.ref}\nYour receipt (print or PDF): {_receipt_link(payment)}")
     return _queue("autopay_charged", customer.email, f"Autopay paid {invoice.number}", body,
                   f"autopay-charged-{charge_id}")
 

@@ -15,7 +15,7 @@ import secrets
 
 from peewee import IntegrityError
 
-from billing import accounts, bounds, money
+from billing import accounts, bounds, money, receipts
 from billing import processors as proc
 from db import write_tx
 from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
@@ -186,6 +186,7 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
                 )
         except IntegrityError:  # a concurrent submit with the same key won
             return Payment.get(Payment.idempotency_key == idempotency_key)
+        payment.confirmation_code = receipts.assign_code(payment.id)
         accounts.audit(actor, "payment.created", "payment", payment.ref, amount_cents=cents, method_type=method_type)
         return payment
 
@@ -444,6 +445,7 @@ def create_off_session(customer_id, *, method, amount_cents, invoice_id, idempot
         billing_state=customer.state, billing_zip=customer.zip, billing_email=customer.email,
         billing_phone=customer.phone,
     )
+    receipts.assign_code(payment.id)
     _transition(payment.id, AWAITING_DETAILS)
     accounts.audit(actor, "payment.created", "payment", payment.ref, amount_cents=amount_cents,
                    method_type=method.method_type, off_session=True)

@@ -32,7 +32,7 @@ def form_values(isp):
     values = {k: getattr(isp, k) for k in TEXT_FIELDS + FLAGS}
     values["allow_prepay"] = isp.allow_prepay and isp.max_prepay_cents > 0
     values.update(
-        invite_text=isp.invite_text, autopay_days_before_due=str(autopay_days()),
+        invite_text=isp.invite_text, address=isp.address, autopay_days_before_due=str(autopay_days()),
         min_payment=money.cents_to_input(isp.min_payment_cents),
         max_payment=money.cents_to_input(isp.max_payment_cents) if isp.max_payment_cents else "",
         max_prepay=money.cents_to_input(isp.max_prepay_cents) if isp.max_prepay_cents else "",
@@ -58,6 +58,10 @@ def clean(form):
     errors = {}
     data = {k: (form.get(k) or "").strip() for k in TEXT_FIELDS}
     data["invite_text"] = (form.get("invite_text") or "").strip().replace("\r\n", "\n")
+    data["address"] = "\n".join(line.strip() for line in (form.get("address") or "").strip().splitlines()
+                                if line.strip())
+    if len(data["address"]) > 255 or data["address"].count("\n") > 3:
+        errors["address"] = "Keep the address to 4 lines and 255 characters."
     if not data["name"]:
         errors["name"] = "Enter the name customers know you by."
     for key in TEXT_FIELDS:

@@ -62,6 +62,7 @@ class Isp(BaseModel):
     allow_prepay = BooleanField(default=True)
     invite_subject = CharField(default="")
     invite_text = TextField(default="")
+    address = TextField(default="")  # postal address on documents (migration 0071)
 
     @classmethod
     def current(cls):
@@ -207,6 +208,7 @@ class Payment(BaseModel):
     billing_phone = CharField(default="")
     save_for_autopay = BooleanField(default=False)
     origin = CharField(default="portal")  # portal | paylink | autopay
+    confirmation_code = CharField(null=True, unique=True)  # billing.receipts (migration 0070)
     failure_code = CharField(default="")
     failure_message = CharField(default="")
     created_at = DateTimeField(default=utcnow)

@@ -16,6 +16,13 @@ ID_ROUTES = {
     "payments.cancel": ("POST", "/payments/{payment}/cancel", {}),
     "payments.start": ("POST", "/pay", {"invoice_id": "{invoice}", "amount": "1.00", "method_type": "card",
                                         "key": "k" * 24}),
+    # Documents (tests/test_receipts.py and tests/test_documents.py also walk them with a succeeded payment).
+    "documents.receipt": ("GET", "/payments/{payment}/receipt", None),
+    "documents.receipt_text": ("GET", "/payments/{payment}/receipt.txt", None),
+    "documents.receipt_print": ("GET", "/payments/{payment}/receipt/print", None),
+    "documents.receipt_pdf": ("GET", "/payments/{payment}/receipt.pdf", None),
+    "documents.invoice_print": ("GET", "/invoices/{invoice}/print", None),
+    "documents.invoice_pdf": ("GET", "/invoices/{invoice}.pdf", None),
     "methods.make_default": ("POST", "/methods/{method}/default", {}),
     "methods.remove": ("POST", "/methods/{method}/remove", {"password": "correct horse battery"}),
     "methods.setup_show": ("GET", "/methods/setup/{setup}", None),

@@ -24,7 +24,8 @@ OWNER_ONLY = {"staff.settings_page", "staff.logo", "staff.import_page", "staff.a
               "staff.audit", "staff.staff_logins", "staff.disable_staff", "staff.enable_staff", "staff.staff_role"}
 # Clerk (and owner): the counter's work.
 CLERK_OK = {"staff.index", "staff.customers", "staff.customer", "staff.invite", "staff.invite_all", "staff.paylink",
-            "staff.payments", "staff.payments_csv", "staff.record_payment", "staff.payment", "staff.reverse_payment"}
+            "staff.payments", "staff.payments_csv", "staff.record_payment", "staff.payment", "staff.reverse_payment",
+            "staff.find_payment"}  # support looks a payment up by its confirmation code
 
 
 def staff_rules():

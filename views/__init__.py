@@ -6,7 +6,7 @@ from flask import abort, current_app, g, render_template, request
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
-from billing import identity, money
+from billing import identity, money, receipts
 from db.models import Isp
 
 csrf = CSRFProtect()
@@ -152,6 +152,13 @@ def register(app):
 
     for module in (account, api, paylink, staff):
         app.register_blueprint(module.bp)
+    from views import documents  # receipts, printable and PDF invoices, statements and receipts
+
+    app.register_blueprint(documents.bp)
+
+    @app.template_filter("confirmation")
+    def _confirmation(code):
+        return receipts.format_code(code)
 
     @app.template_filter("money")
     def _money(cents, currency=None):

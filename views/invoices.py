@@ -54,11 +54,8 @@ def _date_arg(name, default):
         return default, str(e)
 
 
-@bp.route("/statement")
-@customer_required
-@tab_required("show_statement")
-def statement():
-    """Account activity over a date range with a running balance."""
+def statement_range():
+    """(start, end, errors) of the statement's dates from the query string; errors by field."""
     today = accounts.today()
     start, start_err = _date_arg("start", today.replace(day=1) - dt.timedelta(days=180))
     end, end_err = _date_arg("end", today)
@@ -67,6 +64,15 @@ def statement():
         errors["end"] = "The end date must be on or after the start date."
     if not errors and (end - start).days > 3660:
         errors["end"] = "Choose a range of at most ten years."
+    return start, end, errors
+
+
+@bp.route("/statement")
+@customer_required
+@tab_required("show_statement")
+def statement():
+    """Account activity over a date range with a running balance."""
+    start, end, errors = statement_range()
     stmt = None if errors else accounts.statement(current_user.customer_id, start, end)
     return render(
         "invoices/statement.html", "invoices/_statement.html", status=422 if errors else 200,

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_login import current_user
 from peewee import fn
 
-from billing import accounts, bounds, imports, invites, offline, paylinks, settings
+from billing import accounts, bounds, imports, invites, offline, paylinks, receipts, settings
 from billing import staff as staff_rules
 from billing.staff import CLERK, OWNER
 from billing import api as api_rules
@@ -278,23 +278,45 @@ def _failed_autopays():
                 .order_by(charge.updated_at.desc()).limit(50))
 
 
+def _payments_page(f, errors, page, args, **extra):
+    q = _payments_query(f)
+    return render_template(
+        "staff/payments.html", rows=list(q.paginate(page, 100)), total=q.count(), page=page, per_page=100,
+        f=f, errors=errors, statuses=STATUSES, methods=ALL_METHODS, labels=pay.LABELS,
+        pending_ach=list(_payments_query({"status": pay.PROCESSING, "method": "ach"}).limit(50)),
+        failed_autopays=_failed_autopays(), args=args, **extra,
+    )
+
+
 @bp.route("/payments")
 @allow(CLERK)
 def payments():
     """Payments by date, status and method; pending ACH and failed autopays shown."""
     f, errors = _payment_filters()
-    q = _payments_query(f)
-    page = _page()
-    return render_template(
-        "staff/payments.html", rows=list(q.paginate(page, 100)), total=q.count(), page=page, per_page=100,
-        f=f, errors=errors, statuses=STATUSES, methods=ALL_METHODS, labels=pay.LABELS,
-        pending_ach=list(_payments_query({"status": pay.PROCESSING, "method": "ach"}).limit(50)),
-        failed_autopays=_failed_autopays(), args=request.args,
-    )
+    return _payments_page(f, errors, _page(), request.args)
+
+
+@bp.route("/payments/find")
+@allow(CLERK)
+def find_payment():
+    """Support's look-up: the payment with the confirmation code a customer reads out."""
+    text = (request.args.get("code") or "").strip()[:32]
+    payment = receipts.find_by_code(text)
+    if payment is not None:
+        return redirect(url_for("staff.payment", ref=payment.ref), code=303)
+    if not text:
+        error = "Enter the confirmation code, like K7P-4QX."
+    elif receipts.normalize(text) is None:
+        error = (f"A confirmation code is {receipts.CODE_LENGTH} letters and digits, like K7P-4QX "
+                 "(it never has 0, O, 1 or I).")
+    else:
+        error = f"No payment has the confirmation code {receipts.format_code(receipts.normalize(text))}."
+    return _payments_page({}, {"code": error}, 1, {}, code=text), 404
 
 
 EXPORT_COLUMNS = ("ref", "created_at", "settled_at", "account_number", "customer_name", "status", "method_type",
-                  "method_brand", "method_last4", "amount", "currency", "invoices", "failure_code")
+                  "method_brand", "method_last4", "amount", "currency", "invoices", "failure_code",
+                  "confirmation_code")
 
 
 @bp.route("/payments.csv")
@@ -320,7 +342,7 @@ def payments_csv():
                             p.settled_at.isoformat(sep=" ", timespec="seconds") if p.settled_at else "",
                             _csv_safe(p.customer.account_number), _csv_safe(p.customer.name), p.status,
                             p.method_type, p.method_brand, p.method_last4, money.cents_to_input(p.amount_cents),
-                            p.currency, parts, p.failure_code])
+                            p.currency, parts, p.failure_code, receipts.format_code(p.confirmation_code)])
             yield buf.getvalue()
 
     name = f"payments-{dt.date.today().isoformat()}.csv"

@@ -1,0 +1,192 @@
+"""PDF invoices, statements and receipts, drawn with ReportLab.
+
+Text-based and small on purpose: the PDF standard's built-in Helvetica (nothing embedded, no web fonts),
+compressed page streams, and the ISP's small logo as the only image, so a document is a few KB, its
+text can be searched and copied, and ``pdftotext`` reads it back (the tests do). Why ReportLab over
+fpdf2 and WeasyPrint, with the figures measured: see the README's "Bills and receipts" section.
+
+The built-in fonts cover Windows-1252 (Latin letters with accents, the euro sign, dashes); a character
+outside it is written as "?" rather than as an empty box.
+"""
+import io
+
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import LETTER
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import inch
+from reportlab.lib.utils import ImageReader
+from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table
+from xml.sax.saxutils import escape
+
+from billing import money, receipts, settings
+
+_BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9.5, leading=12.5)
+_SMALL = ParagraphStyle("small", parent=_BASE, fontSize=8.5, leading=11, textColor=colors.HexColor("#5b6570"))
+_NAME = ParagraphStyle("name", parent=_BASE, fontName="Helvetica-Bold", fontSize=14, leading=17)
+_TITLE = ParagraphStyle("title", parent=_BASE, fontName="Helvetica-Bold", fontSize=16, leading=20, spaceBefore=14,
+                        spaceAfter=6)
+_RIGHT = ParagraphStyle("right", parent=_BASE, alignment=TA_RIGHT)
+_LINE = colors.HexColor("#d5dae0")
+LOGO_HEIGHT = 0.5 * inch
+
+
+def _text(value):
+    """Text safe for a Paragraph: escaped, and limited to what the built-in fonts can draw."""
+    return escape(str(value).encode("cp1252", "replace").decode("cp1252"))
+
+
+def _date(value):
+    return f"{value:%b} {value.day}, {value:%Y}" if value else ""
+
+
+class _Builder:
+    """One document: the ISP's letterhead, then whatever the caller adds, rendered to PDF bytes."""
+
+    def __init__(self, isp, title):
+        self.isp = isp
+        self.title = title
+        self.money = lambda cents: money.format_money(cents, isp.currency)
+        self.flow = [self._letterhead(), Paragraph(_text(title), _TITLE)]
+
+    def _letterhead(self):
+        lines = [Paragraph(_text(self.isp.name), _NAME)]
+        for line in (self.isp.address or "").splitlines():
+            lines.append(Paragraph(_text(line), _BASE))
+        contact = " - ".join(x for x in (self.isp.support_phone, self.isp.support_email) if x)
+        if contact:
+            lines.append(Paragraph(_text(f"Support: {contact}"), _SMALL))
+        if self.isp.help_url:
+            lines.append(Paragraph(_text(self.isp.help_url), _SMALL))
+        logo = self._logo()
+        if logo is None:
+            return Table([[lines]], colWidths=["100%"], style=[("LEFTPADDING", (0, 0), (-1, -1), 0)])
+        return Table([[logo, lines]], colWidths=[logo.drawWidth + 12, None],
+                     style=[("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)])
+
+    def _logo(self):
+        found = settings.logo(self.isp) if self.isp.id else None
+        if found is None:
+            return None
+        data = io.BytesIO(found[0])
+        try:
+            width, height = ImageReader(data).getSize()
+        except Exception:  # noqa: BLE001 - a logo the imaging library cannot read is left off, never a failure
+            return None
+        data.seek(0)
+        return Image(data, width=LOGO_HEIGHT * width / height, height=LOGO_HEIGHT)
+
+    def para(self, text, style=_BASE):
+        self.flow.append(Paragraph(_text(text), style))
+
+    def space(self, points=8):
+        self.flow.append(Spacer(1, points))
+
+    def facts(self, pairs):
+        """Label / value rows, like the pages' <dl class="facts">."""
+        rows = [[Paragraph(_text(k), _SMALL), Paragraph(_text(v), _BASE)] for k, v in pairs if v not in (None, "")]
+        self.flow.append(Table(rows, colWidths=[1.6 * inch, None], hAlign="LEFT",
+                               style=[("LEFTPADDING", (0, 0), (-1, -1), 0), ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+
+    def table(self, header, rows, footer=(), widths=None, numeric_from=1):
+        """A table with a repeated header row; columns from ``numeric_from`` on are right-aligned figures."""
+        def cell(value, col, bold=False):
+            style = _RIGHT if col >= numeric_from else _BASE
+            text = _text(value)
+            return Paragraph(f"<b>{text}</b>" if bold else text, style)
+
+        data = [[cell(h, i, True) for i, h in enumerate(header)]]
+        data += [[cell(v, i) for i, v in enumerate(row)] for row in rows]
+        data += [[cell(v, i, True) for i, v in enumerate(row)] for row in footer]
+        style = [("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.black),
+                 ("LINEBELOW", (0, 1), (-1, -1), 0.3, _LINE),
+                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                 ("LEFTPADDING", (0, 0), (0, -1), 0), ("RIGHTPADDING", (-1, 0), (-1, -1), 0)]
+        if footer:
+            style.append(("LINEABOVE", (0, len(data) - len(footer)), (-1, len(data) - len(footer)), 0.8, colors.black))
+        self.flow.append(Table(data, colWidths=widths, repeatRows=1, style=style))
+
+    def render(self):
+        buf = io.BytesIO()
+        doc = SimpleDocTemplate(buf, pagesize=LETTER, leftMargin=0.7 * inch, rightMargin=0.7 * inch,
+                                topMargin=0.6 * inch, bottomMargin=0.7 * inch, title=self.title,
+                                author=self.isp.name, subject=self.title, creator=self.isp.name,
+                                pageCompression=1)
+        doc.build(self.flow, onFirstPage=self._footer, onLaterPages=self._footer)
+        return buf.getvalue()
+
+    def _footer(self, canvas, doc):
+        canvas.saveState()
+        canvas.setFont("Helvetica", 7.5)
+        canvas.setFillColor(colors.HexColor("#5b6570"))
+        text = f"{self.isp.name} - {self.title} - page {doc.page}"
+        canvas.drawString(doc.leftMargin, 0.45 * inch, text.encode("cp1252", "replace").decode("cp1252"))
+        canvas.restoreState()
+
+
+def _customer_line(customer):
+    address = ", ".join(x for x in (customer.street, customer.city, f"{customer.state} {customer.zip}".strip()) if x)
+    return f"{customer.name}, account {customer.account_number}" + (f" - {address}" if address else "")
+
+
+def invoice_pdf(isp, customer, view, lines, applied):
+    """One invoice (an accounts.InvoiceView with its lines and applied payments) as PDF bytes."""
+    inv = view.invoice
+    b = _Builder(isp, f"Invoice {inv.number}")
+    b.para(_customer_line(customer))
+    b.space()
+    period = f"{_date(inv.period_start)} - {_date(inv.period_end)}" if inv.period_start else ""
+    b.facts([("Issued", _date(inv.issue_date)), ("Due", _date(inv.due_date)), ("Service period", period),
+             ("Status", view.status.replace("_", " ").capitalize())])
+    b.space()
+    footer = [("Total", "", "", b.money(inv.total_cents))]
+    for a in applied:
+        code = receipts.format_code(a.payment.confirmation_code)
+        label = f"Payment {a.payment.ref}" + (f" (confirmation {code})" if code else "")
+        if a.amount_cents < 0:
+            footer.append((f"{label} taken back", "", "", b.money(-a.amount_cents)))
+        else:
+            footer.append((f"{label}, {_date(a.created_at.date())}", "", "", "-" + b.money(a.amount_cents)))
+    if view.pending_cents:
+        footer.append(("Bank payment pending", "", "", b.money(view.pending_cents)))
+    footer.append(("Balance due", "", "", b.money(view.balance_cents)))
+    b.table(("Description", "Qty", "Unit", "Amount"),
+            [(ln.description, ln.quantity, b.money(ln.unit_cents), b.money(ln.amount_cents)) for ln in lines],
+            footer=footer, widths=[None, 0.6 * inch, 1.1 * inch, 1.2 * inch])
+    return b.render()
+
+
+def statement_pdf(isp, customer, statement):
+    """An accounts.Statement for the chosen dates as PDF bytes."""
+    b = _Builder(isp, "Account statement")
+    b.para(_customer_line(customer))
+    b.para(f"{_date(statement.start)} to {_date(statement.end)}")
+    b.space()
+    rows = [(_date(statement.start), "Opening balance", "", "", b.money(statement.opening_cents))]
+    rows += [(_date(r.on), r.description, b.money(r.charge_cents) if r.charge_cents else "",
+              b.money(r.payment_cents) if r.payment_cents else "", b.money(r.balance_cents)) for r in statement.rows]
+    closing = "Closing balance" + (" (credit)" if statement.closing_cents < 0 else "")
+    b.table(("Date", "Activity", "Charges", "Payments", "Balance"), rows,
+            footer=[("", closing, "", "", b.money(statement.closing_cents))],
+            widths=[1.0 * inch, None, 1.0 * inch, 1.0 * inch, 1.1 * inch], numeric_from=2)
+    return b.render()
+
+
+def receipt_pdf(rec, status_label):
+    """A receipts.Receipt as PDF bytes; ``status_label`` names a payment that did not (or no longer) succeed."""
+    p = rec.payment
+    b = _Builder(rec.isp, "Payment receipt")
+    if p.status != "succeeded":
+        b.para(f"This payment is {status_label.lower()}.", _BASE)
+    b.facts([("Confirmation code", rec.code), ("Amount", rec.amount), ("Date", _date(rec.paid_on)),
+             ("Method", rec.method), ("Account", f"{rec.customer.name}, account {rec.customer.account_number}"),
+             ("Reference", p.ref), ("Applied to" if p.status == "succeeded" else "For", receipts.applied_summary(rec))])
+    b.space(12)
+    b.para("Read the confirmation code to support if you call about this payment.", _SMALL)
+    return b.render()
+
+
+def filename(kind, name):
+    """A download's file name from its kind and its own number, code or dates: ``invoice-INV-7.pdf``."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in str(name))[:60]
+    return f"{kind}-{safe}.pdf"
