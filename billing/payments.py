@@ -842,6 +842,7 @@ def record_offline(customer_id, *, amount_cents, kind, method_text, idempotency_
                     billing_street=customer.street, billing_city=customer.city, billing_state=customer.state,
                     billing_zip=customer.zip)
                 OfflinePayment.create(payment=payment.id, kind=kind, **details)
+                receipts.assign_code(payment.id)
         except IntegrityError:  # the same key recorded meanwhile by another worker
             return Payment.get(Payment.idempotency_key == idempotency_key), False
         accounts.audit(actor, "payment.created", "payment", payment.ref, amount_cents=amount_cents, method_type=kind,

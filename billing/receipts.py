@@ -100,7 +100,10 @@ def method_label(payment):
     if payment.method_last4:
         name = payment.method_brand or ("Card" if payment.method_type == "card" else "Bank")
         return f"{name} ending {payment.method_last4}"
-    return {"card": "Card", "ach": "Bank account"}.get(payment.method_type, payment.method_type.capitalize())
+    if payment.method_brand:  # a payment taken at the counter: "Check 1042", "Cash"
+        return payment.method_brand
+    return {"card": "Card", "ach": "Bank account"}.get(payment.method_type,
+                                                       payment.method_type.replace("_", " ").capitalize())
 
 
 def receipt(payment, applied):
@@ -116,9 +119,9 @@ def receipt(payment, applied):
 
 
 def _short_method(payment):
-    kind = "card" if payment.method_type == "card" else "bank"
+    kind = {"card": "card", "ach": "bank"}.get(payment.method_type, payment.method_type.replace("_", " "))
     if not payment.method_last4:
-        return kind
+        return (payment.method_brand or kind)[:20]
     return f"{(payment.method_brand or kind)[:12]} ..{payment.method_last4}"
 
 

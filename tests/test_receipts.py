@@ -170,3 +170,29 @@ def test_customers_cannot_use_the_staff_look_up(logged_in):
 def test_an_unknown_page_is_a_404_for_a_logged_in_customer_not_an_error(logged_in):
     resp = logged_in.get("/no-such-page")
     assert resp.status_code == 404 and "We could not find that page." in resp.get_data(as_text=True)
+
+
+def test_a_check_taken_at_the_counter_has_a_code_and_a_receipt_the_customer_can_keep(app, tmp_path):
+    from tests.conftest import Portal
+    from tests.staff_support import CLERK_EMAIL, STAFF_PASSWORD, make_staff
+    from tests.test_documents import pdf_text
+    from tests.test_offline_payments import record
+
+    make_staff(CLERK_EMAIL, STAFF_PASSWORD, staff_role="clerk")
+    clerk = Portal(app.test_client())
+    assert clerk.login(CLERK_EMAIL, STAFF_PASSWORD).status_code == 302
+    c = make_customer()
+    make_invoice(c, cents=4000, number="INV-CTR-1")
+    assert record(clerk, c, kind="check", amount="40.00", check_number="1042").status_code == 303
+    p = Payment.get(Payment.customer == c.id)
+    code = receipts.format_code(p.confirmation_code)
+    assert p.confirmation_code and code in Outbox.get(Outbox.kind.in_(["payment_receipt", "ach_settled"])).text_body
+    assert code in clerk.get(f"/staff/payments/{p.ref}").get_data(as_text=True)
+    assert clerk.get(f"/staff/payments/find?code={code}").location.endswith(f"/staff/payments/{p.ref}")
+    customer = Portal(app.test_client())
+    customer.login(c.email)
+    html = customer.get(f"/payments/{p.ref}/receipt").get_data(as_text=True)
+    assert code in html and "$40.00" in html and "Check" in html and "INV-CTR-1" in html
+    sms = customer.get(f"/payments/{p.ref}/receipt.txt").get_data(as_text=True)
+    assert len(sms.strip()) <= 160 and "Check" in sms and code in sms
+    assert code in pdf_text(customer.get(f"/payments/{p.ref}/receipt.pdf").get_data(), tmp_path)

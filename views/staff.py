@@ -198,6 +198,7 @@ def _payment_ctx(payment, **extra):
 def payment(ref):
     """One payment as staff see it: its receipt, where the money went, and what can be done with it."""
     p = offline.by_ref(ref) or abort(404)
+    p.confirmation_code = receipts.code_for(p)  # what the customer reads out; older payments get one now
     return render_template("staff/payment.html", **_payment_ctx(p))
 
 
