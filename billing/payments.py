@@ -606,7 +606,7 @@ def _reversal(payment, kind, cents, processor_ref, reason, actor):
     return True
 
 
-def record_refunds(payment_id, refunds, actor="processor"):
+def record_refunds(payment_id, refunds, actor="processor", reason=""):
     """Take back each refund (refund id, cents) not seen before; refunded in full moves to refunded."""
     with write_tx():
         payment = Payment.get_by_id(payment_id)
@@ -616,7 +616,7 @@ def record_refunds(payment_id, refunds, actor="processor"):
         applied = False
         for refund_id, cents in refunds:
             left = payment.amount_cents - taken_back(payment.id)
-            if cents <= 0 or cents > left or not _reversal(payment, "refund", cents, refund_id, "", actor):
+            if cents <= 0 or cents > left or not _reversal(payment, "refund", cents, refund_id, reason, actor):
                 continue
             applied = True
             _tell_customer(payment, refund_id, f"Refund of {money.format_money(cents, payment.currency)}",
@@ -756,22 +756,6 @@ def record_mandate(payment, text, ip, user_agent):
                                          user_agent=(user_agent or "")[:512])
     except IntegrityError:
         return PaymentMandate.get(PaymentMandate.payment == payment.id)
-
-
-def refund(payment, amount_cents, processor, actor="staff"):
-    """Refund part (``amount_cents``) or all (None) of a succeeded payment, at the processor and in the ledger."""
-    if payment.status != SUCCEEDED:
-        raise FormErrors({"amount": f"Payment {payment.ref} is {LABELS[payment.status].lower()}; "
-                                    "only a succeeded payment can be refunded."})
-    left = refundable(payment)
-    cents = left if amount_cents is None else amount_cents
-    if not 0 < cents <= left:
-        raise FormErrors({"amount": f"You can refund at most {money.format_money(left, payment.currency)}."})
-    # Same command, same state: the same key, so a retried command cannot refund twice.
-    key = f"refund-{payment.ref}-{payment.amount_cents - left}-{cents}"
-    refund_id, refunded = processor.refund(payment.processor_ref, cents, key)
-    record_refunds(payment.id, ((refund_id, refunded),), actor=actor)
-    return Payment.get_by_id(payment.id), refund_id
 
 
 def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_WITHIN):

@@ -551,3 +551,21 @@ class OfflinePayment(BaseModel):
     note = CharField(default="")
     recorded_by = CharField()
     created_at = DateTimeField(default=utcnow)
+
+
+class RefundRequest(BaseModel):
+    """A refund staff confirmed (migration 0062): written before the processor is asked, once per form key."""
+
+    request_key = CharField(unique=True)
+    payment = ForeignKeyField(Payment, backref="refund_requests", on_delete="RESTRICT")
+    amount_cents = BigIntegerField()
+    reason = CharField()
+    actor = CharField()
+    status = CharField()  # requested | done | failed
+    processor_ref = CharField(null=True, unique=True)
+    error = CharField(default="")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("payment",), False),)

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_login import current_user
 from peewee import fn
 
-from billing import accounts, bounds, imports, invites, offline, paylinks, receipts, settings
+from billing import accounts, bounds, imports, invites, offline, paylinks, receipts, refunds, settings
 from billing import staff as staff_rules
 from billing.staff import CLERK, OWNER
 from billing import api as api_rules
@@ -22,7 +22,7 @@ from billing import money
 from billing import payments as pay
 from db import keyset_chunks, models
 from db.models import AuditLog, Customer, Invoice, Isp, Payment, User
-from views import login_manager
+from views import login_manager, processor
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 PER_PAGE = 50
@@ -190,7 +190,8 @@ def _payment_ctx(payment, **extra):
                 counter=offline.details_of(payment), ledger=accounts.payment_ledger(payment.id),
                 credit_cents=accounts.credit_left(payment.id), reversals=list(payment.reversals),
                 reversal_labels=accounts.REVERSAL_LABELS, receipt=offline.receipt_email(payment),
-                errors={}, **extra)
+                refundable=refunds.refundable(payment), refund_requests=refunds.requests_for(payment.id),
+                can_refund=refunds.can_refund(processor()), errors={}, **extra)
 
 
 @bp.route("/payments/<ref>")
@@ -199,7 +200,42 @@ def payment(ref):
     """One payment as staff see it: its receipt, where the money went, and what can be done with it."""
     p = offline.by_ref(ref) or abort(404)
     p.confirmation_code = receipts.code_for(p)  # what the customer reads out; older payments get one now
-    return render_template("staff/payment.html", **_payment_ctx(p))
+    notice = None
+    done = refunds.request_by_id(bounds.parse_id(request.args.get("refunded")))
+    if done is not None and done.payment_id == p.id:
+        notice = (f"Refund of {money.format_money(done.amount_cents, p.currency)} made. "
+                  "The customer's email about it is queued.")
+    return render_template("staff/payment.html", **_payment_ctx(p, notice=notice))
+
+
+@bp.route("/payments/<ref>/refund", methods=["GET", "POST"])
+@allow(OWNER)
+def refund_payment(ref):
+    """Refund a payment, in full or in part, with a reason: a form, a review to confirm, then the refund once."""
+    p = offline.by_ref(ref) or abort(404)
+    ctx = dict(payment=p, customer=Customer.get_by_id(p.customer_id), refundable=refunds.refundable(p))
+    form = {"amount": request.form.get("amount", money.cents_to_input(ctx["refundable"])),
+            "reason": request.form.get("reason", "")}
+    if request.method == "GET" or request.form.get("step") == "edit":
+        return render_template("staff/refund.html", step="form", form=form, errors={}, **ctx)
+    if request.form.get("step") != "confirm":
+        try:
+            cents, reason = refunds.check(p, form["amount"], form["reason"])
+        except pay.FormErrors as e:
+            return render_template("staff/refund.html", step="form", form=form, errors=e.errors, **ctx), 422
+        # The key is made when the refund is reviewed: confirming twice sends the same key, and refunds once.
+        return render_template("staff/refund.html", step="review", form=form, cents=cents, reason=reason,
+                               key=pay.new_idempotency_key(), errors={}, **ctx)
+    try:
+        done = refunds.refund(p.id, form["amount"], form["reason"], request.form.get("key", ""), processor(),
+                              actor=_actor())
+    except pay.FormErrors as e:
+        ctx["refundable"] = refunds.refundable(Payment.get_by_id(p.id))
+        return render_template("staff/refund.html", step="form", form=form, errors=e.errors, **ctx), 422
+    if done.status == refunds.FAILED:
+        return render_template("staff/refund.html", step="form", form=form,
+                               errors={"form": f"The processor refused the refund: {done.error}"}, **ctx), 422
+    return redirect(url_for("staff.payment", ref=p.ref, refunded=done.id), code=303)
 
 
 @bp.route("/payments/<ref>/reverse", methods=["POST"])

@@ -1,7 +1,7 @@
 """Commands for a remote processor (Stripe): ``flask --app app reconcile`` and ``flask --app app refund``."""
 import click
 
-from billing import money, payments
+from billing import money, payments, refunds
 from billing.processors import ProcessorError
 from db import database
 from db.models import Payment
@@ -33,26 +33,27 @@ def register_stripe_cli(app):
     @app.cli.command("refund")
     @click.argument("payment_ref")
     @click.argument("amount", required=False)
-    def refund(payment_ref, amount):
+    @click.option("--reason", default="refund from the command line", show_default=True,
+                  help="Why; kept with the refund and in the audit log.")
+    def refund(payment_ref, amount, reason):
         """Refund PAYMENT_REF in full, or AMOUNT of it (e.g. 12.50); the ledger and invoices follow."""
         proc = app.extensions["processor"]
-        if not hasattr(proc, "refund"):
+        if not refunds.can_refund(proc):
             raise click.ClickException(f"the {proc.name} processor cannot refund; refunds need Stripe")
         with database.connection_context():
             payment = Payment.get_or_none(Payment.ref == payment_ref.strip().upper())
             if payment is None:
                 raise click.ClickException(f"no payment {payment_ref}")
-            cents = None
-            if amount is not None:
-                try:
-                    cents = money.parse_amount(amount)
-                except money.AmountError as e:
-                    raise click.ClickException(str(e)) from None
+            left = refunds.refundable(payment)
+            text = amount if amount is not None else money.cents_to_input(left)
+            # Same command, same state: the same key, so a retried command cannot refund twice.
+            key = f"refund-{payment.ref}-{payment.amount_cents - left}-{text}".replace(".", "_")[:64]
             try:
-                payment, refund_id = payments.refund(payment, cents, proc, actor="staff:cli")
+                done = refunds.refund(payment.id, text, reason, key, proc, actor="staff:cli")
             except payments.FormErrors as e:
-                raise click.ClickException(e.errors["amount"]) from None
-            except ProcessorError as e:
-                raise click.ClickException(f"the processor refused the refund: {e}") from None
-            left = money.format_money(payments.refundable(payment), payment.currency)
-            click.echo(f"refunded {payment.ref} ({refund_id}); status {payment.status}; {left} still refundable")
+                raise click.ClickException(" ".join(e.errors.values())) from None
+            payment = Payment.get_by_id(payment.id)
+            if done.status == refunds.FAILED:
+                raise click.ClickException(f"the processor refused the refund: {done.error}")
+            left = money.format_money(refunds.refundable(payment), payment.currency)
+            click.echo(f"refunded {payment.ref} ({done.processor_ref}); status {payment.status}; {left} still refundable")
