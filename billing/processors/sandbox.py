@@ -336,10 +336,12 @@ class SandboxProcessor:
             raise ValueError("signature timestamp is outside the tolerance")
         try:
             event = json.loads(body)
-            return {"id": str(event["id"]), "type": str(event["type"]),
-                    "intent_id": str(event["data"]["object"]["id"])}
+            found = {"id": event["id"], "type": event["type"], "intent_id": event["data"]["object"]["id"]}
         except (ValueError, KeyError, TypeError):
             raise ValueError("malformed event body") from None
+        if not all(isinstance(v, str) and 0 < len(v) <= 255 for v in found.values()):
+            raise ValueError("malformed event body")
+        return found
 
     def undelivered_events(self, limit=100):
         """Events still owed to the portal, oldest first."""

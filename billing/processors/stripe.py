@@ -436,10 +436,12 @@ class StripeProcessor:
                                                    tolerance=SIGNATURE_TOLERANCE)
         except stripe.SignatureVerificationError as e:
             raise ValueError(str(e).split("\n")[0] or "bad signature") from None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):  # e.g. a signed body that is not an object
             raise ValueError("malformed event body") from None
         event = event.to_dict()
-        if not _get(event, "data", "object", "id") or not event.get("id") or not event.get("type"):
+        ids = (_get(event, "data", "object", "id"), event.get("id"), event.get("type"))
+        # Stripe's ids and types are short strings; anything else is not an event of Stripe's.
+        if not all(isinstance(v, str) and 0 < len(v) <= 255 for v in ids):
             raise ValueError("malformed event body")
         return event
 
