@@ -25,6 +25,10 @@ from db.models import (
 
 PROCESSING = "processing"  # mirrors billing.payments.PROCESSING without the import cycle
 SUCCEEDED = "succeeded"
+# Payments whose planned invoices (PaymentInvoice) count as pending: an ACH debit settling, a payment held
+# for staff, and an attempt the processor was asked to charge whose answer is not recorded yet (its planned
+# rows exist only from that moment: billing.payments.claim_charge).
+PLANNED = ("awaiting_details", PROCESSING, "held")
 RECEIVED = (SUCCEEDED, "refunded", "disputed", "reversed")  # payments whose money arrived (billing.payments)
 REVERSAL_LABELS = {"refund": "Refund", "return": "Returned by the bank", "dispute": "Disputed",
                    "dispute_won": "Dispute won", "counter_reversal": "Reversed by staff"}
@@ -86,13 +90,14 @@ def audit(actor, action, entity, entity_id, **detail):
     )
 
 
-def _pending_by_invoice(invoice_ids):
+def pending_by_invoice(invoice_ids):
+    """{invoice id: cents of it that payments may have charged or are settling}."""
     if not invoice_ids:
         return {}
     rows = (
         PaymentInvoice.select(PaymentInvoice.invoice, sum_cents(PaymentInvoice.amount_cents).alias("cents"))
         .join(Payment)
-        .where((Payment.status == PROCESSING) & PaymentInvoice.invoice.in_(invoice_ids))
+        .where(Payment.status.in_(PLANNED) & PaymentInvoice.invoice.in_(invoice_ids))
         .group_by(PaymentInvoice.invoice)
     )
     return {row.invoice_id: row.cents for row in rows}
@@ -118,7 +123,7 @@ def invoice_views(customer_id, on=None, page=1, per_page=None, newest_first=True
     if per_page:
         q = q.paginate(page, per_page)
     invoices = list(q)
-    pending = _pending_by_invoice([inv.id for inv in invoices])
+    pending = pending_by_invoice([inv.id for inv in invoices])
     return [_view(inv, pending, on) for inv in invoices]
 
 
@@ -132,7 +137,7 @@ def invoice_view(customer_id, invoice_id, on=None):
     inv = Invoice.for_customer(customer_id).where(Invoice.id == invoice_id).first()
     if inv is None:
         return None
-    return _view(inv, _pending_by_invoice([inv.id]), on or today())
+    return _view(inv, pending_by_invoice([inv.id]), on or today())
 
 
 def applied_payments(invoice_id):

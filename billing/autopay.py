@@ -234,12 +234,7 @@ def _charges_by_invoice(invoice_ids):
 
 
 def _pending(invoice_ids):
-    if not invoice_ids:
-        return {}
-    rows = (PaymentInvoice.select(PaymentInvoice.invoice, fn.SUM(PaymentInvoice.amount_cents).alias("cents"))
-            .join(Payment).where((Payment.status == payments.PROCESSING) & PaymentInvoice.invoice.in_(invoice_ids))
-            .group_by(PaymentInvoice.invoice))
-    return {r.invoice_id: r.cents for r in rows}
+    return accounts.pending_by_invoice(invoice_ids)
 
 
 def status(customer_id, on=None):
@@ -322,7 +317,8 @@ def payment_moved(payment_id, status_):
     if charge is None:
         applied = payments.applied_to(payment)
         if status_ == payments.SUCCEEDED:
-            (notices.ach_settled if payment.method_type == "ach" else notices.payment_receipt)(payment, applied)
+            receipt = notices.ach_settled if payment.method_type == "ach" else notices.payment_receipt
+            receipt(payment, applied, credit_cents=payments.credit_from(payment))
             _enrol_from_payment(payment)
         elif status_ == payments.PROCESSING:
             notices.ach_pending(payment, applied)
@@ -463,6 +459,17 @@ def _decide(c, tries, pending_cents, busy, on, pol):
 
 def _charge(c, attempt, on, processor, summary, echo, actor):
     """Insert the attempt's UNIQUE row, then charge; a concurrent run that lost the insert skips."""
+    try:
+        payment, charge = _record_attempt(c, attempt, on, processor, summary, echo, actor)
+    except payments.NoLongerFits:
+        summary.skip("more than is owed now")  # the portal's one rule (payments.check_fits) said no
+        return
+    if payment is not None:
+        _finish(charge.id, payment, processor, summary, echo, actor)
+
+
+def _record_attempt(c, attempt, on, processor, summary, echo, actor):
+    """The attempt's row and its payment, claimed for charging; (None, None) when skipped or failed."""
     inv, method = c.invoice, c.method
     cycle = _cycle(inv)
     with write_tx():
@@ -470,7 +477,7 @@ def _charge(c, attempt, on, processor, summary, echo, actor):
         cents = view.balance_cents - view.pending_cents if view else 0
         if cents <= 0:
             summary.skip("paid meanwhile")
-            return
+            return None, None
         try:
             with database.atomic():
                 charge = AutopayCharge.create(
@@ -479,18 +486,18 @@ def _charge(c, attempt, on, processor, summary, echo, actor):
                     run_on=on)
         except IntegrityError:
             summary.skip("charged by another run")
-            return
+            return None, None
         if methods.is_expired(method, on):
             end = methods.expires_on(method)
             _fail(charge, "expired_card", f"Your saved card expired at the end of {end:%B %Y}.", on=on)
             summary.failed += 1
             echo(f"  failed  {inv.number}: card ending {method.last4} expired")
-            return
+            return None, None
         payment = payments.create_off_session(
             inv.customer_id, method=method, amount_cents=cents, invoice_id=inv.id,
             idempotency_key=f"autopay-{inv.id}-{cycle}-{attempt}", processor_name=processor.name, actor=actor)
         _set(charge, CHARGING, payment=payment.id)
-    _finish(charge.id, payment, processor, summary, echo, actor)
+    return payment, charge
 
 
 def _finish(charge_id, payment, processor, summary, echo, actor):

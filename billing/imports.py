@@ -185,7 +185,7 @@ def _has_money(invoice_id):
     if Allocation.select().where(Allocation.invoice == invoice_id).exists():
         return True
     return (PaymentInvoice.select().join(Payment)
-            .where((PaymentInvoice.invoice == invoice_id) & (Payment.status == accounts.PROCESSING)).exists())
+            .where((PaymentInvoice.invoice == invoice_id) & Payment.status.in_(accounts.PLANNED)).exists())
 
 
 def _invoice_diff(stored, line_desc, data, customer_id):

@@ -71,12 +71,19 @@ def _applied(applied):
     return ", ".join(f"{inv.number} ({_money(cents)})" for inv, cents in applied)
 
 
-def payment_receipt(payment, applied):
-    """A card payment (or a settled bank payment) went through."""
+def _credit(payment, credit_cents):
+    if not credit_cents:
+        return ""
+    return (f"Account credit: {_money(credit_cents, payment.currency)} of this payment is now credit on your "
+            "account; it pays your next invoices first.\n")
+
+
+def payment_receipt(payment, applied, credit_cents=0):
+    """A card payment (or a settled bank payment) went through; says how much of it became account credit."""
     body = (f"Thank you. We received your payment of {_money(payment.amount_cents, payment.currency)}.\n\n"
             + _code(payment)
             + f"Reference: {payment.ref}\nMethod: {_method(payment.method_brand, payment.method_last4)}\n"
-            + (f"Applied to: {_applied(applied)}\n" if applied else "")
+            + (f"Applied to: {_applied(applied)}\n" if applied else "") + _credit(payment, credit_cents)
             + f"\nYour receipt (print or PDF): {_receipt_link(payment)}")
     return _queue("payment_receipt", _to(payment), "Payment received", body, f"payment-{payment.id}-receipt")
 
@@ -91,12 +98,12 @@ def ach_pending(payment, applied):
     return _queue("ach_pending", _to(payment), "Bank payment processing", body, f"payment-{payment.id}-ach-pending")
 
 
-def ach_settled(payment, applied):
-    """A bank (ACH) debit settled: the receipt for a bank payment."""
+def ach_settled(payment, applied, credit_cents=0):
+    """A bank (ACH) debit settled: the receipt for a bank payment (with any part that became credit)."""
     body = (f"Your bank payment of {_money(payment.amount_cents, payment.currency)} has cleared. Thank you.\n\n"
             + _code(payment)
             + f"Reference: {payment.ref}\nAccount: {_method(payment.method_brand, payment.method_last4)}\n"
-            + (f"Applied to: {_applied(applied)}\n" if applied else "")
+            + (f"Applied to: {_applied(applied)}\n" if applied else "") + _credit(payment, credit_cents)
             + f"\nYour receipt (print or PDF): {_receipt_link(payment)}")
     return _queue("ach_settled", _to(payment), "Bank payment cleared", body, f"payment-{payment.id}-ach-settled")
 

@@ -3,6 +3,11 @@
     created -> awaiting_details -> processing -> succeeded | failed
                       |                 (ACH settles later)
                       +-> succeeded | failed | canceled
+    awaiting_details | processing -> held  (the processor reported another amount or currency)
+
+What a customer may be charged is decided by one rule, ``check_fits``, under the customer's
+lock inside a write transaction: when the amount is chosen (Continue), at Make Payment, and
+again in the transaction that records that a processor is asked to charge (``claim_charge``).
 
 Every move is a guarded UPDATE (``WHERE status IN (allowed sources)``) inside
 a write transaction, so of any number of racing callers (double clicks, the
@@ -12,6 +17,8 @@ one performs it, and only that one allocates the money.
 import datetime as dt
 import re
 import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from peewee import IntegrityError
 
@@ -30,11 +37,13 @@ CANCELED = "canceled"
 REFUNDED = "refunded"  # refunded in full
 DISPUTED = "disputed"  # the cardholder disputed the charge; the processor holds the money back meanwhile
 REVERSED = "reversed"  # taken back for good: an ACH return or a lost dispute
+HELD = "held"  # the processor reported another amount or currency: nothing allocated, staff check it
 
 TRANSITIONS = {
     CREATED: {AWAITING_DETAILS, CANCELED},
-    AWAITING_DETAILS: {PROCESSING, SUCCEEDED, FAILED, CANCELED},
-    PROCESSING: {SUCCEEDED, FAILED},
+    AWAITING_DETAILS: {PROCESSING, SUCCEEDED, FAILED, CANCELED, HELD},
+    PROCESSING: {SUCCEEDED, FAILED, HELD},
+    HELD: set(),  # only staff resolve it, after checking with the processor
     SUCCEEDED: {REFUNDED, DISPUTED, REVERSED},
     FAILED: set(),
     CANCELED: set(),
@@ -53,6 +62,7 @@ LABELS = {
     REFUNDED: "Refunded",
     DISPUTED: "Disputed",
     REVERSED: "Reversed",
+    HELD: "Being checked",
 }
 METHOD_TYPES = {"card": "Credit / Debit Card", "ach": "ACH (bank account)"}
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -101,47 +111,163 @@ def offered_types():
     return offered_method_types(Isp.current() or Isp(name=""), METHOD_TYPES)
 
 
-def amount_limits(customer_id):
-    """(minimum, maximum, summary) for a payment now, from the ISP's settings."""
-    isp = Isp.current()
+# --- The one rule: does an amount still fit what the customer owes? ------------------------------
+
+# An attempt that reached the processor's window holds its amount against the balance for this long after
+# it was last touched. Afterwards it stops counting, reconcile cancels it at the processor, and if it is
+# ever paid anyway its charge is checked again (claim_charge) like any other.
+RESERVATION_TTL = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Room:
+    """What a customer may be charged now: their balance less what other attempts may take, and the cap."""
+
+    balance_cents: int  # open invoice balance
+    others_cents: int  # other attempts: ACH settling, held, in the processor's window, or charged unrecorded
+    credit_cents: int  # account credit already held
+    allowance_cents: int  # the ISP's prepayment allowance: the most credit an account may hold
+    currency: str = "USD"
+
+    @property
+    def owed_cents(self):
+        """What is owed and not already on its way."""
+        return max(self.balance_cents - self.others_cents, 0)
+
+    @property
+    def total_cents(self):
+        """The most all new money together may be: owed, plus the allowance, less credit held."""
+        return max(self.balance_cents - self.others_cents + self.allowance_cents - self.credit_cents, 0)
+
+    def limit_cents(self, credit_chosen=None):
+        """The most one attempt may charge; ``credit_chosen`` caps the part of it that becomes credit."""
+        if credit_chosen is None:
+            return self.total_cents
+        return min(self.total_cents, self.owed_cents + max(credit_chosen, 0))
+
+
+def _counted(now):
+    """Attempts whose amount may still be charged or is settling, so that it counts against new ones."""
+    reserved = (Payment.status == AWAITING_DETAILS) & (
+        Payment.charging_at.is_null(False) | (Payment.updated_at > now - RESERVATION_TTL))
+    return Payment.status.in_([PROCESSING, HELD]) | reserved
+
+
+def room(customer_id, exclude_payment_id=None, now=None):
+    """The customer's Room now, leaving out one attempt (the one being checked)."""
+    now = now or utcnow()
     summary = accounts.summary(customer_id)
-    return isp.min_payment_cents, summary.payable_cents + isp.max_prepay_cents, summary
+    q = Payment.select(fn.COALESCE(fn.SUM(Payment.amount_cents), 0)).where(
+        (Payment.customer == customer_id) & _counted(now))
+    if exclude_payment_id is not None:
+        q = q.where(Payment.id != exclude_payment_id)
+    isp = Isp.current()
+    return Room(balance_cents=summary.balance_cents, others_cents=int(q.scalar() or 0),
+                credit_cents=summary.credit_cents, allowance_cents=isp.max_prepay_cents, currency=isp.currency)
+
+
+def credit_chosen(payment):
+    """The part of a payment the customer chose to pay beyond what they owed then (0 for older rows)."""
+    if payment.owed_cents is None:
+        return 0
+    return max(payment.amount_cents - payment.owed_cents, 0)
+
+
+class NoLongerFits(Exception):
+    """An attempt would charge more than the customer may be charged now; ``new_cents`` is what fits."""
+
+    def __init__(self, payment, room_now, new_cents):
+        super().__init__(f"payment {payment.ref} no longer fits: {new_cents} cents would")
+        self.payment = payment
+        self.room = room_now
+        self.new_cents = new_cents
+
+    @property
+    def message(self):
+        """What changed, in words for the customer."""
+        return what_changed(self.payment, self.room)
+
+
+def what_changed(payment, room_now):
+    """Why an attempt no longer fits, and what is owed now, for the customer."""
+    fmt = lambda cents: money.format_money(cents, payment.currency)  # noqa: E731
+    parts = []
+    if payment.owed_cents is not None and payment.owed_cents != room_now.owed_cents:
+        parts.append(f"When you started this payment of {fmt(payment.amount_cents)} you owed "
+                     f"{fmt(payment.owed_cents)}; you owe {fmt(room_now.owed_cents)} now.")
+    else:
+        parts.append(f"You owe {fmt(room_now.owed_cents)} now.")
+    if room_now.others_cents:
+        parts.append(f"{fmt(room_now.others_cents)} is already on its way in other payments.")
+    if room_now.credit_cents and payment.amount_cents > room_now.owed_cents:
+        parts.append(f"Your account already holds {fmt(room_now.credit_cents)} of credit "
+                     f"(at most {fmt(room_now.allowance_cents)} may be held).")
+    return " ".join(parts)
+
+
+def check_fits(payment, now=None):
+    """Raise NoLongerFits unless ``payment`` may still be charged in full; call under the customer's lock.
+
+    This is the one rule for every path that asks a processor to charge (the sandbox's Pay, Stripe's
+    confirm, a saved method at Make Payment, autopay): the amount must be at most what is owed less what
+    other attempts may take, plus the prepayment allowance less credit already held, and the part that
+    would become credit must be no more than the customer chose when they typed the amount.
+    """
+    now_room = room(payment.customer_id, exclude_payment_id=payment.id, now=now)
+    limit = now_room.limit_cents(credit_chosen(payment))
+    if payment.amount_cents > limit:
+        isp = Isp.current()
+        raise NoLongerFits(payment, now_room, limit if limit >= isp.min_payment_cents else 0)
+    return now_room
+
+
+def expected_charge_cents(payment):
+    """What the processor must report having charged for this payment (today: its amount)."""
+    return payment.amount_cents
+
+
+def amount_limits(customer_id):
+    """(minimum, maximum, room) for a payment now, from the ISP's settings and the account."""
+    isp = Isp.current()
+    now_room = room(customer_id)
+    return isp.min_payment_cents, now_room.limit_cents(), now_room
 
 
 def suggested_amount(customer_id, invoice_id=None):
-    """The amount to prefill: the invoice's balance, or the whole payable balance."""
-    summary = accounts.summary(customer_id)
+    """The amount to prefill: the invoice's balance, or the whole balance, less what is on its way."""
+    owed = room(customer_id).owed_cents
     if invoice_id is not None:
         view = accounts.invoice_view(customer_id, invoice_id)
         if view is not None:
-            return min(max(view.balance_cents - view.pending_cents, 0), summary.payable_cents)
-    return summary.payable_cents
+            return min(max(view.balance_cents - view.pending_cents, 0), owed)
+    return owed
 
 
 def check_amount(customer_id, text):
-    """Cents for an amount the customer typed, within the ISP's limits, or FormErrors."""
+    """Cents for an amount the customer typed, within the ISP's limits and the account's room, or FormErrors."""
     isp = Isp.current()
     try:
         cents = money.parse_amount(text)
     except money.AmountError as e:
         raise FormErrors({"amount": str(e)}) from None
-    low, high, summary = amount_limits(customer_id)
+    low, high, now_room = amount_limits(customer_id)
+    fmt = lambda c: money.format_money(c, isp.currency)  # noqa: E731
     if cents < low:
-        raise FormErrors({"amount": f"The minimum payment is {money.format_money(low, isp.currency)}."})
+        raise FormErrors({"amount": f"The minimum payment is {fmt(low)}."})
     if isp.max_payment_cents and cents > isp.max_payment_cents:  # the ISP's per-payment cap (Settings)
-        raise FormErrors({"amount": "The most you can pay at once is "
-                                    f"{money.format_money(isp.max_payment_cents, isp.currency)}."})
+        raise FormErrors({"amount": f"The most you can pay at once is {fmt(isp.max_payment_cents)}."})
+    why = []
+    if now_room.others_cents:
+        why.append(f"{fmt(now_room.others_cents)} is already being processed")
+    if now_room.credit_cents > 0:
+        why.append(f"your account already holds {fmt(now_room.credit_cents)} of credit, "
+                   f"and at most {fmt(now_room.allowance_cents)} may be held")
+    reason = f" ({'; '.join(why)})" if why else ""
     if high < low:
-        msg = "You have no balance to pay right now."
-        if summary.pending_cents:
-            msg += f" {money.format_money(summary.pending_cents, isp.currency)} is already being processed."
-        raise FormErrors({"amount": msg})
+        raise FormErrors({"amount": f"You have no balance to pay right now{reason}."})
     if cents > high:
-        msg = f"The most you can pay now is {money.format_money(high, isp.currency)}"
-        if summary.pending_cents:
-            msg += f" ({money.format_money(summary.pending_cents, isp.currency)} is already being processed)"
-        raise FormErrors({"amount": msg + "."})
-    return cents
+        raise FormErrors({"amount": f"The most you can pay now is {fmt(high)}{reason}."})
+    return cents, now_room
 
 
 def start_payment(customer_id, *, amount_text, method_type, idempotency_key, invoice_id=None,
@@ -158,17 +284,22 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
                  .where(PaymentMethod.id == _int_or_none(saved_method_id)).first())
         if saved is None:
             errors["saved_method"] = _saved_method_clash(customer_id, saved_method_id, method_type)
-    if invoice_id is not None and accounts.invoice_view(customer_id, invoice_id) is None:
-        errors["form"] = "That invoice is not on your account."
+    if invoice_id is not None:
+        view = accounts.invoice_view(customer_id, invoice_id)
+        if view is None:
+            errors["form"] = "That invoice is not on your account."
+        elif view.balance_cents and view.pending_cents >= view.balance_cents:
+            errors["form"] = (f"Invoice {view.invoice.number} is already being paid: "
+                              "its payment is processing. Check Payments for where it is.")
     try:
-        cents = check_amount(customer_id, amount_text)
+        cents, now_room = check_amount(customer_id, amount_text)
     except FormErrors as e:
         errors.update(e.errors)
     if errors:
         raise FormErrors(errors)
     isp = Isp.current()
     fields = dict(amount_cents=cents, method_type=method_type, target_invoice=invoice_id,
-                  payment_method=saved.id if saved else None)
+                  payment_method=saved.id if saved else None, owed_cents=now_room.owed_cents)
     with write_tx():
         existing = Payment.get_or_none(Payment.idempotency_key == idempotency_key)
         if existing is not None:
@@ -250,27 +381,211 @@ def _billing_errors(data):
 
 
 def confirm_billing(payment, form, processor, actor="customer", billing=None):
-    """Record billing information, open the processor's intent, and charge a saved method.
+    """Make Payment: record billing information, reserve the amount if it still fits, open the processor's
+    intent, and charge a saved method. Raises NoLongerFits (billing is kept) when the amount no longer fits.
 
     ``billing`` is billing data already checked by the caller (pay-by-link's, mostly from the file);
     without it every field of ``form`` is checked.
     """
     data = billing if billing is not None else check_billing(form)
     save = bool(form.get("save_for_autopay"))
+    problem = None
     with write_tx():
+        accounts.lock_customer(payment.customer_id)
         billing = {f"billing_{k}": v for k, v in data.items()}
         Payment.update(save_for_autopay=save, updated_at=utcnow(), **billing).where(
             (Payment.id == payment.id) & Payment.status.in_([CREATED, AWAITING_DETAILS])).execute()
-        if _transition(payment.id, AWAITING_DETAILS):
+        current = Payment.get_by_id(payment.id)
+        if current.status == CREATED:
+            try:
+                check_fits(current)
+            except NoLongerFits as e:
+                problem = e
+        if problem is None and _transition(payment.id, AWAITING_DETAILS):
             accounts.audit(actor, "payment.billing_confirmed", "payment", payment.ref, save_for_autopay=save)
-    payment = Payment.get_by_id(payment.id)
+    if problem is not None:
+        raise problem
+    return _hand_over(Payment.get_by_id(payment.id), processor, actor)
+
+
+def _hand_over(payment, processor, actor):
+    """Open the processor's intent; with a saved method, charge it now (the claim is checked first)."""
     if payment.status != AWAITING_DETAILS:
         return payment
     state = open_intent(payment, processor)
     if payment.payment_method_id and state.status == proc.REQUIRES_PAYMENT_METHOD:
+        with write_tx():
+            problem = claim_charge(payment.id)
+        if problem is not None:
+            return retire(Payment.get_by_id(payment.id), processor, problem=problem, actor=actor)
         state = processor.charge_saved(state.id, payment.payment_method.processor_ref)
         apply_intent_state(payment.id, state)
     return Payment.get_by_id(payment.id)
+
+
+def claim_charge(payment_id, now=None):
+    """Inside the caller's write_tx: check the attempt still fits, and record that a charge is being asked for.
+
+    Returns None when the processor may now be asked to charge, or the NoLongerFits problem (nothing is
+    recorded then, and nothing may be charged). From the claim on, the attempt counts as pending, with its
+    planned invoices, until the processor's answer is recorded: a crash after the processor charged cannot
+    let the same invoices be paid again.
+    """
+    now = now or utcnow()
+    payment = Payment.get_by_id(payment_id)
+    accounts.lock_customer(payment.customer_id)
+    payment = Payment.get_by_id(payment_id)  # re-read under the lock
+    if payment.status != AWAITING_DETAILS:
+        return NoLongerFits(payment, room(payment.customer_id, payment.id, now), 0)
+    try:
+        check_fits(payment, now=now)
+    except NoLongerFits as e:
+        return e
+    Payment.update(charging_at=now, updated_at=now).where(Payment.id == payment_id).execute()
+    _plan(payment)
+    return None
+
+
+class ChargeGate:
+    """The write transaction in which a processor's Pay charges one intent (see ``charging``)."""
+
+    def __init__(self, payment, problem, txn):
+        self.payment = payment
+        self.problem = problem
+        self._txn = txn
+
+    def nothing_charged(self):
+        """Undo the claim: the processor refused the details before charging anything."""
+        self._txn.rollback()
+
+
+@contextmanager
+def charging(intent_id):
+    """A write transaction that first claims the charge of the payment holding ``intent_id``.
+
+    The processor charges inside it only when ``gate.problem`` is None; otherwise nothing may be charged and
+    the caller retires the attempt. An intent no payment holds (none of ours) passes unchecked.
+    """
+    payment = Payment.get_or_none(Payment.processor_ref == intent_id)
+    with write_tx() as txn:
+        problem = claim_charge(payment.id) if payment is not None else None
+        yield ChargeGate(payment, problem, txn)
+
+
+def _plan(payment):
+    """(Re)write the invoices a payment on its way is meant for: they show, and count, as pending."""
+    PaymentInvoice.delete().where(PaymentInvoice.payment == payment.id).execute()
+    plan = accounts.plan_payment(payment.customer_id, payment.amount_cents, payment.target_invoice_id)
+    for invoice_id, cents in plan.allocations:
+        PaymentInvoice.create(payment=payment.id, invoice=invoice_id, amount_cents=cents)
+
+
+def _unclaim(payment_id):
+    """The processor answered that it charged nothing (a decline): the attempt no longer counts as pending."""
+    Payment.update(charging_at=None).where(Payment.id == payment_id).execute()
+    PaymentInvoice.delete().where(PaymentInvoice.payment == payment_id).execute()
+
+
+NO_LONGER_FITS = "no_longer_fits"
+
+
+def retire(payment, processor, problem=None, code="", message="", actor="customer"):
+    """Stop an attempt that no longer fits, was replaced or abandoned: canceled at the processor, then here.
+
+    A processor that already took the money says so when asked to cancel; then that outcome is applied
+    instead, so money received is never dropped.
+    """
+    if problem is not None:
+        code, message = NO_LONGER_FITS, problem.message
+    if payment.status in (CREATED, AWAITING_DETAILS):
+        state = None
+        if payment.processor_ref:
+            state = processor.cancel(payment.processor_ref)
+        elif payment.status == AWAITING_DETAILS:  # a crash may have left the intent unrecorded
+            found = processor.find_by_key(payment.idempotency_key)
+            state = processor.cancel(found.id) if found else None
+        if state is not None and state.status in (proc.SUCCEEDED, proc.PROCESSING):
+            with write_tx():
+                Payment.update(processor_ref=state.id).where(
+                    (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
+            return apply_intent_state(payment.id, state, actor=actor)
+    with write_tx():
+        if _transition(payment.id, CANCELED, failure_code=code[:255], failure_message=message[:255]):
+            PaymentInvoice.delete().where(PaymentInvoice.payment == payment.id).execute()
+            accounts.audit(actor, "payment.canceled", "payment", payment.ref, reason=code or "canceled")
+    return Payment.get_by_id(payment.id)
+
+
+def problem_now(payment):
+    """NoLongerFits for an unfinished attempt that would not be charged now (read without a lock), or None."""
+    if payment.status not in (CREATED, AWAITING_DETAILS):
+        return None
+    try:
+        check_fits(payment)
+    except NoLongerFits as e:
+        return e
+    return None
+
+
+@dataclass(frozen=True)
+class Stale:
+    """An attempt that would not be charged now: what changed, and what may be paid instead (0: nothing)."""
+
+    message: str
+    new_cents: int
+
+
+def staleness(payment):
+    """Stale for an unfinished attempt that no longer fits, or one canceled because it did not; else None."""
+    if payment.status in (CREATED, AWAITING_DETAILS):
+        problem = problem_now(payment)
+        return Stale(problem.message, problem.new_cents) if problem else None
+    if payment.status == CANCELED and payment.failure_code == NO_LONGER_FITS:
+        limit = room(payment.customer_id).limit_cents(credit_chosen(payment))
+        new = min(payment.amount_cents, limit)
+        return Stale(payment.failure_message, new if new >= Isp.current().min_payment_cents else 0)
+    return None
+
+
+def renew(payment, processor, actor="customer"):
+    """Continue a stale attempt with what fits now, in one step: the old one is canceled (at the processor
+    too) and a new attempt for the amount that fits goes to Make Payment with the same billing details.
+
+    Returns the new payment, or None when nothing is left to pay.
+    """
+    problem = problem_now(payment)
+    if payment.status in (CREATED, AWAITING_DETAILS) and problem is None:
+        return payment  # it fits again: nothing to renew
+    if payment.status in (CREATED, AWAITING_DETAILS):
+        payment = retire(payment, processor, problem=problem, actor=actor)
+    if payment.status != CANCELED:
+        return payment
+    with write_tx():
+        accounts.lock_customer(payment.customer_id)
+        now_room = room(payment.customer_id)
+        cents = min(payment.amount_cents, now_room.limit_cents(credit_chosen(payment)))
+        if cents < Isp.current().min_payment_cents:
+            return None
+        if payment.target_invoice_id is not None:
+            view = accounts.invoice_view(payment.customer_id, payment.target_invoice_id)
+            target = payment.target_invoice_id if view and view.balance_cents > view.pending_cents else None
+        else:
+            target = None
+        key = f"renew-{payment.idempotency_key}"[:64]
+        existing = Payment.get_or_none(Payment.idempotency_key == key)
+        if existing is not None:  # the same click, twice
+            return existing
+        fresh = Payment.create(
+            ref=_new_ref(), customer=payment.customer_id, idempotency_key=key, currency=payment.currency,
+            status=CREATED, processor=payment.processor, origin=payment.origin, amount_cents=cents,
+            owed_cents=now_room.owed_cents, method_type=payment.method_type, target_invoice=target,
+            payment_method=payment.payment_method_id,
+            **{f"billing_{k}": getattr(payment, f"billing_{k}") for k in BILLING_FIELDS})
+        accounts.audit(actor, "payment.created", "payment", fresh.ref, amount_cents=cents, replaces=payment.ref)
+    form = {k: getattr(fresh, f"billing_{k}") for k in BILLING_FIELDS}
+    if payment.save_for_autopay:
+        form["save_for_autopay"] = "1"
+    return confirm_billing(fresh, form, processor, actor=actor)
 
 
 def open_intent(payment, processor):
@@ -293,13 +608,40 @@ def open_intent(payment, processor):
 # --- Outcomes: from the processor, never from the browser. -------------------
 
 
+def reported_mismatch(payment, state):
+    """Why the processor's report does not match the payment (amount or currency), or ""."""
+    problems = []
+    if state.amount_cents != expected_charge_cents(payment):
+        problems.append(f"amount {state.amount_cents} cents, expected {expected_charge_cents(payment)}")
+    if (state.currency or "").upper() != (payment.currency or "").upper():
+        problems.append(f"currency {state.currency or 'not reported'}, expected {payment.currency}")
+    return "; ".join(problems)
+
+
+def _hold(payment, state, mismatch, actor):
+    """Keep a payment whose processor report does not match out of the ledger, flagged for staff."""
+    if _transition(payment.id, HELD, failure_code="amount_mismatch",
+                   failure_message=f"Held for checking: the processor reported {mismatch}."[:255]):
+        accounts.audit(actor, "payment.held", "payment", payment.ref, reported_status=state.status,
+                       reported_amount_cents=state.amount_cents, reported_currency=state.currency,
+                       mismatch=mismatch)
+
+
 def apply_intent_state(payment_id, state, actor="processor"):
-    """Move the payment to match what the processor reports; safe to call any number of times."""
+    """Move the payment to match what the processor reports; safe to call any number of times.
+
+    Money is allocated only when the reported amount and currency are the payment's own; any other
+    report holds the payment for staff (HELD), flagged, with an audit entry.
+    """
     with write_tx():
         payment = Payment.get_by_id(payment_id)
         accounts.lock_customer(payment.customer_id)
+        payment = Payment.get_by_id(payment_id)
         method = dict(method_brand=state.brand, method_last4=state.last4)
-        if state.status == proc.SUCCEEDED:
+        mismatch = reported_mismatch(payment, state) if state.status in (proc.SUCCEEDED, proc.PROCESSING) else ""
+        if mismatch:
+            _hold(payment, state, mismatch, actor)
+        elif state.status == proc.SUCCEEDED:
             if _transition(payment.id, SUCCEEDED, settled_at=utcnow(), failure_code="", failure_message="",
                            **method):
                 payment = Payment.get_by_id(payment.id)
@@ -311,9 +653,7 @@ def apply_intent_state(payment_id, state, actor="processor"):
                 _after_move(payment.id, SUCCEEDED)
         elif state.status == proc.PROCESSING:
             if _transition(payment.id, PROCESSING, **method):
-                plan = accounts.plan_payment(payment.customer_id, payment.amount_cents, payment.target_invoice_id)
-                for invoice_id, cents in plan.allocations:
-                    PaymentInvoice.create(payment=payment.id, invoice=invoice_id, amount_cents=cents)
+                _plan(payment)
                 accounts.audit(actor, "payment.processing", "payment", payment.ref)
                 _after_move(payment.id, PROCESSING)
         elif state.status == proc.FAILED:
@@ -325,9 +665,10 @@ def apply_intent_state(payment_id, state, actor="processor"):
             _transition(payment.id, CANCELED)
         elif state.failure_code:
             # A decline: nothing is paid, and the customer may try another card.
-            Payment.update(failure_code=state.failure_code, failure_message=state.failure_message,
-                           updated_at=utcnow(), **method).where(
-                (Payment.id == payment.id) & (Payment.status == AWAITING_DETAILS)).execute()
+            if Payment.update(failure_code=state.failure_code, failure_message=state.failure_message,
+                              updated_at=utcnow(), **method).where(
+                    (Payment.id == payment.id) & (Payment.status == AWAITING_DETAILS)).execute():
+                _unclaim(payment.id)
     return Payment.get_by_id(payment_id)
 
 
@@ -343,9 +684,23 @@ def _maybe_save_method(payment, state):
 
 
 def sync(payment, processor):
-    """Ask the processor about this payment and apply the answer."""
-    if not payment.processor_ref or payment.status not in (AWAITING_DETAILS, PROCESSING):
+    """Ask the processor about this payment and apply the answer.
+
+    An attempt whose charge was asked for but whose intent id was never recorded (the server stopped in
+    between) is looked up by its idempotency key at once: reconcile's work, without waiting for cron.
+    """
+    if payment.status not in (AWAITING_DETAILS, PROCESSING):
         return payment
+    if not payment.processor_ref:
+        if payment.charging_at is None:
+            return payment
+        state = processor.find_by_key(payment.idempotency_key)
+        if state is None:
+            return payment
+        with write_tx():
+            Payment.update(processor_ref=state.id).where(
+                (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
+        return apply_intent_state(payment.id, state, actor="reconcile")
     return apply_intent_state(payment.id, processor.retrieve(payment.processor_ref))
 
 
@@ -357,7 +712,7 @@ def handle_event(processor, event_id, event_type, intent_id):
 
 
 def cancel(payment, actor="customer"):
-    """Give up a payment that has not been paid yet."""
+    """Mark a payment canceled here only (the processor refused it); ``retire`` also cancels it there."""
     with write_tx():
         if _transition(payment.id, CANCELED):
             accounts.audit(actor, "payment.canceled", "payment", payment.ref)
@@ -389,10 +744,22 @@ def in_flight(customer_id):
     return list(
         Payment.select().where(
             (Payment.customer == customer_id)
-            & (Payment.status.in_([AWAITING_DETAILS, PROCESSING])
+            & (Payment.status.in_([AWAITING_DETAILS, PROCESSING, HELD])
                | ((Payment.status == CREATED) & (Payment.created_at > recent))))
         .order_by(Payment.created_at.desc())
     )
+
+
+def resumable(customer_id):
+    """[(payment, Stale or None)] for payments in progress: a stale one carries what changed."""
+    return [(p, staleness(p)) for p in in_flight(customer_id)]
+
+
+def credit_from(payment):
+    """Cents of a payment that became account credit when it was applied (0 when none did)."""
+    return int(CreditEntry.select(fn.COALESCE(fn.SUM(CreditEntry.amount_cents), 0)).where(
+        (CreditEntry.payment == payment.id) & (CreditEntry.amount_cents > 0)
+        & CreditEntry.invoice.is_null()).scalar() or 0)
 
 
 def applied_to(payment):
@@ -443,10 +810,13 @@ def create_off_session(customer_id, *, method, amount_cents, invoice_id, idempot
         target_invoice=invoice_id, processor=processor_name, payment_method=method.id, origin="autopay",
         billing_name=customer.name, billing_street=customer.street, billing_city=customer.city,
         billing_state=customer.state, billing_zip=customer.zip, billing_email=customer.email,
-        billing_phone=customer.phone,
+        billing_phone=customer.phone, owed_cents=amount_cents,
     )
     receipts.assign_code(payment.id)
     _transition(payment.id, AWAITING_DETAILS)
+    problem = claim_charge(payment.id)  # the run charges it right after this transaction
+    if problem is not None:
+        raise problem
     accounts.audit(actor, "payment.created", "payment", payment.ref, amount_cents=amount_cents,
                    method_type=method.method_type, off_session=True)
     return Payment.get_by_id(payment.id)
@@ -761,7 +1131,9 @@ def record_mandate(payment, text, ip, user_agent):
 def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_WITHIN):
     """Ask the processor about attempts left waiting, and settle them once; safe to run from cron at any time.
 
-    Returns [(payment ref, status before, status after)] for the attempts it looked at.
+    Attempts that held a reservation longer than RESERVATION_TTL without being paid are canceled at the
+    processor (so their window can no longer pay them) and here. Returns [(payment ref, status before,
+    status after)] for the attempts it looked at.
     """
     now = now or utcnow()
     q = (Payment.select().where(
@@ -782,6 +1154,10 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
                 Payment.update(processor_ref=state.id).where(
                     (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
         after = apply_intent_state(payment.id, state, actor="reconcile")
+        if (after.status == AWAITING_DETAILS and after.charging_at is None
+                and after.updated_at < now - RESERVATION_TTL):
+            after = retire(after, processor, code="expired", actor="reconcile",
+                           message="This payment was left unfinished and has expired. Nothing was charged.")
         report.append((payment.ref, payment.status, after.status))
     return report
 

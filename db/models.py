@@ -214,10 +214,14 @@ class Payment(BaseModel):
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     settled_at = DateTimeField(null=True)
+    # Migration 0010: what was owed when the amount was chosen, and when a charge was asked for.
+    owed_cents = BigIntegerField(null=True)
+    charging_at = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("customer", "created_at"), False), (("status", "updated_at"), False),
-                   (("created_at", "id"), False))  # the staff list's sort key (migration 0090)
+                   (("created_at", "id"), False),  # the staff list's sort key (migration 0090)
+                   (("customer", "status"), False))  # what may still be charged (migration 0010)
 
 
 class Allocation(BaseModel):

@@ -14,6 +14,7 @@ ID_ROUTES = {
     "payments.status": ("GET", "/payments/{payment}/status", None),
     "payments.billing": ("POST", "/payments/{payment}/billing", {"name": "X"}),
     "payments.cancel": ("POST", "/payments/{payment}/cancel", {}),
+    "payments.renew": ("POST", "/payments/{payment}/renew", {}),
     "payments.start": ("POST", "/pay", {"invoice_id": "{invoice}", "amount": "1.00", "method_type": "card",
                                         "key": "k" * 24}),
     # Documents (tests/test_receipts.py and tests/test_documents.py also walk them with a succeeded payment).

@@ -36,7 +36,8 @@ def test_eight_concurrent_reports_of_one_success_allocate_once(ledger_db):
     p = Payment.create(ref="PAY-RACE0001", customer=c.id, idempotency_key="k" * 32, amount_cents=5000,
                        method_type="card", status=payments.AWAITING_DETAILS, processor="sandbox",
                        processor_ref="pi_race")
-    state = IntentState(id="pi_race", status=SUCCEEDED, amount_cents=5000, brand="Visa", last4="4242")
+    state = IntentState(id="pi_race", status=SUCCEEDED, amount_cents=5000, brand="Visa", last4="4242",
+                         currency="USD")
     results = race(8, lambda i: payments.apply_intent_state(p.id, state).status)
     assert results == [payments.SUCCEEDED] * 8, results
     assert Allocation.select(fn.SUM(Allocation.amount_cents)).scalar() == 5000

@@ -72,7 +72,8 @@ def pay(customer, cents, invoice=None):
                        idempotency_key=secrets.token_urlsafe(24), amount_cents=cents, method_type="card",
                        status=payments.AWAITING_DETAILS, target_invoice=invoice, processor="sandbox",
                        processor_ref=f"pi_{secrets.token_hex(8)}")
-    state = IntentState(id=p.processor_ref, status=SUCCEEDED, amount_cents=cents, brand="Visa", last4="4242")
+    state = IntentState(id=p.processor_ref, status=SUCCEEDED, amount_cents=cents, brand="Visa", last4="4242",
+                         currency="USD")
     payments.apply_intent_state(p.id, state)
     return p, state
 

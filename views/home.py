@@ -15,6 +15,6 @@ def index():
     cid = current_user.customer_id
     return render(
         "home/index.html", "home/_home.html",
-        summary=accounts.summary(cid), in_flight=payments.in_flight(cid),
+        summary=accounts.summary(cid), in_flight=payments.resumable(cid),
         customer=current_user.user.customer, labels=payments.LABELS,
     )

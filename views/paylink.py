@@ -114,6 +114,9 @@ def payment(token, ref):
                                          billing=paylinks.billing_for(inv.customer, form, p.processor, p.method_type))
         except payments.FormErrors as e:
             errors = e.errors
+        except payments.NoLongerFits as e:  # nothing reserved or charged; the link's page shows what is due now
+            errors = {"form": f"{e.message} Nothing was charged. Go back to the invoice to pay what is due now."}
+            p = _own(inv, ref)
         except ProcessorError as e:
             current_app.logger.warning("processor unreachable at Make Payment for %s: %s", p.ref, e)
             errors = {"form": "We could not reach the payment processor just now. Nothing has been charged. "

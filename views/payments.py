@@ -54,7 +54,7 @@ def index():
     cid = current_user.customer_id
     return render(
         "payments/index.html", "payments/_index.html",
-        history=payments.history(cid), in_flight=payments.in_flight(cid), labels=payments.LABELS,
+        history=payments.history(cid), in_flight=payments.resumable(cid), labels=payments.LABELS,
         **_method_ctx(cid),
     )
 
@@ -129,12 +129,13 @@ def processor_entry_url(payment, state, mode):
     return url_for("payments.window", ref=payment.ref, mode=mode)
 
 
-def _step(payment, form=None, errors=None):
+def _step(payment, form=None, errors=None, stale=None):
     """Render whichever step the payment is at, as (html, status)."""
     partial = wants_fragment()
     if payment.status == payments.CREATED or errors:
+        stale = stale or payments.staleness(payment)
         ctx = dict(payment=payment, form=form or _billing_defaults(payment), errors=errors or {},
-                   method_label=payments.METHOD_TYPES[payment.method_type])
+                   method_label=payments.METHOD_TYPES[payment.method_type], stale=stale)
         tpl = "payments/_billing.html" if partial else "payments/billing.html"
         return render_template(tpl, **ctx), 422 if errors else 200
     return _status(payment, partial)
@@ -142,20 +143,22 @@ def _step(payment, form=None, errors=None):
 
 def _status(payment, partial):
     entry, unreachable = None, ""
-    if payment.status == payments.AWAITING_DETAILS:
+    stale = payments.staleness(payment)
+    if payment.status == payments.AWAITING_DETAILS and stale is None:
         try:
             entry = _entry_urls(payment)
         except ProcessorError as e:
             current_app.logger.warning("processor unreachable for %s: %s", payment.ref, e)
             unreachable = UNREACHABLE
     ctx = dict(payment=payment, entry_url=entry, unreachable=unreachable, labels=payments.LABELS,
-               applied=payments.applied_to(payment), final=payment.status in FINAL)
+               applied=payments.applied_to(payment), final=payment.status in FINAL and stale is None,
+               stale=stale, credit_cents=payments.credit_from(payment) if payment.status == payments.SUCCEEDED else 0)
     if partial and request.headers.get(PAYMENTS_TAB) and payment.status not in (payments.CREATED,
                                                                                   payments.AWAITING_DETAILS):
         # On the Payments tab, the history and resumable attempts below this step change with the result:
         # send them in the same response (htmx swaps them out of band), so the page never disagrees.
         ctx.update(history=payments.history(payment.customer_id),
-                   in_flight=payments.in_flight(payment.customer_id), oob=True)
+                   in_flight=payments.resumable(payment.customer_id), oob=True)
     tpl = "payments/_status.html" if partial else "payments/status.html"
     return render_template(tpl, **ctx), 200
 
@@ -178,6 +181,9 @@ def billing(ref):
                                            actor=f"customer:{current_user.user.id}")
     except payments.FormErrors as e:
         return _step(payment, form=request.form, errors=e.errors)
+    except payments.NoLongerFits as e:  # nothing reserved, nothing charged: say what changed
+        return _step(payments.for_customer(current_user.customer_id, ref), form=request.form,
+                     errors={"form": e.message}, stale=e)
     except ProcessorError as e:
         current_app.logger.warning("processor unreachable at Make Payment for %s: %s", payment.ref, e)
         return _step(payments.for_customer(current_user.customer_id, ref), form=request.form,
@@ -204,6 +210,29 @@ def status(ref):
 @bp.route("/payments/<ref>/cancel", methods=["POST"])
 @customer_required
 def cancel(ref):
-    """Give up a payment that has not been paid."""
-    payments.cancel(_own(ref), actor=f"customer:{current_user.user.id}")
+    """Give up a payment that has not been paid: canceled at the processor too, so it cannot be paid later."""
+    try:
+        payments.retire(_own(ref), processor(), code="canceled_by_customer", actor=f"customer:{current_user.user.id}")
+    except ProcessorError as e:
+        current_app.logger.warning("processor unreachable canceling %s: %s", ref, e)
+        return _step(_own(ref), form=_billing_defaults(_own(ref)), errors={"form": UNREACHABLE})
     return redirect(pay_start_url(), code=303)
+
+
+@bp.route("/payments/<ref>/renew", methods=["POST"])
+@customer_required
+def renew(ref):
+    """One click on a stale attempt: cancel it and pay what fits now, with the same billing details."""
+    old = _own(ref)
+    try:
+        payment = payments.renew(old, processor(), actor=f"customer:{current_user.user.id}")
+    except payments.NoLongerFits as e:  # it changed again meanwhile
+        return _step(payments.for_customer(current_user.customer_id, ref), errors={"form": e.message}, stale=e)
+    except ProcessorError as e:
+        current_app.logger.warning("processor unreachable renewing %s: %s", ref, e)
+        return _step(_own(ref), form=_billing_defaults(old), errors={"form": UNREACHABLE})
+    if payment is None:
+        return redirect(url_for("payments.index"), code=303)
+    if not wants_fragment() and payment.status == payments.AWAITING_DETAILS:
+        return redirect(_entry_urls(payment)["page"], code=303)
+    return _goto(payment)

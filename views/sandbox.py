@@ -9,6 +9,7 @@ import time
 
 from flask import Blueprint, abort, redirect, render_template, request
 
+from billing import payments
 from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED
 from billing.processors.sandbox import ACH_AUTHORIZATION
 from views import isp, pay_start_url, processor
@@ -76,7 +77,15 @@ def entry(intent_id):
         return render_template("sandbox/done.html", **ctx)
     if request.method == "GET":
         return render_template("sandbox/entry.html", **ctx)
-    state, errors = _submit(intent, ctx, _sandbox().confirm_card, _sandbox().confirm_ach)
+    # The portal checks, in the transaction in which the sandbox charges, that the amount still fits.
+    with payments.charging(intent.id) as gate:
+        if gate.problem is None:
+            state, errors = _submit(intent, ctx, _sandbox().confirm_card, _sandbox().confirm_ach)
+            if errors:
+                gate.nothing_charged()
+    if gate.problem is not None:  # not charged: canceled here and in the portal, which says what changed
+        payments.retire(gate.payment, _sandbox(), problem=gate.problem, actor="processor")
+        return _finished(intent, ctx)
     if errors:
         ctx["errors"] = errors
         return render_template("sandbox/entry.html", **ctx), 422

@@ -97,6 +97,21 @@ def _answer(payment, state, actor):
     return jsonify(body), 200
 
 
+def _claimed(proc, payment, actor):
+    """Check that the payment still fits, in the transaction that records the charge; JSON when it does not."""
+    with payments.charging(payment.processor_ref) as gate:
+        pass
+    if gate.problem is None:
+        return None
+    try:
+        payment = payments.retire(payment, proc, problem=gate.problem, actor=actor)
+    except ProcessorError as e:
+        current_app.logger.warning("stripe cancel %s: %s", payment.ref, e)
+        return jsonify(status="error", done=False, message=gate.problem.message), 409
+    return jsonify(status=payment.status, done=True, payment_status=payment.status,
+                   message=gate.problem.message), 200
+
+
 def _settled(payment):
     """The answer for a payment that no longer waits for details (paid, processing or finished)."""
     if payment.status != payments.AWAITING_DETAILS or not payment.processor_ref:
@@ -112,6 +127,9 @@ def pay_card(proc, payment, actor):
     token = request.form.get("token", "")
     if payment.method_type != "card" or not token.startswith("tok_") or len(token) > 255:
         return jsonify(status="error", done=False, message="Enter your card details again."), 400
+    refused = _claimed(proc, payment, actor)
+    if refused:
+        return refused
     try:
         state = proc.confirm_card_token(payment.processor_ref, token, proc.customer_ref(payment.customer_id))
     except ProcessorError as e:
@@ -131,6 +149,9 @@ def pay_bank(proc, payment, actor):
     if not request.form.get("accepted"):
         return jsonify(status="error", done=False, field="accepted",
                        message="Accept the authorization to pay by bank account."), 422
+    refused = _claimed(proc, payment, actor)
+    if refused:
+        return refused
     mandate = payments.record_mandate(payment, _mandate_text(payment), request.remote_addr,
                                       request.headers.get("User-Agent", ""))
     try:

@@ -3,6 +3,10 @@
 A processor holds an *intent* per payment attempt, keyed by our idempotency
 key. The portal never learns an outcome from the browser: it asks the
 processor (``retrieve``) and moves its own payment state from the answer.
+Every IntentState carries the amount and currency the processor holds, and
+the portal checks both against the payment before it allocates anything.
+``cancel(intent_id)`` stops an attempt that was replaced, abandoned or no
+longer fits; it returns the intent's state (already paid intents stay paid).
 """
 from dataclasses import dataclass
 
@@ -30,6 +34,7 @@ class IntentState:
     method_token: str = ""
     failure_code: str = ""
     failure_message: str = ""
+    currency: str = ""  # ISO code, upper case, as the processor reports it (checked before allocation)
 
 
 class ProcessorError(Exception):

@@ -14,6 +14,7 @@ import secrets
 import time
 
 from billing.processors import (
+    CANCELED,
     FAILED,
     PROCESSING,
     REQUIRES_ACTION,
@@ -163,6 +164,7 @@ def _state(intent):
         client_secret=intent.client_secret, brand=intent.brand, last4=intent.last4,
         exp_month=intent.exp_month, exp_year=intent.exp_year, method_token=intent.method_token,
         failure_code=intent.failure_code, failure_message=intent.failure_message,
+        currency=(intent.currency or "").upper(),
     )
 
 
@@ -216,6 +218,12 @@ class SandboxProcessor:
         """The intent created with this idempotency key, or None (used by reconcile)."""
         intent = SandboxIntent.get_or_none(SandboxIntent.idempotency_key == idempotency_key)
         return _state(intent) if intent else None
+
+    def cancel(self, intent_id):
+        """Cancel an intent that has not been paid (as Stripe's, it can never be confirmed after); its state."""
+        with write_tx():
+            _move(intent_id, [REQUIRES_PAYMENT_METHOD, REQUIRES_ACTION], status=CANCELED)
+        return self.retrieve(intent_id)
 
     def charge_saved(self, intent_id, method_token):
         """Confirm an intent with a saved method's token."""

@@ -116,7 +116,7 @@ def intent_state(pi):
         id=pi["id"], status=mapped, amount_cents=int(pi.get("amount") or 0),
         client_secret=pi.get("client_secret") or "", brand=brand, last4=last4,
         exp_month=exp_month, exp_year=exp_year, method_token=_id_of(pi.get("payment_method")) or "",
-        failure_code=code, failure_message=message,
+        failure_code=code, failure_message=message, currency=str(pi.get("currency") or "").upper(),
     )
 
 
@@ -336,6 +336,19 @@ class StripeProcessor:
                 state = dataclasses.replace(state, failure_code="confirmation_refused", failure_message=(
                     "This payment could not be completed. Please start a new payment."))
             return state
+        except stripe.StripeError as e:
+            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
+        return self.retrieve(intent_id)
+
+    def cancel(self, intent_id):
+        """Cancel a PaymentIntent that has not been paid, so that it can never be confirmed; its state now.
+
+        Stripe refuses to cancel an intent that succeeded or is processing: then its state says so.
+        """
+        try:
+            self._client.v1.payment_intents.cancel(intent_id, params={"cancellation_reason": "abandoned"})
+        except stripe.InvalidRequestError:
+            pass  # not cancelable any more (paid, processing or already canceled): read where it is
         except stripe.StripeError as e:
             raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
         return self.retrieve(intent_id)
