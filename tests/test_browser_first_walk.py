@@ -236,3 +236,27 @@ def test_a_pay_link_pays_part_of_the_invoice_asking_nothing_the_isp_has_on_file(
     assert payment.amount_cents == 2500 and payment.status == "succeeded"
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     assert [e for e in tab.errors if "status of 422" not in e] == []
+
+
+def test_logging_out_with_the_pop_up_open_then_pay_says_signed_out_and_resumes(open_page, owing):
+    customer, old, new = owing
+    tab = open_page(**WIDE)
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    choose(page, amount="30.00")
+    popup = make_payment(tab)
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login"))
+    fill_card(popup)
+    popup.get_by_role("button", name="Pay").click()
+    expect(popup.get_by_role("heading", level=1)).to_have_text("You signed out, so the payment was not made")
+    expect(popup.locator("main")).to_contain_text("Nothing was charged.")
+    [payment] = Payment.select().where(Payment.customer == customer.id)
+    assert payment.status == "awaiting_details"
+    popup.get_by_role("link", name="Sign in to resume the payment").click()
+    popup.fill("#email", customer.email)
+    popup.fill("#password", "correct horse battery")
+    popup.click("button.primary")
+    expect(popup).to_have_url(tab.base_url + f"/payments/{payment.ref}")
+    expect(popup.locator("#pay-step h2")).to_have_text("Make the payment")
+    assert [e for e in tab.errors if "status of 400" not in e] == []  # the refused Pay is a 400

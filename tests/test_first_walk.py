@@ -328,3 +328,50 @@ def test_when_the_minimum_is_the_whole_balance_the_link_pays_it_all(app, client,
     assert 'id="amount"' not in page and "$64.99" in page
     resp = portal.post(f"/paylink/{token}", {"method_type": "card", "key": _key(page), "amount": "1.00"})
     assert resp.status_code == 303 and Payment.get(Payment.customer == c.id).amount_cents == 6499
+
+
+# --- 8. Logging out with the payment window open. -----------------------------------------------------
+
+
+def test_pay_after_logging_out_says_signed_out_and_links_to_sign_in_and_resume(logged_in, customer):
+    from urllib.parse import parse_qs, urlsplit
+
+    from db.models import SandboxIntent
+
+    make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=5))
+    ref = ref_of(start(logged_in, "30.00"))
+    entry = logged_in.post(f"/payments/{ref}/billing", BILLING).location
+    page = logged_in.get(entry).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    logged_in.post("/logout")
+    q = {k: v[0] for k, v in parse_qs(urlsplit(entry).query).items()}
+    resp = logged_in.post(urlsplit(entry).path, {**q, **GOOD_CARD, "csrf_token": token}, csrf=False)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert "You signed out, so the payment was not made" in html and "This form has expired" not in html
+    assert f'href="/login?next=/payments/{ref}"' in html.replace("%2F", "/")
+    assert Payment.get(Payment.ref == ref).status == "awaiting_details"
+    assert SandboxIntent.get(SandboxIntent.id == Payment.get(Payment.ref == ref).processor_ref).status \
+        == "requires_payment_method"
+    # signing in again leads back to the same payment, still waiting for its details
+    logged_in.login(customer.email)
+    resumed = logged_in.get(f"/payments/{ref}").get_data(as_text=True)
+    assert "Make the payment" in resumed
+
+
+def test_an_expired_pay_link_window_form_does_not_talk_of_signing_out(app, client, filed):
+    from tests.conftest import Portal
+
+    c, inv = filed
+    portal = Portal(client)
+    token = _link(app, inv)
+    page = portal.get(f"/paylink/{token}").get_data(as_text=True)
+    started = portal.post(f"/paylink/{token}", {"method_type": "card", "key": _key(page), "amount": "64.99"})
+    entry = portal.post(started.location, {}).location
+    from urllib.parse import parse_qs, urlsplit
+
+    q = {k: v[0] for k, v in parse_qs(urlsplit(entry).query).items()}
+    resp = portal.post(urlsplit(entry).path, {**q, **GOOD_CARD, "csrf_token": "stale"}, csrf=False)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "This payment form has expired" in html and "signed out" not in html
+    assert f'href="{started.location}"' in html

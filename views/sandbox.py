@@ -7,7 +7,9 @@ portal a token. Card and account numbers are checked and dropped here.
 import threading
 import time
 
-from flask import Blueprint, abort, redirect, render_template, request
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 
 from billing import payments
 from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED
@@ -56,6 +58,20 @@ def _submit(intent, ctx, card, ach):
                    "account_type": f.get("account_type", "")}
     return ach(intent.id, f.get("holder"), f.get("routing"), f.get("account"), f.get("account_type"),
                f.get("accepted"))
+
+
+@bp.errorhandler(CSRFError)
+def _expired(e):
+    """Pay in a window whose portal login ended (say, Log out in the page behind the pop-up).
+
+    Flask-WTF refuses the form, as it must: the token belonged to the login that ended. Nothing was sent
+    to the processor, so the customer is told that, and where to sign in to resume this same payment.
+    """
+    back = _back(request.values.get("back"))
+    mode = request.values.get("mode") if request.values.get("mode") in MODES else "page"
+    signed_out = not current_user.is_authenticated and not back.startswith("/paylink/")
+    return render_template("sandbox/expired.html", back=back, mode=mode, signed_out=signed_out,
+                           login_url=url_for("auth.login", next=back)), 400
 
 
 def _finished(intent, ctx):
