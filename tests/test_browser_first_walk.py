@@ -4,6 +4,7 @@ Each test walks one flow the way the customer did, at 1280 px unless it says oth
 the page logged no error (which also proves the CSP still holds).
 """
 import datetime as dt
+import os
 import re
 
 import pytest
@@ -19,6 +20,13 @@ expect = pytest.importorskip("playwright.sync_api").expect
 TODAY = dt.date.today()
 WIDE = {"viewport": {"width": 1280, "height": 900}}
 PHONE = {"viewport": {"width": 360, "height": 740}}
+
+
+def shot(page, name):
+    """Keep a screenshot for a person to look at, when SCREENSHOT_DIR names a folder (never in CI's way)."""
+    folder = os.environ.get("SCREENSHOT_DIR")
+    if folder:
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
 
 
 def day(d):
@@ -260,3 +268,60 @@ def test_logging_out_with_the_pop_up_open_then_pay_says_signed_out_and_resumes(o
     expect(popup).to_have_url(tab.base_url + f"/payments/{payment.ref}")
     expect(popup.locator("#pay-step h2")).to_have_text("Make the payment")
     assert [e for e in tab.errors if "status of 400" not in e] == []  # the refused Pay is a 400
+
+
+def rgba_png(width, height, rgba):
+    """A PNG of one RGBA colour: a logo drawn in the brand colour on a transparent background."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\x00" + bytes(rgba) * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def branded(app):
+    """An ISP with a long name, an accent colour, and a transparent logo in that same colour."""
+    from billing import settings
+    from db import write_tx
+    from db.models import Isp
+
+    with write_tx():
+        Isp.update(name="Hill Country Rural Wireless Cooperative", accent_color="#2a7a3b").execute()
+    settings.save_logo(rgba_png(96, 32, (0x2a, 0x7a, 0x3b, 255)))
+
+
+def test_the_login_page_wears_the_isps_colour_and_logo(open_page, branded):
+    tab = open_page(**PHONE)
+    page = tab.page
+    page.goto(tab.base_url + "/login")
+    expect(page.locator("header.top")).to_have_css("background-color", "rgb(42, 122, 59)")
+    expect(page.locator("header.top img.logo")).to_be_visible()
+    assert page.locator("header.top img.logo").evaluate("img => img.naturalWidth") == 96
+    expect(page.locator("header.top")).to_contain_text("Hill Country Rural Wireless Cooperative")
+    expect(page.get_by_role("button", name="Log in")).to_have_css("background-color", "rgb(42, 122, 59)")
+    assert tab.errors == []  # the inline accent rule passed the CSP
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_the_brand_bar_keeps_logo_and_name_aligned_and_log_out_on_one_line(open_page, owing, branded, width):
+    customer, old, new = owing
+    tab = open_page(viewport={"width": width, "height": 800})
+    page = tab.login(customer.email)
+    logo = page.locator("header.top img.logo")
+    name = page.locator("header.top .brand span")
+    button = page.get_by_role("button", name="Log out")
+    # A logo in the brand colour sits on a light chip, so it does not vanish into the accent bar.
+    expect(logo).to_have_css("background-color", "rgb(255, 255, 255)")
+    lb, nb, bb = logo.bounding_box(), name.bounding_box(), button.bounding_box()
+    assert nb["x"] >= lb["x"] + lb["width"], "the name wraps beside the logo, never under it"
+    assert abs((lb["y"] + lb["height"] / 2) - (nb["y"] + nb["height"] / 2)) <= 2, (lb, nb)
+    line = float(button.evaluate("b => parseFloat(getComputedStyle(b).lineHeight)"))
+    assert bb["height"] < 2 * line, "Log out wrapped onto two lines"
+    assert bb["x"] >= nb["x"] + nb["width"], "Log out stays to the right of the name"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    shot(page, f"brand-{width}")
+    assert tab.errors == []

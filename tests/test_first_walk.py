@@ -375,3 +375,30 @@ def test_an_expired_pay_link_window_form_does_not_talk_of_signing_out(app, clien
     html = resp.get_data(as_text=True)
     assert resp.status_code == 400 and "This payment form has expired" in html and "signed out" not in html
     assert f'href="{started.location}"' in html
+
+
+# --- 9. The login page wears the ISP's branding, within its weight budget. ---------------------------
+
+
+def test_the_login_page_carries_the_logo_and_accent_within_its_budget(app, client):
+    from bench import flow
+    from billing import settings
+    from db import write_tx
+    from db.models import Isp
+    from tests.test_budgets import LOGIN_PAGE_BYTES
+
+    with write_tx():
+        Isp.update(accent_color="#2a7a3b").execute()
+    from tests.test_browser_first_walk import rgba_png
+
+    logo = rgba_png(96, 32, (0x2a, 0x7a, 0x3b, 255))
+    settings.save_logo(logo)
+    walk = flow.login_page(client)
+    page, *images = walk.hits
+    assert page.bytes <= LOGIN_PAGE_BYTES, page.bytes  # what must arrive before the first render
+    assert [h.url.split("/")[1] for h in images] == ["logo"]  # the only other request: the logo, not blocking
+    assert walk.bytes <= LOGIN_PAGE_BYTES, walk.bytes  # a typical small logo keeps the whole page in budget
+    html = flow._decoded(client.get("/login", headers={"Accept-Encoding": flow.ACCEPT_ENCODING}))
+    assert ":root{--accent:#2a7a3b}" in html and 'class="logo"' in html and "<script" not in html
+    r = client.get(images[0].url)
+    assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
