@@ -112,14 +112,12 @@ def test_pay_by_link_works_with_javascript_off(app, open_page):
     page = tab.page
     page.goto(tab.base_url + f"/paylink/{paylinks.make(TEST_CONFIG['SECRET_KEY'], inv.id)}")
     expect(page.get_by_role("heading", name="Pay invoice LINK-9")).to_be_visible()
-    expect(page.locator("#paylink-amount")).to_have_text("$41.00")
+    expect(page.get_by_label("Amount")).to_have_value("41.00")  # the balance; part of it may be paid
     expect(page.locator("body")).not_to_contain_text("OTHER-1")
     page.get_by_label("Credit / Debit Card").check()
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("heading", name="Billing Information")).to_be_visible()
-    for label, value in (("Name", "Ivy Lane"), ("Street", "1 Elm St"), ("City", "Austin"), ("State", "TX"),
-                         ("ZIP", "78701"), ("Email", "ivy@example.test"), ("Phone", "512-555-0100")):
-        page.get_by_label(label, exact=True).fill(value)
+    expect(page.locator("#pay-step input:not([type=hidden])")).to_have_count(0)  # a card asks nothing here
     page.get_by_role("button", name="Make Payment").click()
     page.get_by_label("Card number").fill("4242 4242 4242 4242")
     page.get_by_label("Expiry (MM / YY)").fill(EXPIRY)
