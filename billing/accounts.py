@@ -313,8 +313,20 @@ class Statement:
     closing_cents: int
 
 
+def _adjustments(customer_id):
+    """(date, invoice id, invoice number, description, cents credited) of the customer's non-void invoices' adjustments.
+
+    An adjustment is dated when it was added, but never before its invoice's issue date.
+    """
+    rows = (InvoiceLine.select(InvoiceLine, Invoice).join(Invoice)
+            .where((Invoice.customer == customer_id) & (Invoice.void == False)  # noqa: E712
+                   & (InvoiceLine.kind == "adjustment")))
+    return [(max(r.created_at.date() if r.created_at else r.invoice.issue_date, r.invoice.issue_date), r.invoice_id,
+             r.invoice.number, r.description, -r.amount_cents) for r in rows]
+
+
 def _statement_entries(customer_id, start=None, end=None):
-    """(date, order, kind, description, charge, payment) for invoices and money received."""
+    """(date, order, kind, description, charge, payment) for invoices, adjustments and money received."""
     inv_q = Invoice.select().where((Invoice.customer == customer_id) & (Invoice.void == False))  # noqa: E712
     # Money once received stays on the statement; what was taken back later is its own row (below).
     pay_q = Payment.select().where((Payment.customer == customer_id) & Payment.status.in_(RECEIVED))
@@ -327,7 +339,16 @@ def _statement_entries(customer_id, start=None, end=None):
         inv_q = inv_q.where(Invoice.issue_date <= end)
         pay_q = pay_q.where(Payment.settled_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
         rev_q = rev_q.where(PaymentReversal.created_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
-    entries = [(i.issue_date, 0, "invoice", f"Invoice {i.number}", i.total_cents, 0) for i in inv_q]
+    adjustments = _adjustments(customer_id)
+    credited = {}
+    for _on, invoice_id, _n, _d, cents in adjustments:
+        credited[invoice_id] = credited.get(invoice_id, 0) + cents
+    # An invoice shows what it charged when issued; each adjustment (credit note) is its own, later row.
+    entries = [(i.issue_date, 0, "invoice", f"Invoice {i.number}", i.total_cents + credited.get(i.id, 0), 0)
+               for i in inv_q]
+    entries += [(on, 1, "adjustment", f"Adjustment to invoice {number}: {desc}", 0, cents)
+                for on, _id, number, desc, cents in adjustments
+                if (not start or on >= start) and (not end or on <= end)]
     entries += [(p.settled_at.date(), 1, "payment", f"Payment {p.ref}", 0, p.amount_cents) for p in pay_q]
     entries += [(r.created_at.date(), 2, "reversal", f"{REVERSAL_LABELS.get(r.kind, r.kind)}: payment {r.payment.ref}",
                  max(r.amount_cents, 0), max(-r.amount_cents, 0)) for r in rev_q]
@@ -345,6 +366,12 @@ def _opening_balance(customer_id, start):
                        & (Payment.settled_at < before)).scalar())
     taken_back = (PaymentReversal.select(sum_cents(PaymentReversal.amount_cents)).join(Payment)
                   .where((Payment.customer == customer_id) & (PaymentReversal.created_at < before)).scalar())
+    # Invoice totals are net of their adjustments; an adjustment counts on its own date instead.
+    issued_before = {i.id for i in Invoice.select(Invoice.id).where(
+        (Invoice.customer == customer_id) & (Invoice.issue_date < start))}
+    for on, invoice_id, _n, _d, cents in _adjustments(customer_id):
+        charged += cents if invoice_id in issued_before else 0
+        charged -= cents if on < start else 0
     return charged - received + taken_back
 
 

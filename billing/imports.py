@@ -205,6 +205,9 @@ def _invoice_diff(stored, line_desc, data, customer_id):
         changes["description"] = data["description"]
     if "total_cents" in changes and _has_money(_id):
         return None, "amount", "payments are already applied to this invoice, so its amount cannot change"
+    if "total_cents" in changes and InvoiceLine.select().where(
+            (InvoiceLine.invoice == _id) & (InvoiceLine.kind == "adjustment")).exists():
+        return None, "amount", "this invoice has an adjustment (credit note), so its amount cannot change here"
     return changes, None, None
 
 

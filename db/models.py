@@ -125,6 +125,8 @@ class Invoice(BaseModel):
     currency = CharField(default="USD")
     void = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
+    void_reason = CharField(default="")  # migration 0063
+    voided_at = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("customer", "due_date", "number"), False),)
@@ -158,6 +160,11 @@ class InvoiceLine(BaseModel):
     quantity = IntegerField(default=1)
     unit_cents = BigIntegerField()
     amount_cents = BigIntegerField()
+    # Migration 0063: 'charge', or 'adjustment' (a credit note: a negative amount added later, never edited).
+    kind = CharField(default="charge")
+    created_at = DateTimeField(null=True)
+    added_by = CharField(default="")
+    request_key = CharField(null=True, unique=True)
 
 
 class PaymentMethod(BaseModel):

@@ -86,3 +86,36 @@ def test_a_clerk_records_a_cash_payment_and_gets_its_receipt_then_reverses_a_che
     expect(page.locator("#payment-status")).to_have_text("Reversed: Recorded by mistake")
     expect(page.locator("#reversals")).to_contain_text("Reversed by staff")
     assert tab.errors == []
+
+
+def test_a_clerk_voids_a_wrong_invoice_and_re_issues_it(app, open_page):
+    import datetime as dt
+
+    from db.models import Invoice
+    from tests.conftest import make_customer, make_invoice
+    from tests.staff_support import CLERK_EMAIL
+
+    make_staff(CLERK_EMAIL, staff_role="clerk", name="Cary Clerk")
+    c = make_customer(name="Ben Ortiz")
+    wrong = make_invoice(c, cents=8999, number="INV-WRONG", due=dt.date.today() + dt.timedelta(days=5))
+    tab = open_page(java_script_enabled=False)
+    page = staff_login(tab, CLERK_EMAIL)
+    page.goto(tab.base_url + f"/staff/customers/{c.id}")
+    page.get_by_role("link", name="INV-WRONG").click()
+    page.get_by_label("Reason").fill("Billed the 100 Mbps plan; customer has 50 Mbps")
+    page.get_by_role("button", name="Void invoice").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Void")
+    expect(page.locator("#void-reason")).to_contain_text("Billed the 100 Mbps plan")
+    page.get_by_role("link", name="Re-issue as a new invoice").click()
+    expect(page.get_by_label("Line 1 unit price")).to_have_value("89.99")
+    page.get_by_label("Line 1 description").fill("Fixed wireless 50 Mbps")
+    page.get_by_label("Line 1 unit price").fill("59.99")
+    page.get_by_role("button", name="Create invoice").click()
+    expect(page.locator("#invoice-total")).to_have_text("$59.99")
+    new = Invoice.select().where((Invoice.customer == c.id) & (Invoice.void == False)).get()  # noqa: E712
+    assert new.number != "INV-WRONG" and Invoice.get_by_id(wrong.id).void
+    page.get_by_role("link", name="Ben Ortiz").click()
+    expect(page.locator("#invoices")).to_contain_text(new.number)
+    expect(page.locator("#invoices")).not_to_contain_text("INV-WRONG")
+    expect(page.locator("#void-invoices")).to_contain_text("INV-WRONG")
+    assert tab.errors == []

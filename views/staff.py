@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_login import current_user
 from peewee import fn
 
-from billing import accounts, bounds, imports, invites, offline, paylinks, receipts, refunds, settings
+from billing import accounts, bounds, imports, invites, invoicing, offline, paylinks, receipts, refunds, settings
 from billing import staff as staff_rules
 from billing.staff import CLERK, OWNER
 from billing import api as api_rules
@@ -137,7 +137,7 @@ def _offline_form(form=None):
 def _customer_ctx(customer, **extra):
     extra.setdefault("offline_form", _offline_form())
     extra.setdefault("offline_errors", {})
-    return dict(offline_types=pay.OFFLINE_TYPES,
+    return dict(offline_types=pay.OFFLINE_TYPES, void_invoices=invoicing.void_for(customer.id),
         customer=customer, summary=accounts.summary(customer.id),
         invoices=accounts.invoice_views(customer.id),
         payments=list(Payment.select().where(Payment.customer == customer.id)
@@ -249,6 +249,82 @@ def reverse_payment(ref):
         return render_template("staff/payment.html", **{**_payment_ctx(p), "errors": e.errors,
                                                         "reason": request.form.get("reason", "")}), 422
     return redirect(url_for("staff.payment", ref=p.ref), code=303)
+
+
+@bp.route("/customers/<int:customer_id>/invoices/new", methods=["GET", "POST"])
+@allow(CLERK)
+def new_invoice(customer_id):
+    """Create an invoice with lines for this customer (``?from=ID`` re-issues a void invoice's lines)."""
+    c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
+    if request.method == "GET":
+        source = Invoice.get_or_none((Invoice.id == bounds.parse_id(request.args.get("from")))
+                                     & (Invoice.customer == c.id))
+        return _invoice_form(c, None, invoicing.form_values(source, copy=True) if source else invoicing.form_values(),
+                             {}, reissue_of=source)
+    try:
+        inv, _created = invoicing.create(c.id, request.form, actor=_actor())
+    except pay.FormErrors as e:
+        return _invoice_form(c, None, request.form, e.errors, status=422)
+    return redirect(url_for("staff.invoice", invoice_id=inv.id), code=303)
+
+
+def _invoice_form(customer, invoice, form, errors, status=200, reissue_of=None):
+    return render_template("staff/invoice_form.html", customer=customer, invoice=invoice, form=form, errors=errors,
+                           lines=range(invoicing.MAX_LINES), reissue_of=reissue_of), status
+
+
+@bp.route("/invoices/<int:invoice_id>")
+@allow(CLERK)
+def invoice(invoice_id, errors=None, status=200, form=None):
+    """One invoice: its lines and adjustments, what was applied, and edit, adjust, void or re-issue."""
+    view = invoicing.staff_view(invoice_id) or abort(404)
+    return render_template("staff/invoice.html", customer=Customer.get_by_id(view["invoice"].customer_id),
+                           errors=errors or {}, form=form or {}, adj_key=pay.new_idempotency_key(),
+                           **view), status
+
+
+@bp.route("/invoices/<int:invoice_id>/edit", methods=["GET", "POST"])
+@allow(CLERK)
+def edit_invoice(invoice_id):
+    """Edit the dates and lines of an invoice no money has touched."""
+    inv = Invoice.get_or_none(Invoice.id == invoice_id) or abort(404)
+    c = Customer.get_by_id(inv.customer_id)
+    if request.method == "GET":
+        reason = invoicing.why_not_editable(inv)
+        if reason:
+            return invoice(inv.id, errors={"form": f"Invoice {inv.number} cannot be edited. {reason}"}, status=409)
+        return _invoice_form(c, inv, invoicing.form_values(inv), {})
+    try:
+        invoicing.update(inv.id, request.form, actor=_actor())
+    except pay.FormErrors as e:
+        if "form" in e.errors:
+            return invoice(inv.id, errors=e.errors, status=409)
+        return _invoice_form(c, inv, request.form, e.errors, status=422)
+    return redirect(url_for("staff.invoice", invoice_id=inv.id), code=303)
+
+
+@bp.route("/invoices/<int:invoice_id>/void", methods=["POST"])
+@allow(CLERK)
+def void_invoice(invoice_id):
+    """Void an invoice with a reason; money applied to it becomes account credit."""
+    inv = Invoice.get_or_none(Invoice.id == invoice_id) or abort(404)
+    try:
+        invoicing.void(inv.id, request.form.get("void_reason"), actor=_actor())
+    except pay.FormErrors as e:
+        return invoice(inv.id, errors=e.errors, status=422, form=request.form)
+    return redirect(url_for("staff.invoice", invoice_id=inv.id), code=303)
+
+
+@bp.route("/invoices/<int:invoice_id>/adjust", methods=["POST"])
+@allow(CLERK)
+def adjust_invoice(invoice_id):
+    """Add an adjustment (credit note) to an invoice: a negative line, applied by the ledger rules."""
+    inv = Invoice.get_or_none(Invoice.id == invoice_id) or abort(404)
+    try:
+        invoicing.adjust(inv.id, request.form, actor=_actor())
+    except pay.FormErrors as e:
+        return invoice(inv.id, errors=e.errors, status=422, form=request.form)
+    return redirect(url_for("staff.invoice", invoice_id=inv.id), code=303)
 
 
 @bp.route("/invites", methods=["POST"])
