@@ -64,6 +64,7 @@ bench: install-test
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 	  else echo "please install wrk (e.g. sudo apt-get install wrk); the load rows will be skipped"; fi; }
 	$(BIN)/python -m bench
+	@command -v wrk >/dev/null 2>&1 && $(BIN)/python -m bench.scale || true
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
