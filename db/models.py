@@ -329,6 +329,14 @@ class Outbox(BaseModel):
     attempts = IntegerField(default=0)
     last_error = CharField(default="")
     sent_at = DateTimeField(null=True)
+    # Migration 0011: queued | sending | sent | failed; the claim of the run sending it; why it failed for good.
+    status = CharField(default="queued")
+    claimed_by = CharField(default="")
+    claimed_until = DateTimeField(null=True)
+    reason = CharField(default="")
+
+    class Meta:
+        indexes = ((("status", "next_attempt_at"), False),)
 
 
 # --- The built-in sandbox processor's own tables. -------------------------

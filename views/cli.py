@@ -91,8 +91,9 @@ def register_cli(app):
     @app.cli.command("send-mail")
     @run_once("send-mail")
     def send_mail():
-        """Send queued email (for cron); failures stay queued and are retried."""
+        """Send queued email (for cron); temporary failures are retried, permanent refusals are marked failed."""
         sent, failed = mail.send_pending(app.config["SMTP_URL"], app.config["MAIL_FROM"], out=click.echo)
-        click.echo(f"sent {sent} email(s); {failed} failed and will be retried")
+        click.echo(f"sent {sent} email(s); {failed} failed (temporary failures are retried later; "
+                   "a permanent refusal is marked failed with its reason)")
         if failed:
             raise SystemExit(1)
