@@ -194,5 +194,31 @@ def test_every_customer_page_and_pay_step_passes_axe_and_fits_the_screen(open_pa
     check = Auditor(axe_source, device["viewport"]["width"])
     walk(tab, check, owing)
     assert check.states == 27
-    assert check.problems == []
+    assert not check.problems, "\n".join(check.problems)
     assert [e for e in tab.errors if not EXPECTED_REFUSAL.match(e)] == []
+
+
+STAFF_PAGES = ("/staff/", "/staff/customers", "/staff/payments", "/staff/import", "/staff/settings",
+               "/staff/staff", "/staff/api-tokens", "/staff/audit")
+
+
+def test_staff_pages_fit_a_phone_and_pass_axe(open_page, owing, axe_source):
+    from tests.staff_support import STAFF_EMAIL, STAFF_PASSWORD, make_staff
+
+    make_staff()
+    tab = open_page(**PHONE)
+    check = Auditor(axe_source, 320)
+    page = tab.page
+    page.goto(tab.base_url + "/login")
+    page.fill("#email", STAFF_EMAIL)
+    page.fill("#password", STAFF_PASSWORD)
+    page.click("button.primary")
+    page.wait_for_url(tab.base_url + "/staff/")
+    for path in STAFF_PAGES:
+        assert page.goto(tab.base_url + path).status == 200, path
+        check(page, path)
+    page.get_by_role("link", name="Customers", exact=True).click()
+    page.get_by_role("link", name=owing.account_number).click()
+    check(page, "staff: customer")
+    assert not check.problems, "\n".join(check.problems)
+    assert tab.errors == []
