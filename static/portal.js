@@ -12,13 +12,45 @@
 
   function box() { return document.getElementById("pay-window"); }
 
+  // One polite live region, made at start so that screen readers already watch it when its text changes.
+  var live = document.createElement("p");
+  live.className = "sr"; live.setAttribute("aria-live", "polite"); live.id = "announce";
+  document.body.appendChild(live);
+  function announce(text) {
+    live.textContent = "";
+    setTimeout(function () { live.textContent = text.replace(/\s+/g, " ").trim(); }, 50); // same text twice still speaks
+  }
+
+  // Move focus to an element that is not focusable by itself (a heading, the error summary).
+  function focusOn(el) {
+    if (!el.hasAttribute("tabindex")) el.setAttribute("tabindex", "-1");
+    el.focus();
+  }
+
+  // The inline form's first field, once the frame has loaded (same origin; a processor's own frame inside it
+  // cannot be reached, so the frame itself takes focus then).
+  function focusFrame(frame) {
+    var doc = null;
+    try { doc = frame.contentDocument; } catch (err) { doc = null; }
+    var field = doc && doc.querySelector(".error-summary, input:not([type=hidden]), select, textarea");
+    if (field) field.focus(); else frame.focus();
+  }
+
   function showInline() {
     var b = box();
     if (!b) return;
     var frame = document.getElementById("pay-inline");
-    document.getElementById("pay-blocked").hidden = false;
-    if (!frame.getAttribute("src")) frame.setAttribute("src", b.getAttribute("data-inline-url"));
-    frame.hidden = false;
+    var notice = document.getElementById("pay-blocked");
+    notice.hidden = false;
+    announce(notice.textContent);
+    if (!frame.getAttribute("src")) {
+      frame.addEventListener("load", function () { focusFrame(frame); }, { once: true });
+      frame.setAttribute("src", b.getAttribute("data-inline-url"));
+      frame.hidden = false;
+    } else {
+      frame.hidden = false;
+      focusFrame(frame);
+    }
   }
 
   function recheck() {
@@ -124,6 +156,37 @@
     var next = t.form.querySelector("[data-type=" + t.value + "][data-default] input") ||
       t.form.querySelector("input[name=saved_method][value=new]");
     if (next) next.checked = true;
+  });
+
+  // After a step or a tab swaps in, focus goes to its heading (or to its error summary) and it is announced,
+  // so that keyboard and screen-reader users start on the new step instead of at the top of the page.
+  // The payment poll only announces what it says; swaps made out of band are left alone.
+  var swapped = null, pollSaid = "";
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var t = e.detail.target;
+    swapped = t && t.id && e.detail.shouldSwap !== false ? t.id : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var id = swapped;
+    swapped = null;
+    var el = id && document.getElementById(id);
+    if (!el) return;
+    if (id === "pay-poll") { // polled every few seconds: speak only when what it says changes
+      var said = el.textContent.trim();
+      if (said !== pollSaid) { pollSaid = said; announce(said); }
+      return;
+    }
+    var blocked = el.querySelector("#pay-blocked");
+    if (blocked && !blocked.hidden) return; // showInline() announced it and focuses the inline form
+    var summary = el.querySelector(".error-summary");
+    var heading = el.matches("h1, h2") ? el : el.querySelector("h1, h2");
+    var target = summary || heading;
+    if (!target) return;
+    focusOn(target);
+    var note = summary ? null : el.querySelector("p[role=status], p[role=alert]");
+    if (note && note.closest("[hidden]")) note = null;
+    if (note) pollSaid = note.id === "pay-poll" ? note.textContent.trim() : pollSaid;
+    announce(target.textContent + (note ? ". " + note.textContent : ""));
   });
 
   // Keep the tab marker right when tabs load as fragments.

@@ -222,3 +222,102 @@ def test_staff_pages_fit_a_phone_and_pass_axe(open_page, owing, axe_source):
     check(page, "staff: customer")
     assert not check.problems, "\n".join(check.problems)
     assert tab.errors == []
+
+
+def active(page):
+    """What has focus: (tag, id, text), looking into a same-origin frame when the frame has it."""
+    return tuple(page.evaluate("""() => {
+        let e = document.activeElement;
+        while (e && e.tagName === 'IFRAME' && e.contentDocument) e = e.contentDocument.activeElement;
+        return [e.tagName, e.id, e.textContent.replace(/\\s+/g, ' ').trim().slice(0, 80)];
+    }"""))
+
+
+def focus_lands_on(page, tag, text=None, id_=None):
+    """Wait until focus is on that element; say where it is instead when it never gets there."""
+    try:
+        page.wait_for_function("""([tag, text, id]) => {
+            let e = document.activeElement;
+            while (e && e.tagName === 'IFRAME' && e.contentDocument) e = e.contentDocument.activeElement;
+            return e && e.tagName === tag && (text === null || e.textContent.trim().startsWith(text))
+                && (id === null || e.id === id);
+        }""", arg=[tag, text, id_], timeout=5000)
+    except Exception:
+        raise AssertionError(f"focus is on {active(page)}, not on {tag} {text or id_}") from None
+
+
+def tab_to(page, tag, text=None, id_=None, limit=12):
+    """Press Tab until that element has focus; returns how many presses it took."""
+    for presses in range(1, limit + 1):
+        page.keyboard.press("Tab")
+        got = active(page)
+        if got[0] == tag and (text is None or got[2].startswith(text)) and (id_ is None or got[1] == id_):
+            return presses
+    raise AssertionError(f"{tag} {text or id_} not reached in {limit} Tab presses (focus on {active(page)})")
+
+
+def expect_announced(page, text):
+    """The portal's live region says this (screen readers speak what changes in it)."""
+    expect(page.locator("#announce[aria-live=polite]")).to_contain_text(text, ignore_case=True)
+
+
+@pytest.fixture
+def owes(app):
+    customer = make_customer()
+    make_invoice(customer, cents=4000, due=dt.date.today() - dt.timedelta(days=5))
+    return customer
+
+
+def test_a_card_payment_by_keyboard_alone_with_the_popup_blocked_puts_focus_on_each_new_step(open_page, owes):
+    tab = open_page(init_script=BLOCK_POPUPS, **DESKTOP)
+    page = tab.page
+    page.goto(tab.base_url + "/login")
+    tab_to(page, "INPUT", id_="email", limit=3)
+    page.keyboard.type(owes.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type("correct horse battery")
+    page.keyboard.press("Enter")
+    page.wait_for_url(tab.base_url + "/")
+
+    tab_to(page, "A", "Payments")
+    page.keyboard.press("Enter")
+    focus_lands_on(page, "H1", "Payments")
+    expect_announced(page, "Payments")
+    assert tab_to(page, "INPUT", limit=2) == 1  # the payment type, right after the heading
+    page.keyboard.press("Space")
+    assert tab_to(page, "BUTTON", "Continue", limit=4) <= 3
+    page.keyboard.press("Enter")
+
+    focus_lands_on(page, "H2", "Billing Information")
+    expect_announced(page, "Billing Information")
+    tab_to(page, "INPUT", id_="b-name", limit=2)
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    assert tab_to(page, "BUTTON", "Make Payment") <= 9
+    page.keyboard.press("Enter")
+
+    focus_lands_on(page, "DIV")  # the error summary, which links to the field
+    summary = page.locator(".error-summary")
+    expect(summary).to_be_focused()
+    expect_announced(page, "Please correct this")
+    expect(page.locator("#b-name")).to_have_attribute("aria-describedby", "name-error")
+    tab_to(page, "A", limit=1)
+    page.keyboard.press("Enter")
+    focus_lands_on(page, "INPUT", id_="b-name")
+    page.keyboard.type(owes.name)
+    tab_to(page, "BUTTON", "Make Payment")
+    page.keyboard.press("Enter")
+
+    # The pop-up is blocked: the notice is announced and focus goes to the inline form's first field.
+    expect(page.locator("#pay-blocked")).to_be_visible()
+    focus_lands_on(page, "INPUT", id_="number")
+    expect_announced(page, "blocked the payment window")
+    page.keyboard.type(VISA)
+    for value in (EXPIRY, "123", "78701"):
+        page.keyboard.press("Tab")
+        page.keyboard.type(value)
+    page.keyboard.press("Enter")
+
+    focus_lands_on(page, "H2", "Payment was successful")
+    expect_announced(page, "Payment was successful")
+    assert [e for e in tab.errors if not EXPECTED_REFUSAL.match(e)] == []

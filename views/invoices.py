@@ -76,6 +76,7 @@ def statement():
     stmt = None if errors else accounts.statement(current_user.customer_id, start, end)
     return render(
         "invoices/statement.html", "invoices/_statement.html", status=422 if errors else 200,
-        statement=stmt, errors=errors, start=request.args.get("start") or start.isoformat(),
-        end=request.args.get("end") or end.isoformat(), customer=current_user.user.customer,
+        # A date input holds only a valid date: an unreadable one is not echoed back (its error says why).
+        statement=stmt, errors=errors, start="" if start_err else start.isoformat(),
+        end="" if end_err else end.isoformat(), customer=current_user.user.customer,
     )

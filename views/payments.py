@@ -66,7 +66,7 @@ def pay_invoice(invoice_id):
     cid = current_user.customer_id
     if accounts.invoice_view(cid, invoice_id) is None:
         abort(404)
-    return render("payments/method.html", "payments/_method.html", **_method_ctx(cid, invoice_id))
+    return render("payments/method.html", "payments/_pay_now.html", **_method_ctx(cid, invoice_id))
 
 
 @bp.route("/pay", methods=["POST"])
