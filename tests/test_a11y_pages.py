@@ -91,3 +91,8 @@ def test_an_invalid_date_is_not_echoed_into_the_date_input(logged_in):
     assert 'id="start-error"' in html and 'href="#start"' in html
     good = logged_in.get("/statement?start=2026-01-05&end=2026-02-01").get_data(as_text=True)
     assert 'value="2026-01-05"' in good and 'value="2026-02-01"' in good
+
+
+def test_readable_dates_in_a_wrong_order_stay_in_their_inputs(logged_in):
+    html = logged_in.get("/statement?start=2026-03-01&end=2026-02-01").get_data(as_text=True)
+    assert 'value="2026-03-01"' in html and 'value="2026-02-01"' in html and 'id="end-error"' in html

@@ -73,10 +73,11 @@ def statement_range():
 def statement():
     """Account activity over a date range with a running balance."""
     start, end, errors = statement_range()
+    unreadable = {name for name in ("start", "end") if _date_arg(name, None)[1]}
     stmt = None if errors else accounts.statement(current_user.customer_id, start, end)
     return render(
         "invoices/statement.html", "invoices/_statement.html", status=422 if errors else 200,
         # A date input holds only a valid date: an unreadable one is not echoed back (its error says why).
-        statement=stmt, errors=errors, start="" if start_err else start.isoformat(),
-        end="" if end_err else end.isoformat(), customer=current_user.user.customer,
+        statement=stmt, errors=errors, start="" if "start" in unreadable else start.isoformat(),
+        end="" if "end" in unreadable else end.isoformat(), customer=current_user.user.customer,
     )
