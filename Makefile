@@ -8,7 +8,7 @@ PGBIN  ?= /usr/lib/postgresql/15/bin
 # axe-core for the browser tests' accessibility checks: test tooling only, never served (version pinned in package.json)
 AXE    := tests/tooling/node_modules/axe-core/axe.min.js
 
-.PHONY: run test bench install install-test system-test-deps clean
+.PHONY: run serve test bench install install-test system-test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,17 @@ run: install
 	@echo "  Staff pages:     http://127.0.0.1:$(PORT)/staff/ (first: $(FLASK) create-staff you@your-isp.example)"
 	@echo ""
 	$(BIN)/gunicorn --workers 2 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - 'app:create_app()'
+
+# Production: gunicorn on BIND (default 127.0.0.1:8000, behind nginx: docs/deploy.md), workers sized to the
+# cores, an access log without secrets, and never demo data (the app refuses to start while demo logins exist).
+WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+BIND    ?= 127.0.0.1:8000
+serve: install
+	@test -n "$$PUBLIC_URL" || { echo "make serve: set PUBLIC_URL to the portal's address, e.g. https://pay.your-isp.example"; exit 1; }
+	$(FLASK) db-upgrade
+	PRODUCTION=true exec $(BIN)/gunicorn --workers $(WORKERS) --threads 4 --bind $(BIND) \
+	  --logger-class views.access_log.RedactingLogger --access-logfile - \
+	  --access-logformat '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"' 'app:create_app()'
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

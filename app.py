@@ -29,6 +29,9 @@ DEFAULTS = {
     "SMTP_URL": "console",
     "MAIL_FROM": "billing@localhost",
     "PUBLIC_URL": "http://127.0.0.1:5000",
+    # Production serving (`make serve` sets PRODUCTION=true): see docs/deploy.md.
+    "PRODUCTION": False,
+    "TRUSTED_PROXIES": 0,  # proxies in front whose X-Forwarded-For/-Proto/-Host are believed (0: none)
 }
 _BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
@@ -54,6 +57,31 @@ def _instance_secret(app, name):
     return path.read_text().strip()
 
 
+class ProductionConfigError(RuntimeError):
+    """Production serving was asked for with settings that are unsafe; str() says what to change."""
+
+
+def _production_settings(app, overrides):
+    """PUBLIC_URL must be the portal's real address; cookies are secure whenever it is https."""
+    public = overrides.get("PUBLIC_URL") or os.environ.get("PUBLIC_URL")
+    if not public:
+        raise ProductionConfigError("PUBLIC_URL must be set to the portal's address (e.g. https://pay.your-isp.example)"
+                                    " for production serving: it is in every emailed link")
+    if public.startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
+    elif not public.startswith("http://"):
+        raise ProductionConfigError(f"PUBLIC_URL must start with https:// (or http:// behind no TLS), not {public!r}")
+
+
+def _refuse_demo_data(app):
+    from billing import demo
+
+    if demo.logins_present():
+        raise ProductionConfigError(
+            "the demo ISP's logins (demo@example.com and its neighbour) are in this database, with a password "
+            "printed in the README: remove them with `flask --app app remove-demo` before serving for real")
+
+
 def create_app(config=None):
     """Build the portal: defaults, then environment variables, then ``config`` (tests)."""
     app = Flask(__name__, instance_relative_config=True)
@@ -75,8 +103,20 @@ def create_app(config=None):
         app.config["SANDBOX_WEBHOOK_SECRET"] = _instance_secret(app, "sandbox_webhook_secret")
     app.config["SESSION_COOKIE_SECURE"] = bool(app.config["SESSION_COOKIE_SECURE"])
 
+    if app.config["PRODUCTION"]:
+        _production_settings(app, config or {})
+    if int(app.config["TRUSTED_PROXIES"] or 0) > 0:
+        # The customer's own address (ACH mandates, autopay authorizations, audit, throttling) and scheme come
+        # from the proxies' headers, trusting exactly this many hops and no more (a client could forge others).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
     identity.configure(app.config["PASSWORD_HASH_TIME_COST"], app.config["PASSWORD_HASH_MEMORY_COST"])
     open_database(app.config["DATABASE_URL"], pool_size=int(app.config["DATABASE_POOL"] or 0))
+    if app.config["PRODUCTION"]:
+        _refuse_demo_data(app)
     app.extensions["processor"] = build_processor(app.config)
 
     @app.before_request

@@ -78,3 +78,14 @@ def _load(processor, today):
 
     theirs = invoice(other, "INV-2001", 1, today - dt.timedelta(days=10), [("Fixed wireless 25/5 Mbps", 1, 4499)])
     _pay(other.id, theirs.id, theirs.total_cents + 1000, processor)  # $10.00 over: account credit
+
+
+def logins_present():
+    """True while any login of the demo ISP exists (production serving refuses to start then)."""
+    from db import database
+    from db.models import User
+
+    with database.connection_context():
+        if not database.table_exists(User._meta.table_name):  # a database not yet built has no demo either
+            return False
+        return User.select().where(User.email.in_((DEMO_EMAIL, OTHER_EMAIL))).exists()
