@@ -57,7 +57,7 @@ def test_staff_imports_and_invites_then_the_customer_sets_a_password_and_pays(ap
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name="10001").click()
     page.get_by_role("button", name="Send invite to ana.reyes@example.com").click()
-    expect(page.locator("#staff-notice")).to_have_text("Invite sent to ana.reyes@example.com.")
+    expect(page.locator("#staff-notice")).to_have_text("Invite queued for ana.reyes@example.com.")
     assert staff.errors == []
 
     customer = open_page()

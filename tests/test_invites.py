@@ -189,7 +189,7 @@ def test_staff_invite_then_customer_sets_password_and_is_logged_in(app, staff, c
     c = new_customer()
     resp = staff.post(f"/staff/customers/{c.id}/invite", {})
     assert resp.status_code == 303
-    assert "Invite sent to dana@example.test" in staff.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Invite queued for dana@example.test" in staff.get(resp.headers["Location"]).get_data(as_text=True)
     path = last_link("invite")
     staff.post("/logout", {})
     page = client.get(path)

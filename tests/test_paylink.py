@@ -109,7 +109,7 @@ def test_staff_email_a_pay_link(app, staff):
     inv = make_invoice(c, cents=1000, number="MAIL-1")
     resp = staff.post(f"/staff/invoices/{inv.id}/paylink", {"send": "1"})
     assert resp.status_code == 303
-    assert f"MAIL-1 emailed to {c.email}" in staff.get(resp.headers["Location"]).get_data(as_text=True)
+    assert f"MAIL-1 queued for {c.email}" in staff.get(resp.headers["Location"]).get_data(as_text=True)
     shown = staff.post(f"/staff/invoices/{inv.id}/paylink", {"send": "0"}).get_data(as_text=True)
     assert 'id="paylink-url"' in shown and "/paylink/" in shown
     path = last_link("paylink", to=c.email)

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_login import current_user
 from peewee import fn
 
-from billing import accounts, bounds, imports, invites, invoicing, offline, paylinks, receipts, refunds, settings
+from billing import accounts, bounds, customers as customer_rules, imports, invites, invoicing, offline, paylinks, receipts, refunds, settings
 from billing import staff as staff_rules
 from billing.staff import CLERK, OWNER
 from billing import api as api_rules
@@ -142,8 +142,8 @@ def _customer_ctx(customer, **extra):
         invoices=accounts.invoice_views(customer.id),
         payments=list(Payment.select().where(Payment.customer == customer.id)
                       .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(200)),
-        tokens=invites.tokens_for(customer.id), login=User.get_or_none(User.customer == customer.id),
-        cannot_invite=invites.can_invite(customer), labels=pay.LABELS, now=models.utcnow(), **extra,
+        tokens=invites.tokens_for(customer.id), cannot_invite=invites.can_invite(customer), labels=pay.LABELS,
+        now=models.utcnow(), **customer_rules.overview(customer.id), **extra,
     )
 
 
@@ -152,10 +152,49 @@ def _customer_ctx(customer, **extra):
 def customer(customer_id):
     """One customer: invoices, payments and invites."""
     c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
-    notice = f"Invite sent to {c.email}." if request.args.get("invited") else None
+    notice = f"Invite queued for {c.email}." if request.args.get("invited") else None
     if request.args.get("mailed"):
-        notice = f"Pay link for {request.args['mailed'][:64]} emailed to {c.email}."
+        notice = f"Pay link for {request.args['mailed'][:64]} queued for {c.email}."
+    if request.args.get("saved"):
+        notice = "Details saved."
     return render_template("staff/customer.html", **_customer_ctx(c, notice=notice))
+
+
+@bp.route("/customers/<int:customer_id>/edit", methods=["GET", "POST"])
+@allow(CLERK)
+def edit_customer(customer_id):
+    """Change a customer's name, email, phone and address."""
+    c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
+    if request.method == "GET":
+        return render_template("staff/customer_edit.html", customer=c, form=customer_rules.form_values(c), errors={})
+    try:
+        customer_rules.update(c.id, request.form, actor=_actor())
+    except pay.FormErrors as e:
+        return render_template("staff/customer_edit.html", customer=c, form=request.form, errors=e.errors), 422
+    return redirect(url_for("staff.customer", customer_id=c.id, saved=1), code=303)
+
+
+@bp.route("/customers/<int:customer_id>/login/disable", methods=["POST"])
+@allow(CLERK)
+def disable_customer_login(customer_id):
+    """Disable a customer's portal login; their open sessions end at once."""
+    return _customer_login(customer_id, True)
+
+
+@bp.route("/customers/<int:customer_id>/login/enable", methods=["POST"])
+@allow(CLERK)
+def enable_customer_login(customer_id):
+    """Let a customer's disabled portal login log in again."""
+    return _customer_login(customer_id, False)
+
+
+def _customer_login(customer_id, disabled):
+    c = Customer.get_or_none(Customer.id == customer_id) or abort(404)
+    try:
+        customer_rules.set_login_disabled(c.id, disabled, actor=_actor())
+    except LookupError:
+        abort(404)
+    return redirect(url_for("staff.customer", customer_id=c.id), code=303)
 
 
 @bp.route("/customers/<int:customer_id>/invite", methods=["POST"])
