@@ -228,7 +228,8 @@ class Payment(BaseModel):
     class Meta:
         indexes = ((("customer", "created_at"), False), (("status", "updated_at"), False),
                    (("created_at", "id"), False),  # the staff list's sort key (migration 0090)
-                   (("customer", "status"), False))  # what may still be charged (migration 0010)
+                   (("customer", "status"), False),  # what may still be charged (migration 0010)
+                   (("status", "method_type", "created_at"), False))  # the staff list's filters (migration 0091)
 
 
 class Allocation(BaseModel):

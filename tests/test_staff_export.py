@@ -50,3 +50,23 @@ def test_export_is_compressed_for_clients_that_accept_it(app, staff):  # noqa: F
     body = brotli.decompress(resp.get_data())
     assert body == plain
     assert len(resp.get_data()) * 4 < len(plain)
+
+
+def test_payments_list_stops_counting_at_its_cap_and_still_pages(app, staff, monkeypatch):  # noqa: F811
+    import views.staff
+
+    monkeypatch.setattr(views.staff, "COUNT_CAP", 50)
+    c = make_customer()
+    _many_payments(120, make_invoice(c, cents=1_000_000))
+    first = staff.get("/staff/payments").get_data(as_text=True)
+    assert "More than 50 payment(s)." in first
+    assert "Page 1\n" in first and ">Next<" in first and ">Previous<" not in first
+    listed = first.split('id="payment-list"')[1].split("</table>")[0]
+    assert listed.count(">PAY-EXP") == 100 and "PAY-EXP00119" in listed and "PAY-EXP00019" not in listed
+    second = staff.get("/staff/payments?page=2").get_data(as_text=True)
+    listed = second.split('id="payment-list"')[1].split("</table>")[0]
+    assert listed.count(">PAY-EXP") == 20 and "PAY-EXP00000" in listed
+    assert ">Previous<" in second and ">Next<" not in second
+    monkeypatch.setattr(views.staff, "COUNT_CAP", 10_000)
+    assert "120 payment(s)." in staff.get("/staff/payments").get_data(as_text=True)
+    assert "Page 1 of 2" in staff.get("/staff/payments").get_data(as_text=True)
