@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import secrets
 
-from billing import accounts, bounds, ledger
+from billing import accounts, bounds, ledger, receipts
 from db import write_tx
 from db.models import Allocation, ApiToken, Customer, Invoice, Payment, sum_cents, utcnow
 
@@ -109,6 +109,9 @@ def payment_json(p):
     return {
         "ref": p.ref, "account_number": p.customer.account_number, "status": p.status,
         "amount_cents": p.amount_cents, "currency": p.currency, "method_type": p.method_type,
+        # The convenience fee is charged on top of amount_cents and applied to no invoice.
+        "fee_cents": p.fee_cents, "charged_cents": p.amount_cents + p.fee_cents,
+        "confirmation_code": receipts.format_code(p.confirmation_code) or None,
         "method_brand": p.method_brand, "method_last4": p.method_last4,
         "created_at": p.created_at.isoformat() + "Z", "updated_at": p.updated_at.isoformat() + "Z",
         "settled_at": p.settled_at.isoformat() + "Z" if p.settled_at else None,

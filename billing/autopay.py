@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from peewee import JOIN, IntegrityError, fn
 
-from billing import accounts, ledger, methods, money, notices, payments
+from billing import accounts, fees, ledger, methods, money, notices, payments
 from billing import processors as proc
 from db import database, write_tx
 from db.models import (
@@ -96,12 +96,20 @@ def when_text(pol):
     return f"{pol.days_before} day{'s' if pol.days_before != 1 else ''} before its due date"
 
 
+FEE_TEXT = " Each {kind} charge also carries {isp}'s convenience fee of {rule}, which does not pay the invoice."
+FEE_KINDS = {"card": "card", "ach": "bank account"}
+
+
 def authorization_text(pol=None, isp_name=None):
-    """The authorization the customer accepts, for the current policy."""
+    """The authorization the customer accepts, for the current policy and the ISP's convenience fees."""
     pol = pol or policy()
-    isp_name = isp_name or (Isp.current() or Isp(name="the ISP")).name
-    return AUTHORIZATION_TEXT.format(isp=isp_name, when=when_text(pol), retries=pol.max_attempts - 1,
+    isp = Isp.current() or Isp(name="the ISP")
+    isp_name = isp_name or isp.name
+    text = AUTHORIZATION_TEXT.format(isp=isp_name, when=when_text(pol), retries=pol.max_attempts - 1,
                                      retry_days=pol.retry_days)
+    for kind, rule in fees.rules(isp, FEE_KINDS).items():
+        text += FEE_TEXT.format(kind=FEE_KINDS[kind], isp=isp_name, rule=rule.describe(isp.currency))
+    return text
 
 
 # --- Enrolment. --------------------------------------------------------------------------------------

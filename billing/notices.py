@@ -5,7 +5,7 @@ so an email exists exactly when its event was committed. Each has a dedupe key,
 so a repeated event (a webhook redelivered, a second autopay run) queues it once.
 Plain text, with the outbox's light HTML made from it: small, no images.
 """
-from billing import mail, money, receipts
+from billing import fees, mail, money, receipts
 from db.models import Customer, Isp
 
 KINDS = (
@@ -59,8 +59,16 @@ def _to(payment):
 
 
 def _code(payment):
-    """The payment's confirmation code line, as on its receipt (what a customer reads to support)."""
-    return f"Confirmation code: {receipts.format_code(receipts.code_for(payment))}\n"
+    """The payment's fee line (if any) and confirmation code line, as on its receipt."""
+    return _fee(payment) + f"Confirmation code: {receipts.format_code(receipts.code_for(payment))}\n"
+
+
+def _fee(payment):
+    """The fee and the total charged, when the payment carried a convenience fee."""
+    if not payment.fee_cents:
+        return ""
+    return (f"{fees.LABELS.get(payment.method_type, 'Fee')}: {_money(payment.fee_cents, payment.currency)} "
+            f"(total charged {_money(payment.amount_cents + payment.fee_cents, payment.currency)})\n")
 
 
 def _receipt_link(payment):
@@ -118,7 +126,9 @@ def ach_failed(payment):
 
 def autopay_upcoming(customer, invoice, cents, charge_on, method, cycle):
     """Autopay will charge an invoice in a few days."""
-    body = (f"Autopay will charge {_money(cents)} for invoice {invoice.number} on {charge_on:%B %-d, %Y} to your "
+    fee = fees.fee_cents(_isp(), method.method_type, cents)
+    plus = f" plus a {_money(fee)} {fees.LABELS.get(method.method_type, 'fee').lower()}" if fee else ""
+    body = (f"Autopay will charge {_money(cents)}{plus} for invoice {invoice.number} on {charge_on:%B %-d, %Y} to your "
             f"{_method(method.brand, method.last4)}.\n\nNothing to do. To change the method or turn autopay off, "
             f"visit {link('/methods')}")
     return _queue("autopay_upcoming", customer.email, f"Autopay on {charge_on:%b %-d}: {_money(cents)}", body,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from peewee import IntegrityError
 
-from billing import accounts, bounds, money, receipts
+from billing import accounts, bounds, fees, money, receipts
 from billing import processors as proc
 from db import write_tx
 from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
@@ -222,8 +222,12 @@ def check_fits(payment, now=None):
 
 
 def expected_charge_cents(payment):
-    """What the processor must report having charged for this payment (today: its amount)."""
-    return payment.amount_cents
+    """What the processor charges for this payment: the amount applied to invoices plus its convenience fee.
+
+    Every amount handed to a processor, and every amount a processor reports back, is this figure; only
+    ``amount_cents`` reaches the ledger.
+    """
+    return payment.amount_cents + (payment.fee_cents or 0)
 
 
 def amount_limits(customer_id):
@@ -298,8 +302,10 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
     if errors:
         raise FormErrors(errors)
     isp = Isp.current()
+    # The fee is fixed here, where the customer is shown it, and charged exactly as shown (billing.fees).
     fields = dict(amount_cents=cents, method_type=method_type, target_invoice=invoice_id,
-                  payment_method=saved.id if saved else None, owed_cents=now_room.owed_cents)
+                  payment_method=saved.id if saved else None, owed_cents=now_room.owed_cents,
+                  fee_cents=fees.fee_cents(isp, method_type, cents))
     with write_tx():
         existing = Payment.get_or_none(Payment.idempotency_key == idempotency_key)
         if existing is not None:
@@ -580,7 +586,9 @@ def renew(payment, processor, actor="customer"):
             status=CREATED, processor=payment.processor, origin=payment.origin, amount_cents=cents,
             owed_cents=now_room.owed_cents, method_type=payment.method_type, target_invoice=target,
             payment_method=payment.payment_method_id,
+            fee_cents=fees.fee_cents(Isp.current(), payment.method_type, cents),  # the rule the button shows
             **{f"billing_{k}": getattr(payment, f"billing_{k}") for k in BILLING_FIELDS})
+        receipts.assign_code(fresh.id)
         accounts.audit(actor, "payment.created", "payment", fresh.ref, amount_cents=cents, replaces=payment.ref)
     form = {k: getattr(fresh, f"billing_{k}") for k in BILLING_FIELDS}
     if payment.save_for_autopay:
@@ -593,7 +601,7 @@ def open_intent(payment, processor):
     if payment.processor_ref:
         return processor.retrieve(payment.processor_ref)
     state = processor.create_intent(
-        amount_cents=payment.amount_cents, currency=payment.currency, method_type=payment.method_type,
+        amount_cents=expected_charge_cents(payment), currency=payment.currency, method_type=payment.method_type,
         idempotency_key=payment.idempotency_key,
         metadata={"payment_ref": payment.ref, "customer_id": str(payment.customer_id),
                   "invoice_id": str(payment.target_invoice_id or ""),
@@ -805,9 +813,11 @@ def create_off_session(customer_id, *, method, amount_cents, invoice_id, idempot
                        actor="autopay"):
     """Record a payment of a saved method that nobody is present for; call inside write_tx()."""
     customer = Customer.get_by_id(customer_id)
+    isp = Isp.current()
     payment = Payment.create(
         ref=_new_ref(), customer=customer_id, idempotency_key=idempotency_key, amount_cents=amount_cents,
-        currency=Isp.current().currency, method_type=method.method_type, status=CREATED,
+        fee_cents=fees.fee_cents(isp, method.method_type, amount_cents),  # the same rule as on-session
+        currency=isp.currency, method_type=method.method_type, status=CREATED,
         target_invoice=invoice_id, processor=processor_name, payment_method=method.id, origin="autopay",
         billing_name=customer.name, billing_street=customer.street, billing_city=customer.city,
         billing_state=customer.state, billing_zip=customer.zip, billing_email=customer.email,
@@ -850,7 +860,7 @@ def _charge_off_session_at_once(payment, processor):
         state = processor.find_by_key(payment.idempotency_key)
     if state is None:
         state = processor.create_off_session_charge(
-            amount_cents=payment.amount_cents, currency=payment.currency, method_type=payment.method_type,
+            amount_cents=expected_charge_cents(payment), currency=payment.currency, method_type=payment.method_type,
             method_token=payment.payment_method.processor_ref, customer_id=payment.customer_id,
             idempotency_key=payment.idempotency_key,
             metadata={"payment_ref": payment.ref, "customer_id": str(payment.customer_id),
@@ -987,7 +997,11 @@ def record_refunds(payment_id, refunds, actor="processor", reason=""):
         applied = False
         for refund_id, cents in refunds:
             left = payment.amount_cents - taken_back(payment.id)
-            if cents <= 0 or cents > left or not _reversal(payment, "refund", cents, refund_id, reason, actor):
+            # A refund can include the convenience fee (a full refund from the processor's dashboard is the
+            # whole charge); only the part up to the applied amount comes off invoices and credit.
+            ledger_cents = min(cents, left)
+            if (cents <= 0 or ledger_cents <= 0 or cents > left + payment.fee_cents
+                    or not _reversal(payment, "refund", ledger_cents, refund_id, reason, actor)):
                 continue
             applied = True
             _tell_customer(payment, refund_id, f"Refund of {money.format_money(cents, payment.currency)}",

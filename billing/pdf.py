@@ -19,7 +19,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table
 from xml.sax.saxutils import escape
 
-from billing import money, receipts, settings
+from billing import fees, money, receipts, settings
 
 _BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9.5, leading=12.5)
 _SMALL = ParagraphStyle("small", parent=_BASE, fontSize=8.5, leading=11, textColor=colors.HexColor("#5b6570"))
@@ -178,7 +178,11 @@ def receipt_pdf(rec, status_label):
     b = _Builder(rec.isp, "Payment receipt")
     if p.status != "succeeded":
         b.para(f"This payment is {status_label.lower()}.", _BASE)
-    b.facts([("Confirmation code", rec.code), ("Amount", rec.amount), ("Date", _date(rec.paid_on)),
+    fee = []
+    if p.fee_cents:
+        fee = [(fees.LABELS.get(p.method_type, "Fee"), b.money(p.fee_cents)),
+               ("Total charged", b.money(p.amount_cents + p.fee_cents))]
+    b.facts([("Confirmation code", rec.code), ("Amount", rec.amount), *fee, ("Date", _date(rec.paid_on)),
              ("Method", rec.method), ("Account", f"{rec.customer.name}, account {rec.customer.account_number}"),
              ("Reference", p.ref), ("Applied to" if p.status == "succeeded" else "For", receipts.applied_summary(rec))])
     b.space(12)

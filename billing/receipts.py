@@ -128,7 +128,11 @@ def _short_method(payment):
 def sms_text(rec):
     """The receipt as one SMS: at most 160 plain-ASCII characters (one GSM-7 segment); a long ISP name is cut to fit."""
     p = rec.payment
-    amount = rec.amount if rec.amount.isascii() else f"{money.cents_to_input(rec.amount_cents)} {p.currency}"
+    def ascii_money(cents):
+        text = money.format_money(cents, p.currency)
+        return text if text.isascii() else f"{money.cents_to_input(cents)} {p.currency}"
+
+    amount = ascii_money(rec.amount_cents) + (f" + fee {ascii_money(p.fee_cents)}" if p.fee_cents else "")
     rest = (f": payment {amount} {rec.status_word} {rec.paid_on:%b %-d %Y}, {_short_method(p)}. "
             f"Confirmation {rec.code}")
     name = rec.isp.name.encode("ascii", "replace").decode()

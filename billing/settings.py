@@ -3,7 +3,7 @@ import base64
 import hashlib
 import re
 
-from billing import accounts, bounds, money
+from billing import accounts, bounds, fees, money
 from db import models, write_tx
 from db.models import Isp, utcnow
 
@@ -32,7 +32,11 @@ def form_values(isp):
     values = {k: getattr(isp, k) for k in TEXT_FIELDS + FLAGS}
     values["allow_prepay"] = isp.allow_prepay and isp.max_prepay_cents > 0
     values.update(
-        invite_text=isp.invite_text, address=isp.address, autopay_days_before_due=str(autopay_days()),
+        invite_text=isp.invite_text, address=isp.address,
+        **{f"{t}_fee_percent": fees.percent_text(getattr(isp, f"{t}_fee_bp")) if getattr(isp, f"{t}_fee_bp") else ""
+           for t in ("card", "ach")},
+        **{f"{t}_fee_fixed": money.cents_to_input(getattr(isp, f"{t}_fee_fixed_cents"))
+           if getattr(isp, f"{t}_fee_fixed_cents") else "" for t in ("card", "ach")}, autopay_days_before_due=str(autopay_days()),
         min_payment=money.cents_to_input(isp.min_payment_cents),
         max_payment=money.cents_to_input(isp.max_payment_cents) if isp.max_payment_cents else "",
         max_prepay=money.cents_to_input(isp.max_prepay_cents) if isp.max_prepay_cents else "",
@@ -51,6 +55,21 @@ def _cents(form, key, errors, required=False):
     except money.AmountError as e:
         errors[key] = str(e)
         return 0
+
+
+def _fee_fields(form, kind, data, errors):
+    """The convenience fee for one payment type: a percentage and/or a fixed amount; empty (or 0) is none."""
+    try:
+        data[f"{kind}_fee_bp"] = fees.parse_percent(form.get(f"{kind}_fee_percent"))
+    except ValueError as e:
+        errors[f"{kind}_fee_percent"] = str(e)
+    text = (form.get(f"{kind}_fee_fixed") or "").strip()
+    cents = 0
+    if text and text.lstrip("$") not in ("0", "0.0", "0.00"):
+        cents = _cents(form, f"{kind}_fee_fixed", errors)
+        if cents > fees.MAX_FIXED_CENTS:
+            errors[f"{kind}_fee_fixed"] = f"The fixed fee can be at most {money.format_money(fees.MAX_FIXED_CENTS)}."
+    data[f"{kind}_fee_fixed_cents"] = cents
 
 
 def clean(form):
@@ -92,6 +111,8 @@ def clean(form):
         errors["max_prepay"] = "Enter the most a customer may pay beyond their balance, or untick the box above."
     if data["max_payment_cents"] and data["max_payment_cents"] < data["min_payment_cents"]:
         errors["max_payment"] = "The maximum must be at least the minimum payment."
+    for kind in ("card", "ach"):
+        _fee_fields(form, kind, data, errors)
     days = (form.get("autopay_days_before_due") or "").strip()
     if not re.match(r"^[0-9]{1,2}$", days, re.ASCII) or int(days) > 28:
         errors["autopay_days_before_due"] = "Enter a whole number of days from 0 (on the due date) to 28."

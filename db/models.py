@@ -63,6 +63,11 @@ class Isp(BaseModel):
     invite_subject = CharField(default="")
     invite_text = TextField(default="")
     address = TextField(default="")  # postal address on documents (migration 0071)
+    # Convenience fees (migration 0072, billing/fees.py): basis points and cents; 0 and 0 is off.
+    card_fee_bp = IntegerField(default=0)
+    card_fee_fixed_cents = BigIntegerField(default=0)
+    ach_fee_bp = IntegerField(default=0)
+    ach_fee_fixed_cents = BigIntegerField(default=0)
 
     @classmethod
     def current(cls):
@@ -216,6 +221,7 @@ class Payment(BaseModel):
     save_for_autopay = BooleanField(default=False)
     origin = CharField(default="portal")  # portal | paylink | autopay
     confirmation_code = CharField(null=True, unique=True)  # billing.receipts (migration 0070)
+    fee_cents = BigIntegerField(default=0)  # convenience fee on top of amount_cents, never allocated (0072)
     failure_code = CharField(default="")
     failure_message = CharField(default="")
     created_at = DateTimeField(default=utcnow)

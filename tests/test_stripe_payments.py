@@ -457,3 +457,22 @@ def test_live_configuration_allows_exactly_stripes_origins(database_url):
     assert "'unsafe-inline'" not in directives["script-src"]
     sandbox = _csp({"PAYMENT_PROCESSOR": "sandbox", "STRIPE_JS_URL": "https://js.stripe.com/v3/"})
     assert "stripe" not in sandbox
+
+
+def test_with_a_card_fee_stripe_charges_the_payment_plus_the_fee_and_only_the_payment_is_applied(
+        logged_in, customer, owing, stripe_server):
+    from tests.test_fees import set_fees
+
+    old, new = owing
+    set_fees(card=(290, 30))  # 2.9 % + $0.30 of $50.00: 145 + 30 cents
+    payment = start_payment(logged_in, "50.00")
+    assert payment.fee_cents == 175
+    assert stripe_server.client.v1.payment_intents.retrieve(payment.processor_ref).to_dict()["amount"] == 5175
+    window = logged_in.get(f"/payments/{payment.ref}/window?mode=popup").get_data(as_text=True)
+    assert '<span id="stripe-amount">$51.75</span>' in window
+    status, answer = pay_card(logged_in, stripe_server, payment)
+    assert status == 200 and answer["payment_status"] == "succeeded"
+    payment = Payment.get_by_id(payment.id)
+    [charge] = charges_of(stripe_server, payment.processor_ref)
+    assert charge["amount"] == 5175
+    assert allocated(payment) == [(old.id, 3000), (new.id, 2000)] and ledger_holds(payment) == 5000

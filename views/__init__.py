@@ -6,7 +6,7 @@ from flask import abort, current_app, g, render_template, request
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
-from billing import identity, money, receipts
+from billing import fees, identity, money, receipts
 from db.models import Isp
 
 csrf = CSRFProtect()
@@ -159,6 +159,24 @@ def register(app):
     @app.template_filter("confirmation")
     def _confirmation(code):
         return receipts.format_code(code)
+
+    @app.template_filter("charged")
+    def _charged(payment):
+        """What the processor charges for a payment: its amount plus any convenience fee."""
+        from billing import payments
+
+        return payments.expected_charge_cents(payment)
+
+    @app.template_global()
+    def fee_rules():
+        """{method_type: FeeRule} of the ISP's convenience fees now; empty when the ISP charges none."""
+        if "fee_rules" not in g:
+            g.fee_rules = fees.rules(isp(), ("card", "ach"))
+        return g.fee_rules
+
+    @app.template_global()
+    def fee_label(method_type):
+        return fees.LABELS.get(method_type, "Fee")
 
     @app.template_filter("money")
     def _money(cents, currency=None):

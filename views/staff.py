@@ -475,7 +475,7 @@ def find_payment():
 
 EXPORT_COLUMNS = ("ref", "created_at", "settled_at", "account_number", "customer_name", "status", "method_type",
                   "method_brand", "method_last4", "amount", "currency", "invoices", "failure_code",
-                  "confirmation_code")
+                  "confirmation_code", "fee", "charged")
 
 
 @bp.route("/payments.csv")
@@ -493,7 +493,8 @@ def payments_csv():
         yield buf.getvalue()
         columns = (Payment.id, Payment.ref, Payment.created_at, Payment.settled_at, Customer.account_number,
                    Customer.name, Payment.status, Payment.method_type, Payment.method_brand, Payment.method_last4,
-                   Payment.amount_cents, Payment.currency, Payment.failure_code, Payment.confirmation_code)
+                   Payment.amount_cents, Payment.currency, Payment.failure_code, Payment.confirmation_code,
+                   Payment.fee_cents)
         # Named tuples, not model objects: building a model per row was most of the export's time.
         query = _payments_query(f).select(*columns).namedtuples()
         for chunk in keyset_chunks(query, (Payment.created_at, Payment.id)):
@@ -505,7 +506,8 @@ def payments_csv():
                 w.writerow([p.ref, _stamp(p.created_at), _stamp(p.settled_at), _csv_safe(p.account_number),
                             _csv_safe(p.name), p.status, p.method_type, p.method_brand, p.method_last4,
                             money.cents_to_input(p.amount_cents), p.currency, parts, p.failure_code,
-                            receipts.format_code(p.confirmation_code)])
+                            receipts.format_code(p.confirmation_code), money.cents_to_input(p.fee_cents),
+                            money.cents_to_input(p.amount_cents + p.fee_cents)])
             yield buf.getvalue()
 
     name = f"payments-{dt.date.today().isoformat()}.csv"

@@ -43,7 +43,7 @@ def _mode():
 
 
 def _mandate_text(payment):
-    return payments.ACH_MANDATE.format(isp=isp().name, amount=money.format_money(payment.amount_cents,
+    return payments.ACH_MANDATE.format(isp=isp().name, amount=money.format_money(payments.expected_charge_cents(payment),
                                                                                    payment.currency))
 
 

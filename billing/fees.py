@@ -1,0 +1,88 @@
+"""The convenience fee an ISP may pass on for cards and, separately, for bank (ACH) payments.
+
+Off unless the ISP sets it (staff Settings): a percentage of the payment, a fixed amount, or both. The fee
+is charged on top of the payment and recorded apart from it (``Payment.fee_cents``): the payment's
+``amount_cents`` is what goes to invoices and credit, the fee never does, and the processor is charged
+their sum (``billing.payments.expected_charge_cents``).
+
+Rounding: the percentage is of the payment in cents, rounded half up to a whole cent (2.95 % of $10.10 is
+29.795 cents, so 30 cents); the fixed part is added after rounding. Percentages are kept as basis points
+(hundredths of a percent, integers), so no float ever touches money.
+"""
+import re
+from dataclasses import dataclass
+
+from billing import money
+
+BASIS = 10_000  # basis points in 100 %
+MAX_PERCENT_BP = 1_000  # 10 %: a typo such as 29 (for 2.9) is refused rather than charged
+MAX_FIXED_CENTS = 10_000  # $100
+_PERCENT = re.compile(r"^(?P<whole>[0-9]{1,2})(?:\.(?P<frac>[0-9]{1,2}))?\s*%?$", re.ASCII)
+LABELS = {"card": "Card convenience fee", "ach": "Bank payment fee"}
+
+
+@dataclass(frozen=True)
+class FeeRule:
+    """A percentage (basis points) and/or a fixed amount (cents) added to a payment."""
+
+    percent_bp: int = 0
+    fixed_cents: int = 0
+
+    @property
+    def on(self):
+        return bool(self.percent_bp or self.fixed_cents)
+
+    def fee_for(self, amount_cents):
+        """The fee in cents for a payment of ``amount_cents``: percentage rounded half up, plus the fixed part."""
+        if not self.on or amount_cents <= 0:
+            return 0
+        return (amount_cents * self.percent_bp + BASIS // 2) // BASIS + self.fixed_cents
+
+    def describe(self, currency="USD"):
+        """The rule in words, like '2.95% + $0.30'."""
+        parts = []
+        if self.percent_bp:
+            parts.append(f"{percent_text(self.percent_bp)}%")
+        if self.fixed_cents:
+            parts.append(money.format_money(self.fixed_cents, currency))
+        return " + ".join(parts)
+
+
+def percent_text(bp):
+    """Basis points as a percentage without trailing zeros: 295 -> '2.95', 300 -> '3'."""
+    whole, frac = divmod(bp, 100)
+    return f"{whole}.{frac:02d}".rstrip("0").rstrip(".") if frac else str(whole)
+
+
+def parse_percent(text):
+    """A percentage typed by staff ('2.95', '3 %', '') as basis points; ValueError with a message."""
+    text = (text or "").strip()
+    if not text:
+        return 0
+    m = _PERCENT.match(text)
+    if not m:
+        raise ValueError("Enter a percentage like 2.95 (at most 2 decimal places).")
+    bp = int(m.group("whole")) * 100 + int((m.group("frac") or "0").ljust(2, "0"))
+    if bp > MAX_PERCENT_BP:
+        raise ValueError(f"The fee can be at most {percent_text(MAX_PERCENT_BP)}%.")
+    return bp
+
+
+def rule_for(isp, method_type):
+    """The ISP's fee rule for a payment type (no fee for a type without one, such as cash at the counter)."""
+    if method_type == "card":
+        return FeeRule(isp.card_fee_bp, isp.card_fee_fixed_cents)
+    if method_type == "ach":
+        return FeeRule(isp.ach_fee_bp, isp.ach_fee_fixed_cents)
+    return FeeRule()
+
+
+def fee_cents(isp, method_type, amount_cents):
+    """The fee for paying ``amount_cents`` by ``method_type`` under the ISP's current settings."""
+    return rule_for(isp, method_type).fee_for(amount_cents)
+
+
+def rules(isp, method_types):
+    """{method_type: FeeRule} for the offered types that have a fee (empty when fees are off)."""
+    found = {t: rule_for(isp, t) for t in method_types}
+    return {t: r for t, r in found.items() if r.on}
