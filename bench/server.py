@@ -21,11 +21,11 @@ def free_port():
 
 
 @contextlib.contextmanager
-def gunicorn(target, env=None, workers=WORKERS, threads=THREADS, log=None):
+def gunicorn(target, env=None, workers=WORKERS, threads=THREADS, log=None, extra_args=()):
     """Serve ``target`` (e.g. 'app:create_app()') with gunicorn; yields its base URL."""
     port = free_port()
     cmd = [str(pathlib.Path(sys.executable).parent / "gunicorn"), "--workers", str(workers), "--threads",
-           str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", target]
+           str(threads), "--bind", f"127.0.0.1:{port}", "--log-level", "warning", *extra_args, target]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log or subprocess.DEVNULL,
                             stderr=log or subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

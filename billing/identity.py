@@ -1,13 +1,14 @@
 """Logins: password hashing, sessions that logout really ends, and demo-safe lookups."""
 import hashlib
+import json
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from billing import accounts
+from billing import accounts, throttle
 from db import write_tx
-from db.models import LoginSession, User, utcnow
+from db.models import AuditLog, LoginSession, User, utcnow
 
 _hasher = PasswordHasher()
 
@@ -51,13 +52,58 @@ def authenticate(email, password):
     return user
 
 
-def open_session(user):
+def password_login(email, password, ip="", user_agent="", known_device_user=None):
+    """The User whose password this is, or None; throttled per account and per address (raises Throttled).
+
+    Every outcome goes to the audit log with the address and browser. ``known_device_user`` is the user id
+    from this browser's signed known-device cookie: that account's usual browser is not held up by an
+    attack on it (see billing/throttle.py).
+    """
+    email = (email or "").strip().lower()[:255]
+    account = throttle.account_key("login", email)
+    known = User.by_email(email)
+    if known is None or known.id != known_device_user:
+        throttle.attempt([(account, throttle.ACCOUNT), (throttle.address_key("login", ip), throttle.ADDRESS)])
+    user = authenticate(email, password)
+    if user is None:
+        with write_tx():
+            accounts.audit(f"ip:{ip}", "login.failed", "user", known.id if known else "",
+                           ip=ip, user_agent=user_agent[:200], **({} if known else {"email": email[:100]}))
+        return None
+    throttle.clear(account)
+    return user
+
+
+def check_password(user, password, ip=""):
+    """True if ``password`` is this user's; the re-entered password is throttled like a login (Throttled)."""
+    throttle.attempt([(throttle.account_key("password", user.id), throttle.ACCOUNT),
+                      (throttle.address_key("password", ip), throttle.ADDRESS)])
+    ok = authenticate(user.email, password or "") is not None
+    if ok:
+        throttle.clear(throttle.account_key("password", user.id))
+    return ok
+
+
+def open_session(user, ip="", user_agent=""):
     """Start a server-side login session; return the token for the cookie."""
     token = secrets.token_urlsafe(32)
     with write_tx():
         LoginSession.create(token=_token_hash(token), user=user.id)
-        accounts.audit(f"{user.role}:{user.id}", "login", "user", user.id)
+        accounts.audit(f"{user.role}:{user.id}", "login.succeeded", "user", user.id, ip=ip,
+                       user_agent=user_agent[:200])
     return token
+
+
+def recent_logins(user_id, limit=10):
+    """The user's latest successful and failed logins, newest first: (at, succeeded, ip, browser)."""
+    rows = (AuditLog.select().where((AuditLog.entity == "user") & (AuditLog.entity_id == str(user_id))
+                                    & AuditLog.action.in_(("login.succeeded", "login.failed")))
+            .order_by(AuditLog.id.desc()).limit(limit))
+    out = []
+    for row in rows:
+        detail = json.loads(row.detail) if row.detail else {}
+        out.append((row.at, row.action == "login.succeeded", detail.get("ip", ""), detail.get("user_agent", "")))
+    return out
 
 
 def session_user(token):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from peewee import IntegrityError
 
-from billing import accounts, bounds, identity, notices
+from billing import accounts, bounds, identity, notices, throttle
 from billing.payments import FormErrors
 from billing.processors import ProcessorError
 from db import database, write_tx
@@ -122,10 +122,14 @@ class Removed:
     autopay_turned_off: bool
 
 
-def remove(customer_id, method_id, *, user_id, password, actor="customer"):
+def remove(customer_id, method_id, *, user_id, password, actor="customer", ip=""):
     """Remove a saved method once the password is given again; turns autopay off if it used it."""
     user = User.get_by_id(user_id)
-    if user.customer_id != customer_id or identity.authenticate(user.email, password or "") is None:
+    try:
+        right = user.customer_id == customer_id and identity.check_password(user, password, ip)
+    except throttle.Throttled as e:
+        raise FormErrors({"password": e.message()}) from None
+    if not right:
         raise FormErrors({"password": "That password is not right. Enter the password you log in with."})
     from billing import autopay  # autopay builds on this module
 

@@ -316,6 +316,15 @@ class AuditLog(BaseModel):
         indexes = ((("entity", "entity_id"), False),)
 
 
+class Throttle(BaseModel):
+    """How many guesses (or requests) one account or client address made lately, and until when it waits."""
+
+    key = CharField(unique=True)
+    failures = IntegerField(default=0)
+    last_failure_at = DateTimeField(default=utcnow)
+    blocked_until = DateTimeField(default=utcnow)
+
+
 class HealthCheck(BaseModel):
     """The one row /healthz rewrites to prove the database can still be written."""
 

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from db.models import Throttle
+
 from billing import identity, invites
 from db.models import AccountToken, AuditLog, Customer, LoginSession, Outbox, User, utcnow
 from db import write_tx
@@ -132,6 +134,7 @@ _CSRF = re.compile(r'"(?:X-CSRFToken": ")?[A-Za-z0-9._-]{40,}"')  # the signed C
 def _timed_post(portal, url, data, n=9):
     times, bodies = [], set()
     for _ in range(n):
+        Throttle.delete().execute()  # the same address asks 18 times: timing, not throttling, is tested here
         t = time.perf_counter()
         resp = portal.post(url, dict(data))
         times.append(time.perf_counter() - t)

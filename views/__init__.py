@@ -148,9 +148,9 @@ def register(app):
     from views import methods  # saved payment methods and autopay
 
     app.register_blueprint(methods.bp)
-    from views import account, api, paylink, staff  # the ISP side: staff pages, API, invites, pay-by-link
+    from views import account, api, paylink, profile, staff  # the ISP side: staff pages, API, invites, pay-by-link
 
-    for module in (account, api, paylink, staff):
+    for module in (account, api, paylink, profile, staff):
         app.register_blueprint(module.bp)
     from views import documents  # receipts, printable and PDF invoices, statements and receipts
 

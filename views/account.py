@@ -2,12 +2,11 @@
 import base64
 import hashlib
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
-from flask_login import login_user
+from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
 from markupsafe import Markup
 
-from billing import identity, invites, settings
-from views import PortalUser, isp
+from billing import invites, settings, throttle
+from views import isp
 
 bp = Blueprint("account", __name__)
 
@@ -21,9 +20,23 @@ def _link(endpoint):
 
 
 def _log_in(user):
-    session.clear()
-    login_user(PortalUser(identity.open_session(user), user))
-    return redirect(url_for("staff.index" if user.role == "staff" else "home.index"), code=303)
+    from views.auth import begin_session
+
+    response = begin_session(user)
+    response.status_code = 303
+    return response
+
+
+def _mail_throttled(purpose, account=None):
+    """A Throttled when this address (or account) asked for too many emails lately, else None (and counted)."""
+    keys = [(throttle.address_key(purpose, request.remote_addr), throttle.MAIL)]
+    if account:
+        keys.append((throttle.account_key(purpose, account), throttle.ACCOUNT))
+    try:
+        throttle.attempt(keys)
+    except throttle.Throttled as e:
+        return e
+    return None
 
 
 def _set_password(token, kinds, template_title):
@@ -68,6 +81,10 @@ def signup():
         email = (form.get("email") or "").strip()
         if "@" not in email or "." not in email.split("@")[-1] or len(email) > 254:
             errors["email"] = "Enter your email address, like name@example.com."
+        waiting = None if errors else _mail_throttled("signup", form.get("account_number"))
+        if waiting:
+            return render_template("account/signup.html", form=form, errors={"email": waiting.message()}), 429, {
+                "Retry-After": str(waiting.seconds)}
         if not errors:
             invites.request_signup(form.get("account_number"), form.get("zip"), email, _link("account.accept"))
             return render_template("account/sent.html", title="Check your email",
@@ -84,6 +101,9 @@ def forgot():
         email = (form.get("email") or "").strip()
         if "@" not in email or len(email) > 254:
             errors["email"] = "Enter your email address, like name@example.com."
+        elif waiting := _mail_throttled("reset"):
+            return render_template("account/forgot.html", form=form, errors={"email": waiting.message()}), 429, {
+                "Retry-After": str(waiting.seconds)}
         else:
             invites.request_reset(email, _link("account.reset_password"))
             return render_template("account/sent.html", title="Check your email",

@@ -1,17 +1,54 @@
-"""Log in and log out."""
-from flask import Blueprint, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+"""Log in and log out.
 
-from billing import identity
+A password that is accepted becomes a session in one place, ``begin_session``: a second factor (issue 16)
+slots in between ``identity.password_login`` and it.
+"""
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from billing import identity, throttle
 from views import PortalUser
 from views.edge import local_url
 
 bp = Blueprint("auth", __name__)
+KNOWN_DEVICE_COOKIE = "known_device"
+KNOWN_DEVICE_DAYS = 180
 
 
-def _safe_next(target):
-    """Only a page of this portal may be a post-login destination."""
-    return local_url(target) or url_for("home.index")
+def _known_devices():
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="known-device")
+
+
+def known_device_user():
+    """The user id this browser last logged in as (a signed cookie set at login), or None."""
+    raw = request.cookies.get(KNOWN_DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        return int(_known_devices().loads(raw, max_age=KNOWN_DEVICE_DAYS * 86400))
+    except (BadSignature, ValueError, TypeError):
+        return None
+
+
+def landing(user, target):
+    """Where a user goes after logging in: ``next`` if it is a page of their side of the portal, else home."""
+    target = local_url(target)
+    staff_page = bool(target) and target.startswith("/staff/")
+    if user.role == "staff":
+        return target if staff_page else url_for("staff.index")
+    return target if target and not staff_page else url_for("home.index")
+
+
+def begin_session(user, target=None):
+    """The password (and any later factor) was accepted: start the session and send the user on."""
+    session.clear()  # a new session for every login: no fixation
+    token = identity.open_session(user, ip=request.remote_addr or "", user_agent=request.user_agent.string)
+    login_user(PortalUser(token, user))
+    response = redirect(landing(user, target))
+    response.set_cookie(KNOWN_DEVICE_COOKIE, _known_devices().dumps(user.id), max_age=KNOWN_DEVICE_DAYS * 86400,
+                        httponly=True, samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -19,19 +56,20 @@ def login():
     """Show the login form, or log in."""
     if current_user.is_authenticated and request.method == "GET":
         return redirect(url_for("staff.index" if current_user.is_staff else "home.index"))
-    error = None
+    error, status, headers = None, 200, {}
     email = request.form.get("email", "")
     if request.method == "POST":
-        user = identity.authenticate(email, request.form.get("password", ""))
-        if user is not None:
-            session.clear()  # a new session for every login: no fixation
-            token = identity.open_session(user)
-            login_user(PortalUser(token, user))
-            if user.role == "staff" and not request.args.get("next"):
-                return redirect(url_for("staff.index"))
-            return redirect(_safe_next(request.args.get("next")))
-        error = "That email and password do not match an account."
-    return render_template("auth/login.html", error=error, email=email), (401 if error else 200)
+        try:
+            user = identity.password_login(email, request.form.get("password", ""), ip=request.remote_addr or "",
+                                           user_agent=request.user_agent.string,
+                                           known_device_user=known_device_user())
+        except throttle.Throttled as e:
+            error, status, headers = e.message(), 429, {"Retry-After": str(e.seconds)}
+        else:
+            if user is not None:
+                return begin_session(user, request.args.get("next"))
+            error, status = "That email and password do not match an account.", 401
+    return render_template("auth/login.html", error=error, email=email), status, headers
 
 
 @bp.route("/logout", methods=["POST"])

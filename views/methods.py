@@ -80,7 +80,8 @@ def remove(method_id):
                       uses_autopay=uses_autopay)
     try:
         removed = methods.remove(current_user.customer_id, method_id, user_id=current_user.user.id,
-                                 password=request.form.get("password"), actor=_actor())
+                                 password=request.form.get("password"), actor=_actor(),
+                                 ip=request.remote_addr or "")
     except FormErrors as e:
         return render("methods/remove.html", "methods/_remove.html", status=422, method=method, errors=e.errors,
                       uses_autopay=uses_autopay)
