@@ -28,6 +28,7 @@ DEFAULTS = {
     "DATABASE_POOL": 8,  # PostgreSQL connections kept open per worker process (0: connect per request)
     "SMTP_URL": "console",
     "MAIL_FROM": "billing@localhost",
+    "OUTBOX_STALE_MINUTES": 15,  # the staff home warns when a due email has waited this long (send-mail not running)
     "PUBLIC_URL": "http://127.0.0.1:5000",
     # Production serving (`make serve` sets PRODUCTION=true): see docs/deploy.md.
     "PRODUCTION": False,

@@ -28,7 +28,8 @@ CLERK_OK = {"staff.index", "staff.customers", "staff.customer", "staff.invite", 
             "staff.payments", "staff.payments_csv", "staff.record_payment", "staff.payment", "staff.reverse_payment",
             "staff.find_payment",  # support looks a payment up by its confirmation code
             "staff.new_invoice", "staff.invoice", "staff.edit_invoice", "staff.void_invoice", "staff.adjust_invoice",
-            "staff.edit_customer", "staff.disable_customer_login", "staff.enable_customer_login"}
+            "staff.edit_customer", "staff.disable_customer_login", "staff.enable_customer_login", "staff.outbox_page",
+            "staff.resend_email"}
 
 
 def staff_rules():

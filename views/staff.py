@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_login import current_user
 from peewee import fn
 
-from billing import accounts, bounds, customers as customer_rules, imports, invites, invoicing, offline, paylinks, receipts, refunds, settings
+from billing import accounts, bounds, customers as customer_rules, imports, invites, invoicing, offline, outbox, paylinks, receipts, refunds, settings
 from billing import staff as staff_rules
 from billing.staff import CLERK, OWNER
 from billing import api as api_rules
@@ -104,7 +104,40 @@ def index():
         logins=User.select().where(User.role == "customer").count(), invited=invites.invited_count(),
         not_invited=invites.not_yet_invited().count(),
         processing=Payment.select().where(Payment.status == pay.PROCESSING).count(),
+        mail_counts=outbox.counts(), stale=outbox.stale(current_app.config["OUTBOX_STALE_MINUTES"]),
+        stale_minutes=current_app.config["OUTBOX_STALE_MINUTES"],
     )
+
+
+@bp.route("/outbox")
+@allow(CLERK)
+def outbox_page():
+    """The outbox: queued, sent and failed emails with the reason, and Resend."""
+    status = request.args.get("status") if request.args.get("status") in outbox.STATUSES else ""
+    page = _page()
+    rows, total = outbox.rows(status, page, PER_PAGE)
+    notice = "Email queued again; it goes out with the next send-mail run." if request.args.get("resent") else None
+    return render_template("staff/outbox.html", rows=rows, total=total, page=page, per_page=PER_PAGE,
+                           status=status, counts=outbox.counts(), labels=outbox.LABELS, notice=notice,
+                           key=pay.new_idempotency_key(), args=request.args,
+                           stale=outbox.stale(current_app.config["OUTBOX_STALE_MINUTES"]),
+                           stale_minutes=current_app.config["OUTBOX_STALE_MINUTES"])
+
+
+@bp.route("/outbox/<int:row_id>/resend", methods=["POST"])
+@allow(CLERK)
+def resend_email(row_id):
+    """Send one email again (a failed one is queued again; a sent one is queued as a copy)."""
+    try:
+        outbox.resend(row_id, request.form.get("key", ""), actor=_actor())
+    except LookupError:
+        abort(404)
+    except pay.FormErrors as e:
+        rows, total = outbox.rows(None, 1, PER_PAGE)
+        return render_template("staff/outbox.html", rows=rows, total=total, page=1, per_page=PER_PAGE, status="",
+                               counts=outbox.counts(), labels=outbox.LABELS, error=e.errors["form"],
+                               key=pay.new_idempotency_key(), args={}, stale=None, stale_minutes=0), 422
+    return redirect(url_for("staff.outbox_page", resent=1), code=303)
 
 
 @bp.route("/customers")
