@@ -7,8 +7,11 @@ PORT   ?= 5000
 PGBIN  ?= /usr/lib/postgresql/15/bin
 # axe-core for the browser tests' accessibility checks: test tooling only, never served (version pinned in package.json)
 AXE    := tests/tooling/node_modules/axe-core/axe.min.js
+# Translations: the .po catalogues are the source; their .mo files are built here, never committed
+PO     := $(wildcard translations/*/LC_MESSAGES/messages.po)
+MO     := $(PO:.po=.mo)
 
-.PHONY: run serve test bench install install-test system-test-deps clean
+.PHONY: translations run serve test bench install install-test system-test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +49,12 @@ system-test-deps:
 	  else echo "please install:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 
-run: install
+%.mo: %.po $(VENV)/.installed
+	$(BIN)/pybabel compile -i $< -o $@ --statistics
+
+translations: $(MO)
+
+run: install $(MO)
 	$(FLASK) db-upgrade
 	$(FLASK) demo --if-empty
 	@echo ""
@@ -60,14 +68,14 @@ run: install
 # cores, an access log without secrets, and never demo data (the app refuses to start while demo logins exist).
 WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 BIND    ?= 127.0.0.1:8000
-serve: install
+serve: install $(MO)
 	@test -n "$$PUBLIC_URL" || { echo "make serve: set PUBLIC_URL to the portal's address, e.g. https://pay.your-isp.example"; exit 1; }
 	$(FLASK) db-upgrade
 	PRODUCTION=true exec $(BIN)/gunicorn --workers $(WORKERS) --threads 4 --bind $(BIND) \
 	  --logger-class views.access_log.RedactingLogger --access-logfile - \
 	  --access-logformat '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"' 'app:create_app()'
 
-test: install-test
+test: install-test $(MO)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test

@@ -384,3 +384,9 @@ def statement(customer_id, start, end):
         running += charge - paid
         rows.append(StatementRow(on, kind, desc, charge, paid, running))
     return Statement(start, end, opening, rows, running)
+
+
+def set_language(customer_id, language):
+    """Remember the portal language the customer chose (a code the portal offers, or None to follow the browser)."""
+    with write_tx():
+        Customer.update(language=language).where(Customer.id == customer_id).execute()

@@ -1,5 +1,8 @@
 """Parse and format money as integer cents. The only place text becomes cents."""
 import re
+from decimal import Decimal
+
+from babel.numbers import format_currency
 
 from billing.bounds import MAX_CENTS
 
@@ -48,9 +51,12 @@ def cents_to_input(cents):
     return f"{sign}{cents // 100}.{cents % 100:02d}"
 
 
-def format_money(cents, currency="USD"):
-    """Cents for display: 123456 -> "$1,234.56"; negative as "-$5.00"."""
+def format_money(cents, currency="USD", locale=None):
+    """Cents for display: 123456 -> "$1,234.56"; negative as "-$5.00"; with a Babel ``locale`` ("es_US"), as
+    that locale writes the currency (CLDR's patterns, through Babel)."""
     cents = int(cents)
+    if locale is not None:
+        return format_currency(Decimal(cents).scaleb(-2), currency, locale=locale)
     sign = "-" if cents < 0 else ""
     cents = abs(cents)
     symbol = _SYMBOLS.get(currency)

@@ -68,6 +68,8 @@ class Isp(BaseModel):
     card_fee_fixed_cents = BigIntegerField(default=0)
     ach_fee_bp = IntegerField(default=0)
     ach_fee_fixed_cents = BigIntegerField(default=0)
+    default_language = CharField(default="en")  # for visitors whose browser asks for no language offered (0050)
+    offer_spanish = BooleanField(default=True)
 
     @classmethod
     def current(cls):
@@ -85,6 +87,7 @@ class Customer(BaseModel):
     state = CharField(default="")
     zip = CharField(default="")
     created_at = DateTimeField(default=utcnow)
+    language = CharField(null=True)  # the portal language the customer chose; None: the browser's (0050)
 
 
 class User(BaseModel):

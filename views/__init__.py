@@ -2,6 +2,7 @@
 import datetime as dt
 import functools
 
+from babel import dates as babel_dates
 from flask import abort, current_app, g, render_template, request
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
@@ -155,6 +156,9 @@ def register(app):
     from views import documents  # receipts, printable and PDF invoices, statements and receipts
 
     app.register_blueprint(documents.bp)
+    from views import i18n  # English and Spanish (Flask-Babel)
+
+    i18n.init_app(app)
 
     @app.template_filter("confirmation")
     def _confirmation(code):
@@ -180,15 +184,16 @@ def register(app):
 
     @app.template_filter("money")
     def _money(cents, currency=None):
-        return money.format_money(cents or 0, currency or (isp().currency if isp() else "USD"))
+        return money.format_money(cents or 0, currency or (isp().currency if isp() else "USD"), locale=i18n.locale())
 
     @app.template_filter("date")
     def _date(value):
+        """A date as the customer's locale writes it (Babel's medium form: "Mar 5, 2026", "5 mar 2026")."""
         if value is None:
             return ""
         if isinstance(value, dt.datetime):
-            return value.strftime("%b %-d, %Y %H:%M UTC")
-        return value.strftime("%b %-d, %Y")
+            return f"{babel_dates.format_date(value, 'medium', locale=i18n.locale())} {value:%H:%M} UTC"
+        return babel_dates.format_date(value, "medium", locale=i18n.locale())
 
     @app.context_processor
     def _globals():

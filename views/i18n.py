@@ -1,0 +1,76 @@
+"""The portal's languages, through Flask-Babel: English and Spanish.
+
+The language is the one the customer chose (kept on their account, or in a cookie before they log in),
+else the best the browser asks for among those the ISP offers, else the ISP's default. Formats follow the
+US variant of each language (en_US, es_US): the ISP bills in dollars, and a Spanish-speaking customer in the
+US reads "$1,234.56" on the bill and types 45.00 into the amount field.
+"""
+from flask import Blueprint, g, has_request_context, redirect, request
+from flask_babel import Babel
+from flask_login import current_user
+
+from billing import accounts
+
+bp = Blueprint("i18n", __name__)
+babel = Babel()
+
+LANGUAGES = {"en": "English", "es": "Español"}
+LOCALES = {"en": "en_US", "es": "es_US"}
+COOKIE = "lang"
+YEAR = 365 * 24 * 3600
+
+
+def offered():
+    """The language codes this ISP offers, English first."""
+    from views import isp
+
+    return ["en", "es"] if isp().offer_spanish else ["en"]
+
+
+def language():
+    """This request's language code."""
+    if "language" in g:
+        return g.language
+    from views import isp
+
+    langs = offered()
+    chosen = None
+    if current_user and current_user.is_authenticated and current_user.customer_id:
+        chosen = current_user.user.customer.language
+    chosen = chosen if chosen in langs else request.cookies.get(COOKIE)
+    if chosen not in langs:
+        chosen = request.accept_languages.best_match(langs)
+    if chosen not in langs:
+        chosen = isp().default_language if isp().default_language in langs else "en"
+    g.language = chosen
+    return chosen
+
+
+def locale():
+    """This request's Babel locale (formats): en_US or es_US; outside a request (mail, CLI), en_US."""
+    return LOCALES[language()] if has_request_context() else LOCALES["en"]
+
+
+@bp.route("/language", methods=["POST"])
+def choose():
+    """The language chooser: remember the choice (on the account when logged in) and go back to the page."""
+    from views.edge import local_url
+
+    lang = request.form.get("lang")
+    back = local_url(request.form.get("next")) or "/"
+    response = redirect(back, code=303)
+    if lang not in offered():
+        return response
+    if current_user.is_authenticated and current_user.customer_id:
+        accounts.set_language(current_user.customer_id, lang)
+    response.set_cookie(COOKIE, lang, max_age=YEAR, httponly=True, samesite="Lax",
+                        secure=request.is_secure)
+    return response
+
+
+def init_app(app):
+    """Babel with the portal's locale selector, the chooser's route, and its template helpers."""
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")
+    babel.init_app(app, locale_selector=locale)
+    app.register_blueprint(bp)
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, portal_language=language, offered_languages=offered)
