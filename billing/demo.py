@@ -89,3 +89,58 @@ def logins_present():
         if not database.table_exists(User._meta.table_name):  # a database not yet built has no demo either
             return False
         return User.select().where(User.email.in_((DEMO_EMAIL, OTHER_EMAIL))).exists()
+
+
+def remove():
+    """Delete the demo's customers and everything of theirs, in one transaction; a dict of what went, by table.
+
+    Their logins and sessions, invoices, payments and every ledger row, saved methods, autopay, the sandbox's
+    intents and methods behind their payments, the emails queued to them, and the audit rows about them. Other
+    customers' rows are never touched: no ledger row links two customers. The ISP's own settings
+    stay: staff rename the ISP on the Settings page.
+    """
+    from db.models import AuditLog, Outbox, Payment, PaymentMethod, SandboxIntent, SandboxMethod
+
+    from db import database
+
+    tables = [m for m in database.get_tables()]
+    before = {t: _count(t) for t in tables}
+    removed = {}
+    with write_tx():
+        users = list(User.select().where(User.email.in_((DEMO_EMAIL, OTHER_EMAIL))))
+        ids = {u.customer_id for u in users if u.customer_id}
+        customers = list(Customer.select().where(Customer.id.in_(list(ids)))) if ids else []
+        if not users and not customers:
+            return removed
+        payments_q = Payment.select().where(Payment.customer.in_(list(ids))) if ids else []
+        refs = [p.ref for p in payments_q]
+        intents = [p.processor_ref for p in payments_q if p.processor_ref]
+        tokens = [m.processor_ref for m in PaymentMethod.select().where(PaymentMethod.customer.in_(list(ids)))] \
+            if ids else []
+        emails = [c.email for c in customers if c.email] + [u.email for u in users]
+        actors = [f"customer:{u.id}" for u in users]
+        for model, cond in (  # rows that name the demo by value, not by a foreign key
+            (AuditLog, ((AuditLog.entity == "payment") & AuditLog.entity_id.in_(refs or [""]))
+             | ((AuditLog.entity == "customer") & AuditLog.entity_id.in_([str(i) for i in ids] or [""]))
+             | AuditLog.actor.in_(actors or [""])),
+            (Outbox, Outbox.to_addr.in_(emails or [""])),
+            (SandboxIntent, SandboxIntent.id.in_(intents or [""])),
+            (SandboxMethod, SandboxMethod.id.in_(tokens or [""])),
+        ):
+            model.delete().where(cond).execute()
+        for customer in customers:
+            # peewee follows every foreign key that points at the customer (invoices, payments, ledger rows,
+            # methods, autopay, logins and their sessions) and deletes dependents before what they depend on.
+            customer.delete_instance(recursive=True)
+        for user in users:  # a demo login without a customer row (already half removed by hand)
+            if User.get_or_none(User.id == user.id) is not None:
+                user.delete_instance(recursive=True)
+        removed = {t: before[t] - _count(t) for t in tables if before[t] > _count(t)}
+        accounts.audit("staff:cli", "demo.removed", "isp", "demo", removed=removed)
+    return removed
+
+
+def _count(table):
+    from db import database
+
+    return database.execute_sql(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]

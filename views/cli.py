@@ -77,6 +77,20 @@ def register_cli(app):
         click.echo("demo data loaded" if created else "demo data already present")
         click.echo(f"demo login: {demo_data.DEMO_EMAIL} / {demo_data.DEMO_PASSWORD}")
 
+    @app.cli.command("remove-demo")
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+    def remove_demo(yes):
+        """Delete the demo ISP's customers, logins, payments and audit rows (before serving real customers)."""
+        if not demo_data.logins_present():
+            click.echo("no demo data in this database")
+            return
+        if not yes:
+            click.confirm(f"Delete the demo customers ({demo_data.DEMO_EMAIL}, {demo_data.OTHER_EMAIL}) and "
+                          "everything of theirs?", abort=True)
+        removed = demo_data.remove()
+        click.echo("removed: " + ", ".join(f"{n} {t}" for t, n in sorted(removed.items())))
+        click.echo("the demo logins are gone; `make serve` will start")
+
     @app.cli.command("sandbox-settle")
     @run_once("sandbox-settle")
     def sandbox_settle():

@@ -2,11 +2,29 @@
 import click
 
 from db import database, is_sqlite
+from db.backup import BackupError, pg_dump_command, sqlite_backup
 from db.copy import CopyError, copy_to_postgres
+from views.cli import run_once
 
 
 def register_ops_cli(app):
     """Attach the operations commands to ``flask``."""
+
+    @app.cli.command("backup")
+    @run_once("backup")
+    @click.argument("path")
+    def backup(path):
+        """Write a consistent copy of the database to PATH while the portal serves (SQLite), or say what to run."""
+        if not is_sqlite():
+            click.echo("on PostgreSQL, back up with pg_dump (it is consistent while the portal serves):")
+            click.echo("  " + pg_dump_command(path))
+            raise SystemExit(2)
+        try:
+            done = sqlite_backup(database.obj.database, path)
+        except BackupError as e:
+            raise click.ClickException(str(e)) from None
+        size = done.stat().st_size
+        click.echo(f"backed up to {done} ({size / 1e6:.1f} MB); integrity check ok")
 
     @app.cli.command("copy-to-postgres")
     @click.argument("target_url")
