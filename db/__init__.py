@@ -10,10 +10,14 @@ from playhouse.db_url import connect
 database = DatabaseProxy()
 
 # synchronous=FULL: a payment that was acknowledged must survive a power cut.
+# busy_timeout: a writer waits this long for another's write lock before "database is locked". A staff
+# import of 100,000 rows holds it for a few seconds (more on a loaded machine), and a customer's payment
+# step should wait for it rather than fail; 20 s stays under gunicorn's 30 s worker timeout.
+BUSY_TIMEOUT_SECONDS = 20
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
-    "busy_timeout": 5000,
+    "busy_timeout": BUSY_TIMEOUT_SECONDS * 1000,
     "synchronous": "full",
 }
 
@@ -27,7 +31,7 @@ def open_database(url, pool_size=0):
     """
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
-        db = SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=5)
+        db = SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=BUSY_TIMEOUT_SECONDS)
     elif pool_size and url.startswith(("postgresql://", "postgres://")):
         # stale_timeout recycles connections older than 5 minutes; timeout: wait up to 10 s for a free one.
         db = connect("postgresql+pool://" + url.split("://", 1)[1], max_connections=pool_size, stale_timeout=300,
