@@ -30,6 +30,8 @@ DEFAULTS = {
     "MAIL_FROM": "billing@localhost",
     "OUTBOX_STALE_MINUTES": 15,  # the staff home warns when a due email has waited this long (send-mail not running)
     "PUBLIC_URL": "http://127.0.0.1:5000",
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_MAX_HOURS": 12,
     # Production serving (`make serve` sets PRODUCTION=true): see docs/deploy.md.
     "PRODUCTION": False,
     "TRUSTED_PROXIES": 0,  # proxies in front whose X-Forwarded-For/-Proto/-Host are believed (0: none)
@@ -115,6 +117,7 @@ def create_app(config=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     identity.configure(app.config["PASSWORD_HASH_TIME_COST"], app.config["PASSWORD_HASH_MEMORY_COST"])
+    identity.configure_sessions(app.config["SESSION_IDLE_MINUTES"], app.config["SESSION_MAX_HOURS"])
     open_database(app.config["DATABASE_URL"], pool_size=int(app.config["DATABASE_POOL"] or 0))
     if app.config["PRODUCTION"]:
         _refuse_demo_data(app)

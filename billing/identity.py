@@ -1,4 +1,5 @@
 """Logins: password hashing, sessions that logout really ends, and demo-safe lookups."""
+import datetime as dt
 import hashlib
 import json
 import secrets
@@ -106,13 +107,69 @@ def recent_logins(user_id, limit=10):
     return out
 
 
-def session_user(token):
-    """The User behind a session token, or None once it has been closed."""
+# Idle and absolute lifetimes of a login session, enforced here on the server (create_app sets them from
+# SESSION_IDLE_MINUTES and SESSION_MAX_HOURS). last_seen_at is written at most once a TOUCH_EVERY, so the
+# idle timeout costs no database write on most requests.
+SESSION_IDLE = dt.timedelta(minutes=30)
+SESSION_MAX = dt.timedelta(hours=12)
+TOUCH_EVERY = dt.timedelta(minutes=1)
+
+
+def configure_sessions(idle_minutes, max_hours):
+    """Set the idle and absolute session timeouts."""
+    global SESSION_IDLE, SESSION_MAX
+    SESSION_IDLE = dt.timedelta(minutes=float(idle_minutes))
+    SESSION_MAX = dt.timedelta(hours=float(max_hours))
+
+
+def session_user(token, now=None):
+    """The User behind a live session token, or None once it was closed, idle too long or is too old."""
     if not token:
         return None
+    now = now or utcnow()
     row = (LoginSession.select(LoginSession, User).join(User)
-           .where((LoginSession.token == _token_hash(token)) & User.disabled_at.is_null()).first())
-    return row.user if row else None
+           .where((LoginSession.token == _token_hash(token)) & User.disabled_at.is_null()
+                  & (LoginSession.created_at > now - SESSION_MAX)
+                  & (LoginSession.last_seen_at > now - SESSION_IDLE)).first())
+    if row is None:
+        return None
+    if now - row.last_seen_at > TOUCH_EVERY:
+        with write_tx():
+            LoginSession.update(last_seen_at=now).where(LoginSession.id == row.id).execute()
+    return row.user
+
+
+def session_expires(token, now=None):
+    """Seconds until this session's idle (or absolute) timeout, or 0 when it has none left."""
+    row = LoginSession.get_or_none(LoginSession.token == _token_hash(token or ""))
+    if row is None:
+        return 0
+    now = now or utcnow()
+    end = min(row.last_seen_at + SESSION_IDLE, row.created_at + SESSION_MAX)
+    return max(int((end - now).total_seconds()), 0)
+
+
+def warning_seconds():
+    """Seconds after a page is served by which its session may have gone idle (it was touched up to
+    TOUCH_EVERY before): what the page's timeout warning counts down from."""
+    idle = SESSION_IDLE.total_seconds()
+    return idle - min(TOUCH_EVERY.total_seconds(), idle / 2)
+
+
+def stay_signed_in(token):
+    """Restart a live session's idle clock now (the "Stay signed in" button); seconds it now has, or 0."""
+    with write_tx():
+        LoginSession.update(last_seen_at=utcnow()).where(LoginSession.token == _token_hash(token or "")).execute()
+    return session_expires(token)
+
+
+def end_other_sessions(user_id, keep_token=None):
+    """End every session of this user except ``keep_token``'s (after a password change)."""
+    with write_tx():
+        q = LoginSession.delete().where(LoginSession.user == user_id)
+        if keep_token:
+            q = q.where(LoginSession.token != _token_hash(keep_token))
+        return q.execute()
 
 
 def close_session(token):

@@ -29,7 +29,7 @@ IMMUTABLE = f"public, max-age={YEAR}, immutable"
 # sandbox pop-up's self-closing line (which acts only on the sandbox's "done" page), so the pop-up
 # finds the file already cached. Order matters: portal.js expects htmx to be defined.
 BUNDLES = {
-    "app.js": ("htmx-2.0.11.min.js", "portal.js", "sandbox-done.js"),
+    "app.js": ("htmx-2.0.11.min.js", "portal.js", "sandbox-done.js", "session-timeout.js"),
 }
 # The stylesheet that inline_style() puts into every full page.
 INLINE_CSS = "app.css"

@@ -3,7 +3,7 @@
 A password that is accepted becomes a session in one place, ``begin_session``: a second factor (issue 16)
 slots in between ``identity.password_login`` and it.
 """
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -70,6 +70,22 @@ def login():
                 return begin_session(user, request.args.get("next"))
             error, status = "That email and password do not match an account.", 401
     return render_template("auth/login.html", error=error, email=email), status, headers
+
+
+@bp.route("/session/stay", methods=["POST"])
+@login_required
+def stay():
+    """"Stay signed in": restart the idle timeout (JSON for the page's script, a redirect without it)."""
+    seconds = identity.stay_signed_in(current_user.token)
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(seconds=identity.warning_seconds() if seconds else 0)
+    return redirect(url_for("staff.index" if current_user.is_staff else "home.index"), code=303)
+
+
+@bp.app_template_global()
+def session_warning_seconds():
+    """What the session-timeout warning counts down from on this page."""
+    return int(identity.warning_seconds() * 10) / 10
 
 
 @bp.route("/logout", methods=["POST"])
