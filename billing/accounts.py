@@ -2,6 +2,7 @@
 
 Writes here are called inside the caller's ``write_tx()``; reads are plain.
 """
+import contextvars
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -82,11 +83,26 @@ def lock_customer(customer_id):
         Customer.select(Customer.id).where(Customer.id == customer_id).for_update().execute()
 
 
+# The client's address of the web request being served, set by the HTTP layer for each request, so that
+# every audit row says where it came from without each caller passing it ('' for cron and the CLI).
+_origin = contextvars.ContextVar("audit_origin", default="")
+
+
+def set_audit_origin(ip):
+    """Record ``ip`` as where the audit rows written from now on (in this request) come from."""
+    return _origin.set((ip or "")[:64])
+
+
+def reset_audit_origin(token):
+    """Undo set_audit_origin at the end of the request."""
+    _origin.reset(token)
+
+
 def audit(actor, action, entity, entity_id, **detail):
     """Append a row to the audit trail."""
     AuditLog.create(
         actor=actor, action=action, entity=entity, entity_id=str(entity_id),
-        detail=json.dumps(detail, sort_keys=True, default=str) if detail else "",
+        detail=json.dumps(detail, sort_keys=True, default=str) if detail else "", ip=_origin.get(),
     )
 
 

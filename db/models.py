@@ -314,9 +314,10 @@ class AuditLog(BaseModel):
     entity = CharField()
     entity_id = CharField()
     detail = TextField(default="")
+    ip = CharField(default="")  # migration 0064: the client's address of the request that did it
 
     class Meta:
-        indexes = ((("entity", "entity_id"), False),)
+        indexes = ((("entity", "entity_id"), False), (("at",), False))
 
 
 class Throttle(BaseModel):

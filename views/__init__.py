@@ -7,7 +7,7 @@ from flask import abort, current_app, g, render_template, request
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
-from billing import fees, identity, money, receipts
+from billing import accounts, fees, identity, money, receipts
 from db.models import Isp
 
 csrf = CSRFProtect()
@@ -143,6 +143,20 @@ def register(app):
     edge.init_app(app)  # first: it bounds <int:...> in every route added after it
 
     app.config.setdefault("CSP", _csp(app.config))
+
+    @app.before_request
+    def _audit_origin():
+        # remote_addr is the client's own address once TRUSTED_PROXIES (ProxyFix) has been applied.
+        g.audit_origin = accounts.set_audit_origin(request.remote_addr)
+
+    @app.teardown_request
+    def _audit_origin_done(_exc=None):
+        token = g.pop("audit_origin", None)
+        if token is not None:
+            try:
+                accounts.reset_audit_origin(token)
+            except ValueError:  # torn down in another context than it was set in: nothing left to undo
+                pass
     login_manager.init_app(app)
     for module in (auth, home, invoices, payments, sandbox, stripe_pay, webhooks):
         app.register_blueprint(module.bp)

@@ -14,14 +14,14 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_login import current_user
 from peewee import fn
 
-from billing import accounts, bounds, customers as customer_rules, imports, invites, invoicing, offline, outbox, paylinks, receipts, refunds, settings
+from billing import accounts, audit_log, bounds, customers as customer_rules, imports, invites, invoicing, offline, outbox, paylinks, receipts, refunds, settings
 from billing import staff as staff_rules
 from billing.staff import CLERK, OWNER
 from billing import api as api_rules
 from billing import money
 from billing import payments as pay
 from db import keyset_chunks, models
-from db.models import AuditLog, Customer, Invoice, Isp, Payment, User
+from db.models import Customer, Invoice, Isp, Payment, User
 from views import login_manager, processor
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -563,18 +563,59 @@ def _csv_safe(value):
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
+def _audit_filters():
+    """Checked audit filters from the query string, and their errors."""
+    f = {k: (request.args.get(k) or "").strip()[:100] for k in ("actor", "action", "entity", "entity_id")}
+    errors = {}
+    for key in ("start", "end"):
+        value = (request.args.get(key) or "").strip()
+        f[key] = None
+        if value:
+            try:
+                f[key] = bounds.parse_date(value)
+            except bounds.BoundsError as e:
+                errors[key] = str(e)
+    return f, errors
+
+
 @bp.route("/audit")
 @allow(OWNER)
 def audit():
-    """The audit log, newest first, filterable by actor, action and entity."""
-    q = AuditLog.select()
-    filters = {k: (request.args.get(k) or "").strip()[:100] for k in ("actor", "action", "entity", "entity_id")}
-    for key, value in filters.items():
-        if value:
-            q = q.where(getattr(AuditLog, key) == value)
+    """The audit log in words: who (name and role), what, which record, when and from where; filterable."""
+    f, errors = _audit_filters()
+    q = audit_log.query(f)
     page = _page()
-    return render_template("staff/audit.html", rows=list(q.order_by(AuditLog.id.desc()).paginate(page, 100)),
-                           filters=filters, page=page, per_page=100, total=q.count())
+    return render_template("staff/audit.html", rows=audit_log.readable(q.paginate(page, 100)), filters=f,
+                           errors=errors, page=page, per_page=100, total=q.count(), args=request.args)
+
+
+AUDIT_COLUMNS = ("at", "who", "role", "actor", "what", "action", "record", "entity", "entity_id", "ip", "details")
+
+
+@bp.route("/audit.csv")
+@allow(OWNER)
+def audit_csv():
+    """The filtered audit log as CSV."""
+    f, errors = _audit_filters()
+    if errors:
+        abort(400, "; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+    def rows():
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(AUDIT_COLUMNS)
+        q = audit_log.query(f)
+        for chunk_start in range(0, q.count(), 1000):
+            for r in audit_log.readable(q.offset(chunk_start).limit(1000)):
+                w.writerow([r["at"].isoformat(sep=" ", timespec="seconds"), _csv_safe(r["who"]), r["role"],
+                            _csv_safe(r["actor"]), r["what"], r["action"], _csv_safe(r["label"]), r["entity"],
+                            _csv_safe(r["entity_id"]), r["ip"], _csv_safe(r["details"])])
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+
+    name = f"audit-{dt.date.today().isoformat()}.csv"
+    return Response(rows(), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @bp.route("/settings", methods=["GET", "POST"])
