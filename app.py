@@ -150,6 +150,8 @@ def create_app(config=None):
         response.headers.add("Vary", "HX-Request")
         response.headers.setdefault("Content-Security-Policy", app.config["CSP"])
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.is_secure:  # behind TRUSTED_PROXIES this follows X-Forwarded-Proto
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         if request.endpoint != "static":
             response.headers.setdefault("Cache-Control", "no-store")
