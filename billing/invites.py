@@ -10,6 +10,7 @@ import hashlib
 import secrets
 
 from peewee import fn
+from zxcvbn import zxcvbn
 
 from billing import accounts, identity, mail
 from billing.imports import bulk_insert
@@ -186,13 +187,26 @@ def find(token, kinds, now=None):
     return row
 
 
-def check_password(password, confirm):
-    """Raise PasswordError unless the new password is acceptable."""
+# zxcvbn's score (0-4) a new password needs: 3 is "safely unguessable" against an online attack that the
+# throttle (billing/throttle.py) already slows to 25 guesses an hour, and refuses the common passwords,
+# keyboard walks and words-plus-digits ("password12") in its bundled frequency lists.
+MIN_STRENGTH = 3
+
+
+def check_password(password, confirm, hints=()):
+    """Raise PasswordError unless the new password is acceptable (long enough, not common, confirmed).
+
+    Never truncated: at most 200 characters are accepted whole, and longer ones are refused before
+    hashing, so Argon2 never sees an attacker's megabyte.
+    """
     errors = {}
     if len(password or "") < MIN_PASSWORD:
         errors["password"] = f"Use at least {MIN_PASSWORD} characters."
     elif len(password) > 200:
         errors["password"] = "Use at most 200 characters."
+    elif zxcvbn(password, user_inputs=[h for h in hints if h])["score"] < MIN_STRENGTH:
+        errors["password"] = ("That password is too common or easy to guess. Try a few unrelated words "
+                              "together, like a short sentence only you would write.")
     elif password != confirm:
         errors["confirm"] = "The two passwords do not match."
     if errors:
@@ -238,3 +252,15 @@ def invited_count():
     """How many customers have ever been sent an invite."""
     return (AccountToken.select(fn.COUNT(fn.DISTINCT(AccountToken.customer)))
             .where(AccountToken.kind == INVITE).scalar())
+
+
+def change_password(user, current, password, confirm, keep_token, ip=""):
+    """The signed-in user's new password: asks the current one (throttled), checks the new one, and ends
+    every other session of theirs in the same breath. Raises PasswordError (or identity's Throttled)."""
+    if not identity.check_password(user, current, ip):
+        raise PasswordError({"current": "That is not your current password."})
+    check_password(password, confirm, hints=(user.email, user.email.split("@")[0]))
+    with write_tx():
+        User.update(password_hash=identity.hash_password(password)).where(User.id == user.id).execute()
+        accounts.audit(f"{user.role}:{user.id}", "password.changed", "user", user.id, ip=ip)
+    identity.end_other_sessions(user.id, keep_token=keep_token)

@@ -53,3 +53,22 @@ def test_ending_the_other_sessions_keeps_this_one(app, customer):
 def test_session_expires_counts_down_from_the_idle_timeout(app, customer):
     token = identity.open_session(customer.users.get())
     assert 29 * 60 < identity.session_expires(token) <= 30 * 60
+
+
+def test_changing_the_password_asks_the_current_one_and_ends_the_other_sessions(app, logged_in, customer):
+    from tests.conftest import PASSWORD, Portal
+
+    elsewhere = Portal(app.test_client())
+    assert elsewhere.login(customer.email).status_code == 302
+    wrong = logged_in.post("/profile/password", {"current": "nope", "password": "a fresh long passphrase",
+                                                 "confirm": "a fresh long passphrase"})
+    assert wrong.status_code == 422 and "not your current password" in wrong.get_data(as_text=True)
+    common = logged_in.post("/profile/password", {"current": PASSWORD, "password": "password12",
+                                                  "confirm": "password12"})
+    assert common.status_code == 422 and "too common" in common.get_data(as_text=True)
+    ok = logged_in.post("/profile/password", {"current": PASSWORD, "password": "a fresh long passphrase",
+                                              "confirm": "a fresh long passphrase"})
+    assert ok.status_code == 200 and "was changed" in ok.get_data(as_text=True)
+    assert logged_in.get("/").status_code == 200  # this session stays
+    assert elsewhere.get("/").status_code == 302  # the other one ended
+    assert Portal(app.test_client()).login(customer.email, "a fresh long passphrase").status_code == 302
