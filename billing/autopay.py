@@ -52,11 +52,11 @@ HANDLED = (CHARGING, PROCESSING, CHARGED, ACTION_REQUIRED)
 # An on-session payment touched this recently means the customer is paying right now.
 ON_SESSION_GRACE = dt.timedelta(minutes=30)
 
-AUTHORIZATION_VERSION = "autopay-2026-11-v1"
+AUTHORIZATION_VERSION = "autopay-2026-12-v2"  # v2: the retries in words ("once", "2 more times"), not "time(s)"
 AUTHORIZATION_TEXT = (
     "I authorize {isp} to charge my saved payment method automatically for each of my invoices, "
-    "{when}, for the invoice's unpaid balance, until I turn autopay off. If a charge fails, {isp} may try "
-    "again up to {retries} more time(s), {retry_days} days apart, and will email me each time. I can turn "
+    "{when}, for the invoice's unpaid balance, until I turn autopay off. If a charge fails, {retry}, "
+    "and will email me each time. I can turn "
     "autopay off or remove the method in the portal at any time; that takes effect immediately."
 )
 
@@ -105,11 +105,21 @@ def authorization_text(pol=None, isp_name=None):
     pol = pol or policy()
     isp = Isp.current() or Isp(name="the ISP")
     isp_name = isp_name or isp.name
-    text = AUTHORIZATION_TEXT.format(isp=isp_name, when=when_text(pol), retries=pol.max_attempts - 1,
-                                     retry_days=pol.retry_days)
+    text = AUTHORIZATION_TEXT.format(isp=isp_name, when=when_text(pol), retry=retry_text(pol, isp_name))
     for kind, rule in fees.rules(isp, FEE_KINDS).items():
         text += FEE_TEXT.format(kind=FEE_KINDS[kind], isp=isp_name, rule=rule.describe(isp.currency))
     return text
+
+
+def retry_text(pol, isp_name):
+    """What happens after a failed charge, in words with the right plurals."""
+    retries, days = pol.max_attempts - 1, pol.retry_days
+    gap = f"{days} day{'s' if days != 1 else ''}"
+    if retries <= 0:
+        return f"{isp_name} will not try again by itself"
+    if retries == 1:
+        return f"{isp_name} may try once more, {gap} later"
+    return f"{isp_name} may try again up to {retries} more times, {gap} apart"
 
 
 # --- Enrolment. --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import datetime as dt
 
 from billing import accounts, identity, payments
 from db import write_tx
-from db.models import Customer, Isp, User
+from db.models import Allocation, CreditEntry, Customer, Isp, Payment, User
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-portal-2026"
@@ -24,8 +24,8 @@ def _month_start(day, back):
     return dt.date(year, month, 1)
 
 
-def _pay(customer_id, invoice_id, cents, processor):
-    """Pay through the real flow with the sandbox's good test card."""
+def _pay(customer_id, invoice_id, cents, processor, on):
+    """Pay through the real flow with the sandbox's good test card, dated ``on`` (in its billing month)."""
     payment = payments.start_payment(
         customer_id, amount_text=f"{cents // 100}.{cents % 100:02d}", method_type="card",
         idempotency_key=payments.new_idempotency_key(), invoice_id=invoice_id, processor_name=processor.name,
@@ -38,7 +38,15 @@ def _pay(customer_id, invoice_id, cents, processor):
     }, processor, actor="demo")
     state, errors = processor.confirm_card(payment.processor_ref, "4242 4242 4242 4242", "12 / 30", "123", c.zip)
     assert not errors, errors
-    return payments.apply_intent_state(payment.id, state, actor="demo")
+    payment = payments.apply_intent_state(payment.id, state, actor="demo")
+    # A demo is loaded today, but its payments belong to the months they paid: date them there, so the
+    # history and the statement read like an account with a past (real payments keep their real times).
+    when = dt.datetime.combine(on, dt.time(15, 30))
+    with write_tx():
+        Payment.update(created_at=when, updated_at=when, settled_at=when).where(Payment.id == payment.id).execute()
+        Allocation.update(created_at=when).where(Allocation.payment == payment.id).execute()
+        CreditEntry.update(created_at=when).where(CreditEntry.payment == payment.id).execute()
+    return Payment.get_by_id(payment.id)
 
 
 def load(processor, today=None):
@@ -73,11 +81,13 @@ def _load(processor, today):
     invoice(demo, "INV-1002", 2, today - dt.timedelta(days=40), [PLAN, ROUTER])  # overdue
     partial = invoice(demo, "INV-1003", 1, today + dt.timedelta(days=5), [PLAN, ROUTER, ("Static IP", 1, 1000)])
     invoice(demo, "INV-1004", 0, today + dt.timedelta(days=35), [PLAN, ROUTER])  # due next month
-    _pay(demo.id, paid.id, paid.total_cents, processor)
-    _pay(demo.id, partial.id, 2500, processor)
+    _pay(demo.id, paid.id, paid.total_cents, processor, on=paid.due_date - dt.timedelta(days=3))
+    _pay(demo.id, partial.id, 2500, processor, on=min(partial.issue_date + dt.timedelta(days=8), today))
 
     theirs = invoice(other, "INV-2001", 1, today - dt.timedelta(days=10), [("Fixed wireless 25/5 Mbps", 1, 4499)])
-    _pay(other.id, theirs.id, theirs.total_cents + 1000, processor)  # $10.00 over: account credit
+    _pay(other.id, theirs.id, theirs.total_cents + 1000, processor,  # $10.00 over: account credit
+         on=theirs.due_date - dt.timedelta(days=2))
+
 
 
 def logins_present():

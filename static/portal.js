@@ -45,12 +45,23 @@
     announce(notice.textContent);
     if (!frame.getAttribute("src")) {
       frame.addEventListener("load", function () { focusFrame(frame); }, { once: true });
+      frame.addEventListener("load", fit);
       frame.setAttribute("src", b.getAttribute("data-inline-url"));
       frame.hidden = false;
     } else {
       frame.hidden = false;
       focusFrame(frame);
     }
+  }
+
+  // The inline form is the portal's own page (same origin): size the frame to it, so no empty area is
+  // left below a short form and a long one (an error, the bank's check) needs no inner scroll bar.
+  function fit() {
+    var frame = document.getElementById("pay-inline");
+    try {
+      var doc = frame.contentDocument;
+      if (doc && doc.body) frame.style.height = Math.ceil(doc.body.getBoundingClientRect().height) + 2 + "px";
+    } catch (err) { /* another origin's page: keep the stylesheet's height */ }
   }
 
   function recheck() {

@@ -325,3 +325,30 @@ def test_the_brand_bar_keeps_logo_and_name_aligned_and_log_out_on_one_line(open_
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     shot(page, f"brand-{width}")
     assert tab.errors == []
+
+
+def test_the_blocked_pop_up_form_fits_its_frame_without_an_empty_grey_area(open_page, owing):
+    customer, old, new = owing
+    tab = open_page(init_script="window.open = () => null", **PHONE)
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    choose(page, amount="20.00")
+    page.get_by_role("button", name="Make Payment").click()
+    frame = page.locator("#pay-inline")
+    expect(frame).to_be_visible()
+    inner = page.frame_locator("#pay-inline")
+    expect(inner.get_by_role("button", name="Pay")).to_be_visible()
+    expect(inner.locator("body")).to_have_css("background-color", "rgb(255, 255, 255)")
+
+    def gap():
+        content = inner.locator("body").evaluate("b => b.getBoundingClientRect().height")
+        return frame.bounding_box()["height"] - content
+
+    page.wait_for_function("document.getElementById('pay-inline').style.height !== ''")
+    assert 0 <= gap() <= 8, gap()
+    inner.get_by_role("button", name="Pay").click()  # empty: the errors make the form longer, and it still fits
+    expect(inner.locator("#number-error")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert 0 <= gap() <= 8, gap()
+    shot(page, "11-inline-frame-360")
+    assert [e for e in tab.errors if "status of 422" not in e] == []

@@ -344,7 +344,7 @@ def test_ach_processing_then_settles_paid(app, open_page, account):
 
     step = page.locator("#pay-step")
     expect(step.locator("h2")).to_have_text("Your bank payment is processing")
-    expect(step.locator("#pay-method")).to_have_text("STRIPE TEST BANK ending 6789")
+    expect(step.locator("#pay-method")).to_have_text("Sandbox Test Bank ending 6789")
     [payment] = payments_of(customer)
     assert payment.status == "processing" and allocations_of(payment) == []
     open_invoice(page, older)
@@ -359,7 +359,7 @@ def test_ach_processing_then_settles_paid(app, open_page, account):
     expect(page.locator("#invoice .status").first).to_have_text("Paid")
     expect(page.locator("#invoice .s-pending")).to_have_count(0)
     page.goto(tab.base_url + f"/payments/{payment.ref}")
-    expect_success(page, "$105.00", "STRIPE TEST BANK ending 6789", "INV-2003 $40.00, INV-2002 $65.00")
+    expect_success(page, "$105.00", "Sandbox Test Bank ending 6789", "INV-2003 $40.00, INV-2002 $65.00")
     assert allocations_of(payment) == [("INV-2002", 6500), ("INV-2003", 4000)]
     assert tab.errors == []
 

@@ -402,3 +402,74 @@ def test_the_login_page_carries_the_logo_and_accent_within_its_budget(app, clien
     assert ":root{--accent:#2a7a3b}" in html and 'class="logo"' in html and "<script" not in html
     r = client.get(images[0].url)
     assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+
+
+# --- 11. Words. ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attempts,days,words", [
+    (3, 3, "Test ISP may try again up to 2 more times, 3 days apart"),
+    (2, 1, "Test ISP may try once more, 1 day later"),
+    (1, 3, "Test ISP will not try again by itself"),
+])
+def test_the_autopay_terms_say_the_retries_with_the_right_plural(app, attempts, days, words):
+    from billing import autopay
+
+    autopay.set_policy(max_attempts=attempts, retry_days=days)
+    text = autopay.authorization_text()
+    assert f"If a charge fails, {words}, and will email me each time." in text and "(s)" not in text
+
+
+def test_the_sandbox_names_its_own_test_bank(logged_in, customer):
+    make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=5))
+    ref = pay_ach(logged_in, "30.00")
+    page = logged_in.get(f"/payments/{ref}").get_data(as_text=True)
+    assert "Sandbox Test Bank ending 6789" in page and "STRIPE" not in page
+
+
+def test_a_pending_card_payment_reads_card_not_card_in_capitals(logged_in, customer):
+    make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=5))
+    ref = ref_of(start(logged_in, "30.00"))
+    logged_in.post(f"/payments/{ref}/billing", BILLING)
+    history = logged_in.get("/payments").get_data(as_text=True)
+    history = history[history.index('id="pay-history"'):]
+    assert re.search(rf"{ref}</a></td><td[^>]*>Card</td>", history), history
+    assert ">CARD<" not in history
+
+
+def test_an_ach_debit_with_no_invoice_to_pay_does_not_point_at_invoices_below(app, logged_in, customer):
+    ref = pay_ach(logged_in, "30.00")  # nothing owed: a prepayment (the test ISP allows $200)
+    page = logged_in.get(f"/payments/{ref}").get_data(as_text=True)
+    assert "Your bank payment is processing" in page
+    assert "below" not in text(page) and "It goes to your account credit when it clears." in page
+
+
+def test_an_ach_debit_for_invoices_says_they_are_listed_below(logged_in, customer):
+    inv = make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=5))
+    ref = pay_ach(logged_in, "30.00")
+    page = logged_in.get(f"/payments/{ref}").get_data(as_text=True)
+    assert "The invoices it pays, listed below, show it as pending" in page and inv.number in page
+
+
+def test_settings_saved_is_a_success_box_not_a_warning(app, portal):
+    from tests.staff_support import STAFF_PASSWORD, make_staff
+
+    make_staff("boss2@isp.example.test")
+    portal.login("boss2@isp.example.test", STAFF_PASSWORD)
+    html = portal.get("/staff/settings?saved=1").get_data(as_text=True)
+    assert '<p class="success" role="status" id="settings-saved">Settings saved.</p>' in html
+
+
+def test_demo_payments_are_dated_in_their_billing_months(app, runner):
+    from billing import demo
+    from db.models import Invoice
+
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    dated = list(Payment.select().where(Payment.status == "succeeded"))
+    assert len(dated) == 3
+    for p in dated:
+        inv = Invoice.get_by_id(p.target_invoice_id)
+        assert inv.issue_date <= p.created_at.date() <= max(inv.due_date, inv.issue_date), (inv.number, p.created_at)
+        assert p.settled_at == p.created_at
+    assert len({p.created_at.date() for p in dated}) == 3  # not all at load time
+    assert demo.DEMO_EMAIL

@@ -347,7 +347,7 @@ def test_ach_is_processing_then_settles_to_paid(app, logged_in, owing):
     assert "you authorize Test ISP to debit the bank account" in page
     assert pay_at_processor(logged_in, entry, ACH_OK).status_code == 303
     status = logged_in.get(f"/payments/{ref}").get_data(as_text=True)
-    assert "Your bank payment is processing" in status and "STRIPE TEST BANK ending 6789" in status
+    assert "Your bank payment is processing" in status and "Sandbox Test Bank ending 6789" in status
     assert "Pending" in logged_in.get(f"/invoices/{old.id}").get_data(as_text=True)
     # not offered again as balance to pay
     assert 'value="40.00"' in logged_in.get("/payments").get_data(as_text=True)

@@ -47,7 +47,8 @@ ACH_RETURNS = {
     "R01": "The bank returned the debit: insufficient funds (R01).",
     "R03": "The bank returned the debit: no account or unable to locate the account (R03).",
 }
-BANK_NAMES = {"110000000": "STRIPE TEST BANK"}
+# The sandbox names its own test bank: a portal not using Stripe must not show "STRIPE TEST BANK".
+BANK_NAMES = {"110000000": "Sandbox Test Bank"}
 ACH_AUTHORIZATION = (
     "By clicking Pay, you authorize {isp} to debit the bank account above for the amount shown, "
     "as a one-time ACH debit. You can revoke this authorization by contacting {isp} before the "
