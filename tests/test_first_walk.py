@@ -163,8 +163,8 @@ def test_saved_methods_carry_their_type_for_the_page_to_follow(logged_in, custom
     card = _saved(customer, "card", "Visa", "4242")
     bank = _saved(customer, "ach", "Sandbox Bank", "6789")
     html = logged_in.get("/payments").get_data(as_text=True)
-    assert f'data-type="card"><input type="radio" name="saved_method" value="{card.id}"' in html
-    assert f'data-type="ach"><input type="radio" name="saved_method" value="{bank.id}"' in html
+    assert re.search(rf'data-type="card"[^>]*><input [^>]*name="saved_method" value="{card.id}"', html)
+    assert re.search(rf'data-type="ach"[^>]*><input [^>]*name="saved_method" value="{bank.id}"', html)
 
 
 # --- 10. A hidden tab's pages answer 404, not only its link. -------------------------------------
