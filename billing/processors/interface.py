@@ -1,0 +1,231 @@
+"""The interface every payment processor implements in full, and the values it hands back.
+
+The portal keeps one *payment intent* per payment attempt and one *setup intent* per "save this method"
+at the processor, each created with our idempotency key. It never learns an outcome from the browser:
+it asks the processor (``retrieve_*``) or hears from it (a verified webhook, parsed into one
+``ProcessorEvent``), and moves its own state from that answer (billing.payments).
+
+Every IntentState carries the amount and currency the processor holds, and the portal checks both
+against the payment before it allocates anything.
+
+A processor declares what it can do in ``capabilities``; code above it checks a capability, never the
+processor's name or the presence of a method. Its own pages (the card and bank entry window) live in
+the views module named by ``pages``, which the app factory registers; this package stays free of Flask.
+"""
+import abc
+import enum
+from dataclasses import dataclass
+from typing import NamedTuple, Optional, Union
+
+# Intent statuses, as the processor reports them (Stripe's names).
+REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+REQUIRES_ACTION = "requires_action"
+PROCESSING = "processing"
+SUCCEEDED = "succeeded"
+FAILED = "failed"  # settled and failed (an ACH return before success); terminal
+CANCELED = "canceled"
+
+# Where the entry window opens: a pop-up, inside the portal page (pop-ups blocked), or this tab (no JS).
+WINDOW_MODES = ("popup", "inline", "page")
+
+
+class Capability(enum.Enum):
+    """Something a processor can do beyond taking a payment with the customer present."""
+
+    SAVED_METHODS = "saved_methods"  # setup intents: save a card or bank account without paying
+    OFF_SESSION = "off_session"  # charge a saved method with nobody present (autopay)
+    REFUNDS = "refunds"  # full and partial refunds of a succeeded payment
+    DISPUTES = "disputes"  # reports chargebacks and their outcomes (as DisputeUpdate events)
+    BANK_VERIFICATION = "bank_verification"  # a bank account can wait for verification (microdeposits)
+
+
+@dataclass(frozen=True)
+class IntentState:
+    """What the processor says about one payment or setup intent."""
+
+    id: str
+    status: str
+    amount_cents: int
+    client_secret: str = ""
+    brand: str = ""
+    last4: str = ""
+    exp_month: int = None
+    exp_year: int = None
+    method_token: str = ""
+    failure_code: str = ""
+    failure_message: str = ""
+    currency: str = ""  # ISO code, upper case, as the processor reports it (checked before allocation)
+
+
+class Refund(NamedTuple):
+    """A refund the processor accepted: its id and the cents it will return."""
+
+    id: str
+    amount_cents: int
+
+
+class ProcessorError(Exception):
+    """The processor could not be reached or refused the request."""
+
+
+class ConfigError(Exception):
+    """The processor settings are incomplete; str() names what is missing."""
+
+
+class BadWebhook(ValueError):
+    """A webhook whose signature, timestamp or body does not verify; str() says which."""
+
+
+class Unsupported(ProcessorError):
+    """The processor does not declare the capability this call needs."""
+
+
+# --- What a processor reports after re-reading the object a webhook is about. ---------------------------
+# (billing.payments.apply_update applies these.)
+
+
+@dataclass(frozen=True)
+class IntentUpdate:
+    """A payment intent's current state."""
+
+    intent_id: str
+    state: IntentState
+
+
+@dataclass(frozen=True)
+class RefundsUpdate:
+    """Every live refund of the intent, as (refund id, cents)."""
+
+    intent_id: str
+    refunds: tuple
+
+
+@dataclass(frozen=True)
+class DisputeUpdate:
+    """A dispute's current status and amount."""
+
+    intent_id: str
+    dispute_id: str
+    status: str  # Stripe's: warning_*, needs_response, under_review, won, lost
+    amount_cents: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MethodUpdate:
+    """A method the customer saved at the processor, for the portal customer ``customer_id``."""
+
+    customer_id: int
+    method_type: str
+    method_token: str
+    brand: str
+    last4: str
+    exp_month: int = None
+    exp_year: int = None
+    setup_id: str = ""  # the setup intent that saved it, when the portal's Add opened one
+
+
+Update = Union[IntentUpdate, RefundsUpdate, DisputeUpdate, MethodUpdate]
+
+
+@dataclass(frozen=True)
+class ProcessorEvent:
+    """One verified webhook, normalized: the processor's event id and type, and what it says now.
+
+    ``handled`` is False for a type the processor does not subscribe to (answered 200, not recorded).
+    ``update`` is None for a handled event about nothing the portal knows (recorded once, no effect).
+    """
+
+    id: str
+    type: str
+    update: Optional[Update] = None
+    handled: bool = True
+
+
+class Processor(abc.ABC):
+    """A payment processor, as the portal uses it. Every method may raise ProcessorError."""
+
+    name: str = ""  # also the webhook path: /webhooks/<name>
+    capabilities: frozenset = frozenset()
+    pages: str = ""  # dotted name of the views module holding its blueprint (see views/windows.py)
+
+    def can(self, capability):
+        """True when the processor declares ``capability``."""
+        return capability in self.capabilities
+
+    def require(self, capability):
+        """Raise Unsupported unless the processor declares ``capability``."""
+        if capability not in self.capabilities:
+            raise Unsupported(f"the {self.name} processor does not support {capability.value.replace('_', ' ')}")
+
+    # --- Payment intents: one per payment attempt. --------------------------------------------------
+
+    @abc.abstractmethod
+    def create_payment_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None):
+        """Create (or, for a repeated key, return) the intent of one payment attempt -> IntentState.
+
+        ``metadata["customer_id"]`` names the portal customer, for processors that keep their own.
+        """
+
+    @abc.abstractmethod
+    def retrieve_payment_intent(self, intent_id):
+        """The payment intent's current state -> IntentState."""
+
+    @abc.abstractmethod
+    def cancel_payment_intent(self, intent_id):
+        """Cancel an intent that has not been paid, so that it can never be confirmed -> IntentState.
+
+        An intent already succeeded or processing is left as it is and returned.
+        """
+
+    @abc.abstractmethod
+    def find_payment_intent(self, idempotency_key):
+        """The payment intent created with this idempotency key, or None (reconcile after a crash)."""
+
+    @abc.abstractmethod
+    def charge_saved_method(self, intent_id, method_token):
+        """Confirm a waiting payment intent with a saved method, the customer present -> IntentState."""
+
+    @abc.abstractmethod
+    def charge_off_session(self, *, amount_cents, currency, method_type, method_token, customer_id,
+                           idempotency_key, metadata=None):
+        """Create and confirm an intent with a saved method, nobody present (OFF_SESSION) -> IntentState.
+
+        A repeated key is the same charge. A card whose bank wants the customer comes back
+        REQUIRES_ACTION with failure_code ``authentication_required``; a decline as
+        REQUIRES_PAYMENT_METHOD with a failure code.
+        """
+
+    # --- Setup intents: save a card or bank account without paying (SAVED_METHODS). -------------------
+
+    @abc.abstractmethod
+    def create_setup_intent(self, *, method_type, idempotency_key, customer_id):
+        """Create (or, for a repeated key, return) a setup intent -> IntentState (amount 0).
+
+        Once it has succeeded, ``method_token`` is the saved method's token for charge_* calls.
+        """
+
+    @abc.abstractmethod
+    def retrieve_setup_intent(self, setup_id):
+        """The setup intent's current state -> IntentState."""
+
+    @abc.abstractmethod
+    def cancel_setup_intent(self, setup_id):
+        """Cancel a setup intent that has not succeeded -> IntentState."""
+
+    # --- Money back (REFUNDS). ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def refund(self, intent_id, amount_cents, idempotency_key):
+        """Refund ``amount_cents`` (part or all) of a succeeded intent -> Refund. A repeated key is one refund."""
+
+    # --- Webhooks. --------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def parse_webhook(self, body, headers):
+        """Verify a webhook on its raw body and headers and say what it means now -> ProcessorEvent.
+
+        Raises BadWebhook for a bad signature, a stale timestamp or a malformed body (answer 400), and
+        ProcessorError when the object could not be re-read (answer 5xx, so the processor retries).
+        The update is re-read from the processor, never taken from the body alone.
+        """
