@@ -13,19 +13,24 @@ import datetime as dt
 import stripe
 from peewee import IntegrityError
 
-from billing.processors import (
+from billing.processors.interface import (
     CANCELED,
     FAILED,
     PROCESSING,
     REQUIRES_ACTION,
     REQUIRES_PAYMENT_METHOD,
     SUCCEEDED,
+    BadWebhook,
+    Capability,
     ConfigError,
     DisputeUpdate,
     IntentState,
     IntentUpdate,
     MethodUpdate,
+    Processor,
     ProcessorError,
+    ProcessorEvent,
+    Refund,
     RefundsUpdate,
 )
 from db import write_tx
@@ -141,10 +146,12 @@ def setup_state(seti):
     )
 
 
-class StripeProcessor:
-    """The processor interface (see billing.processors.sandbox) on top of the Stripe API."""
+class StripeProcessor(Processor):
+    """The processor interface (billing.processors.interface) on top of the Stripe API."""
 
     name = "stripe"
+    capabilities = frozenset(Capability)
+    pages = "views.stripe_pay"
 
     def __init__(self, secret_key, publishable_key, webhook_secret, api_base="", js_url="https://js.stripe.com/v3/"):
         self._client = stripe.StripeClient(
@@ -209,7 +216,7 @@ class StripeProcessor:
             pass
         return StripeCustomer.get(StripeCustomer.customer == customer_id).stripe_id
 
-    def create_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None):
+    def create_payment_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None):
         """Create (or, for a repeated key, return) the PaymentIntent for one payment attempt."""
         metadata = {k: str(v) for k, v in (metadata or {}).items()}
         metadata["idempotency_key"] = idempotency_key
@@ -221,15 +228,26 @@ class StripeProcessor:
                         options={"idempotency_key": f"pi-{idempotency_key}"})
         return intent_state(pi.to_dict())
 
-    def retrieve(self, intent_id):
-        """The intent's current state, as Stripe has it now (a SetupIntent's for a ``seti_`` id)."""
-        if str(intent_id).startswith("seti_"):
-            return self.retrieve_setup(intent_id)
+    def retrieve_payment_intent(self, intent_id):
+        """The PaymentIntent's current state, as Stripe has it now."""
         return intent_state(self._intent(intent_id))
+
+    def cancel_payment_intent(self, intent_id):
+        """Cancel a PaymentIntent that has not been paid, so that it can never be confirmed; its state now.
+
+        Stripe refuses to cancel an intent that succeeded or is processing: then its state says so.
+        """
+        try:
+            self._client.v1.payment_intents.cancel(intent_id, params={"cancellation_reason": "abandoned"})
+        except stripe.InvalidRequestError:
+            pass  # not cancelable any more (paid, processing or already canceled): read where it is
+        except stripe.StripeError as e:
+            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
+        return self.retrieve_payment_intent(intent_id)
 
     # --- Saving a method without a payment: a SetupIntent on the customer's Stripe Customer. ---
 
-    def create_setup(self, *, method_type, idempotency_key, customer_id=None):
+    def create_setup_intent(self, *, method_type, idempotency_key, customer_id):
         """Create (or, for a repeated key, return) the SetupIntent that saves a card or bank account.
 
         Stripe.js confirms it in the setup window (card), or this server confirms it with the mandate
@@ -264,9 +282,17 @@ class StripeProcessor:
             pm["customer"] = customer
         return seti
 
-    def retrieve_setup(self, setup_id):
+    def retrieve_setup_intent(self, setup_id):
         """The SetupIntent's state now; once it succeeded, its method is attached to the Customer."""
         return setup_state(self._attach(self._setup(setup_id)))
+
+    def cancel_setup_intent(self, setup_id):
+        """Cancel a SetupIntent that has not succeeded."""
+        seti = self._setup(setup_id)
+        if seti.get("status") in ("requires_payment_method", "requires_confirmation", "requires_action"):
+            self._call(self._client.v1.setup_intents.cancel, setup_id)
+            seti = self._setup(setup_id)
+        return setup_state(seti)
 
     def confirm_setup_bank(self, setup_id, *, ip_address, user_agent, accepted_at):
         """Confirm a bank-account SetupIntent (the account linked by Stripe.js) with the mandate we recorded.
@@ -283,22 +309,22 @@ class StripeProcessor:
         try:
             self._client.v1.setup_intents.confirm(setup_id, params={"mandate_data": mandate})
         except stripe.InvalidRequestError as e:
-            state = self.retrieve_setup(setup_id)
+            state = self.retrieve_setup_intent(setup_id)
             if state.status == REQUIRES_PAYMENT_METHOD and not state.failure_message:
                 state = dataclasses.replace(state, failure_code=e.code or "setup_refused",
                                             failure_message=e.user_message or "The bank account could not be saved.")
             return state
         except stripe.StripeError as e:
             raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
-        return self.retrieve_setup(setup_id)
+        return self.retrieve_setup_intent(setup_id)
 
-    def find_by_key(self, idempotency_key):
+    def find_payment_intent(self, idempotency_key):
         """The intent made with this idempotency key, or None (reconcile uses this)."""
         try:
             found = self._client.v1.payment_intents.search(
                 params={"query": f"metadata['idempotency_key']:'{idempotency_key}'", "limit": 1})
             data = found.to_dict().get("data") or []
-            return self.retrieve(data[0]["id"]) if data else None
+            return self.retrieve_payment_intent(data[0]["id"]) if data else None
         except stripe.InvalidRequestError:
             pass  # search is not offered everywhere (and not by every test server): list recent intents
         except stripe.StripeError as e:
@@ -308,7 +334,7 @@ class StripeProcessor:
         for pi in page.auto_paging_iter():
             pi = pi.to_dict()
             if (pi.get("metadata") or {}).get("idempotency_key") == idempotency_key:
-                return self.retrieve(pi["id"])
+                return self.retrieve_payment_intent(pi["id"])
             if int(pi.get("created") or since) < since:
                 break
         return None
@@ -323,7 +349,7 @@ class StripeProcessor:
                 self._client.v1.payment_intents.update(intent_id, params={"payment_method": payment_method})
             self._client.v1.payment_intents.confirm(intent_id, params=confirm_params or None)
         except stripe.CardError as e:  # a decline: the intent waits for another card
-            state = self.retrieve(intent_id)
+            state = self.retrieve_payment_intent(intent_id)
             if not state.failure_message:
                 state = dataclasses.replace(state, failure_code=e.code or "card_declined",
                                             failure_message=e.user_message or "Your card was declined.")
@@ -331,33 +357,20 @@ class StripeProcessor:
         except stripe.InvalidRequestError:
             # Stripe refused this confirmation (e.g. a concurrent Pay already confirmed the intent):
             # report where the intent is now, and never confirm it a second time.
-            state = self.retrieve(intent_id)
+            state = self.retrieve_payment_intent(intent_id)
             if state.status == REQUIRES_PAYMENT_METHOD:
                 state = dataclasses.replace(state, failure_code="confirmation_refused", failure_message=(
                     "This payment could not be completed. Please start a new payment."))
             return state
         except stripe.StripeError as e:
             raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
-        return self.retrieve(intent_id)
+        return self.retrieve_payment_intent(intent_id)
 
-    def cancel(self, intent_id):
-        """Cancel a PaymentIntent that has not been paid, so that it can never be confirmed; its state now.
-
-        Stripe refuses to cancel an intent that succeeded or is processing: then its state says so.
-        """
-        try:
-            self._client.v1.payment_intents.cancel(intent_id, params={"cancellation_reason": "abandoned"})
-        except stripe.InvalidRequestError:
-            pass  # not cancelable any more (paid, processing or already canceled): read where it is
-        except stripe.StripeError as e:
-            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
-        return self.retrieve(intent_id)
-
-    def charge_saved(self, intent_id, method_token):
+    def charge_saved_method(self, intent_id, method_token):
         """Confirm an intent with a saved method's id (the customer is present: the billing step)."""
         return self._confirm(intent_id, method_token)
 
-    def create_off_session_charge(self, *, amount_cents, currency, method_type, method_token, customer_id,
+    def charge_off_session(self, *, amount_cents, currency, method_type, method_token, customer_id,
                                   idempotency_key, metadata=None):
         """Charge a saved method with nobody present (autopay): Stripe's documented off-session charge.
 
@@ -379,7 +392,7 @@ class StripeProcessor:
             return self._declined_off_session(e, idempotency_key)
         except stripe.StripeError as e:
             raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
-        return self.retrieve(pi.id)
+        return self.retrieve_payment_intent(pi.id)
 
     def _declined_off_session(self, e, idempotency_key):
         error = (getattr(e, "json_body", None) or {}).get("error") or {}
@@ -387,7 +400,7 @@ class StripeProcessor:
         if not intent_id and error.get("charge"):  # localstripe names the charge, not the intent
             intent_id = _id_of(self._call(self._client.v1.charges.retrieve, _id_of(error["charge"]))
                                .to_dict().get("payment_intent"))
-        state = self.retrieve(intent_id) if intent_id else self.find_by_key(idempotency_key)
+        state = self.retrieve_payment_intent(intent_id) if intent_id else self.find_payment_intent(idempotency_key)
         if state is None:
             raise ProcessorError(e.user_message or "The card was declined.")
         code = error.get("decline_code") or error.get("code") or e.code or "card_declined"
@@ -424,11 +437,11 @@ class StripeProcessor:
         return self._confirm(intent_id, None, mandate_data=mandate)
 
     def refund(self, intent_id, amount_cents, idempotency_key):
-        """Refund part or all of a paid intent; returns (refund id, cents)."""
+        """Refund part or all of a paid intent -> Refund(id, cents)."""
         refund = self._call(self._client.v1.refunds.create,
                             params={"payment_intent": intent_id, "amount": amount_cents},
                             options={"idempotency_key": idempotency_key})
-        return refund.id, int(refund.amount)
+        return Refund(refund.id, int(refund.amount))
 
     def refunds_of(self, intent_id):
         """Every refund of the intent that has not failed or been canceled, as (refund id, cents)."""
@@ -442,20 +455,27 @@ class StripeProcessor:
 
     # --- Webhooks. ---------------------------------------------------------------------------
 
+    def parse_webhook(self, body, headers):
+        """Verify Stripe's signature on the raw body, then re-read the event's object -> ProcessorEvent."""
+        event = self.parse_event(body, headers.get(SIGNATURE_HEADER))
+        if event["type"] not in HANDLED_EVENTS:
+            return ProcessorEvent(event["id"], event["type"], None, handled=False)
+        return ProcessorEvent(event["id"], event["type"], self.read_event(event))
+
     def parse_event(self, body, header):
-        """Verify a webhook's signature on the raw body and return the event as a dict, or raise ValueError."""
+        """Verify a webhook's signature on the raw body and return the event as a dict, or raise BadWebhook."""
         try:
             event = stripe.Webhook.construct_event(body, header or "", self._webhook_secret,
                                                    tolerance=SIGNATURE_TOLERANCE)
         except stripe.SignatureVerificationError as e:
-            raise ValueError(str(e).split("\n")[0] or "bad signature") from None
+            raise BadWebhook(str(e).split("\n")[0] or "bad signature") from None
         except (ValueError, KeyError, TypeError, AttributeError):  # e.g. a signed body that is not an object
-            raise ValueError("malformed event body") from None
+            raise BadWebhook("malformed event body") from None
         event = event.to_dict()
         ids = (_get(event, "data", "object", "id"), event.get("id"), event.get("type"))
         # Stripe's ids and types are short strings; anything else is not an event of Stripe's.
         if not all(isinstance(v, str) and 0 < len(v) <= 255 for v in ids):
-            raise ValueError("malformed event body")
+            raise BadWebhook("malformed event body")
         return event
 
     def read_event(self, event):
@@ -468,7 +488,7 @@ class StripeProcessor:
     def _read_event(self, event):
         kind, obj = event["type"], event["data"]["object"]
         if kind.startswith("payment_intent."):
-            return IntentUpdate(obj["id"], self.retrieve(obj["id"]))
+            return IntentUpdate(obj["id"], self.retrieve_payment_intent(obj["id"]))
         if kind == "charge.refunded":
             intent_id = _id_of(obj.get("payment_intent"))
             if not intent_id:
@@ -488,8 +508,11 @@ class StripeProcessor:
                               params={"expand": ["payment_method"]}).to_dict()
             if seti.get("status") != "succeeded" or not seti.get("customer") or not seti.get("payment_method"):
                 return None
+            link = StripeCustomer.get_or_none(StripeCustomer.stripe_id == _id_of(seti["customer"]))
+            if link is None:  # not a customer of this portal
+                return None
             pm = self._attach(seti)["payment_method"]  # Stripe attaches it to the customer; make sure of it
             method_type, brand, last4, exp_month, exp_year = _method_facts(pm)
-            return MethodUpdate(_id_of(seti["customer"]), method_type or "card", _id_of(pm), brand, last4,
+            return MethodUpdate(link.customer_id, method_type or "card", _id_of(pm), brand, last4,
                                 exp_month, exp_year, setup_id=seti["id"])
         return None
