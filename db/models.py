@@ -365,7 +365,10 @@ class Outbox(BaseModel):
 
 
 class SandboxIntent(BaseModel):
+    """A payment intent (kind "payment") or a setup intent (kind "setup") at the sandbox."""
+
     id = CharField(primary_key=True)
+    kind = CharField(default="payment")
     client_secret = CharField(unique=True)
     idempotency_key = CharField(unique=True)
     amount_cents = BigIntegerField()
@@ -380,6 +383,31 @@ class SandboxIntent(BaseModel):
     failure_code = CharField(default="")
     failure_message = CharField(default="")
     settle_after = DateTimeField(null=True)
+    next_action = CharField(default="")  # with requires_action: "challenge" (3-D Secure) or "microdeposits"
+    verify_attempts = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class SandboxRefund(BaseModel):
+    """Money the sandbox sent back for a succeeded intent; one per idempotency key."""
+
+    id = CharField(primary_key=True)
+    intent = ForeignKeyField(SandboxIntent, column_name="intent_id")
+    idempotency_key = CharField(unique=True)
+    amount_cents = BigIntegerField()
+    status = CharField()  # succeeded
+    created_at = DateTimeField(default=utcnow)
+
+
+class SandboxDispute(BaseModel):
+    """A cardholder's (or account holder's) dispute of a succeeded intent, and where it stands."""
+
+    id = CharField(primary_key=True)
+    intent = ForeignKeyField(SandboxIntent, column_name="intent_id")
+    amount_cents = BigIntegerField()
+    status = CharField()  # needs_response | under_review | won | lost (Stripe's names)
+    reason = CharField(default="")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 

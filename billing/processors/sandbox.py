@@ -1,8 +1,10 @@
-"""The built-in sandbox processor: behaves like a real one, with Stripe's test values.
+"""The built-in sandbox processor: the whole processor interface, with Stripe's test values.
 
 It keeps its own tables (``sandbox_*``), serves its own entry page (see
 ``views/sandbox.py``), and tells the portal about outcomes through HMAC-signed
-webhooks, exactly as a remote processor would. Card and account numbers are
+webhooks, exactly as a remote processor would: payments, 3-D Secure, ACH that
+settles or is returned later, saved methods charged on and off session, refunds
+(full and partial) and disputes with their outcomes. Card and account numbers are
 checked here and then dropped: only brand, last 4 and expiry are kept.
 """
 import datetime as dt
@@ -13,18 +15,26 @@ import re
 import secrets
 import time
 
-from billing.processors import (
+from billing.processors.interface import (
     CANCELED,
     FAILED,
     PROCESSING,
     REQUIRES_ACTION,
     REQUIRES_PAYMENT_METHOD,
     SUCCEEDED,
+    BadWebhook,
+    Capability,
+    DisputeUpdate,
     IntentState,
+    IntentUpdate,
+    Processor,
     ProcessorError,
+    ProcessorEvent,
+    Refund,
+    RefundsUpdate,
 )
 from db import write_tx
-from db.models import SandboxEvent, SandboxIntent, SandboxMethod, utcnow
+from db.models import SandboxDispute, SandboxEvent, SandboxIntent, SandboxMethod, SandboxRefund, utcnow
 
 SIGNATURE_HEADER = "Sandbox-Signature"
 SIGNATURE_TOLERANCE = 300
@@ -32,6 +42,7 @@ SIGNATURE_TOLERANCE = 300
 # Test numbers and what they do (documented in the README).
 CARD_BEHAVIOUR = {
     "4242424242424242": "ok",
+    "4000000000000259": "dispute",  # succeeds, then the cardholder disputes it (Stripe's "fraudulent" card)
     "4000000000000002": "declined",
     "4000000000009995": "insufficient_funds",
     "4000002760003184": "authenticate",
@@ -159,6 +170,8 @@ def check_ach(holder, routing, account, account_type, accepted):
     return facts, {}
 
 
+
+
 def _state(intent):
     return IntentState(
         id=intent.id, status=intent.status, amount_cents=intent.amount_cents,
@@ -169,8 +182,9 @@ def _state(intent):
     )
 
 
-def _emit(event_type, intent_id):
-    SandboxEvent.create(id=_id("evt_sbx"), event_type=event_type, intent_id=intent_id)
+def _emit(event_type, object_id):
+    """Queue a webhook about one object (an intent, or a dispute for charge.dispute.*)."""
+    SandboxEvent.create(id=_id("evt_sbx"), event_type=event_type, intent_id=object_id)
 
 
 def _move(intent_id, from_statuses, **fields):
@@ -183,60 +197,97 @@ def _move(intent_id, from_statuses, **fields):
     )
 
 
-class SandboxProcessor:
-    """The embedded default processor."""
+def _intent(intent_id, kind):
+    intent = SandboxIntent.get_or_none((SandboxIntent.id == intent_id) & (SandboxIntent.kind == kind))
+    if intent is None:
+        raise ProcessorError(f"no such {kind} intent {intent_id}")
+    return intent
+
+
+DISPUTE_OPEN = ("needs_response", "under_review")
+AUTHENTICATION_REQUIRED = ("authentication_required", "Your bank asked you to confirm this payment.")
+LATE_RETURN_REASON = "debit_not_authorized"
+
+
+class SandboxProcessor(Processor):
+    """The embedded default processor: every capability, no keys, no network."""
 
     name = "sandbox"
+    capabilities = frozenset(Capability)
+    pages = "views.sandbox"
 
     def __init__(self, webhook_secret, settle_seconds=0):
         self.webhook_secret = webhook_secret
         self.settle_seconds = settle_seconds
 
-    # --- The processor API the portal calls. ---------------------------------
+    @classmethod
+    def from_config(cls, config):
+        """Build from the app config."""
+        return cls(webhook_secret=config["SANDBOX_WEBHOOK_SECRET"],
+                   settle_seconds=int(config.get("SANDBOX_ACH_SETTLE_SECONDS") or 0))
 
-    def create_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None):
-        """Create (or, for a repeated key, return) the intent for one payment attempt."""
+    # --- Payment intents. ----------------------------------------------------------------------
+
+    def _create(self, kind, prefix, *, amount_cents, currency, method_type, idempotency_key):
         with write_tx():
             existing = SandboxIntent.get_or_none(SandboxIntent.idempotency_key == idempotency_key)
             if existing is None:
                 existing = SandboxIntent.create(
-                    id=_id("pi_sbx"), client_secret=secrets.token_urlsafe(24), idempotency_key=idempotency_key,
-                    amount_cents=amount_cents, currency=currency, method_type=method_type,
-                    status=REQUIRES_PAYMENT_METHOD,
+                    id=_id(prefix), kind=kind, client_secret=secrets.token_urlsafe(24),
+                    idempotency_key=idempotency_key, amount_cents=amount_cents, currency=currency,
+                    method_type=method_type, status=REQUIRES_PAYMENT_METHOD,
                 )
-            elif existing.amount_cents != amount_cents or existing.method_type != method_type:
+            elif (existing.kind, existing.amount_cents, existing.method_type) != (kind, amount_cents, method_type):
                 raise ProcessorError("idempotency key reused with different parameters")
             return _state(existing)
 
-    def retrieve(self, intent_id):
-        """The intent's current state."""
-        intent = SandboxIntent.get_or_none(SandboxIntent.id == intent_id)
-        if intent is None:
-            raise ProcessorError(f"no such intent {intent_id}")
-        return _state(intent)
+    def create_payment_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None):
+        """Create (or, for a repeated key, return) the intent for one payment attempt."""
+        return self._create("payment", "pi_sbx", amount_cents=amount_cents, currency=currency,
+                            method_type=method_type, idempotency_key=idempotency_key)
 
-    def find_by_key(self, idempotency_key):
-        """The intent created with this idempotency key, or None (used by reconcile)."""
-        intent = SandboxIntent.get_or_none(SandboxIntent.idempotency_key == idempotency_key)
+    def retrieve_payment_intent(self, intent_id):
+        """The payment intent's current state."""
+        return _state(_intent(intent_id, "payment"))
+
+    def cancel_payment_intent(self, intent_id):
+        """Cancel an intent nobody has paid; it can never be confirmed afterwards (no webhook: as with
+        Stripe's payment_intent.canceled, the portal does not subscribe to it)."""
+        _intent(intent_id, "payment")
+        with write_tx():
+            _move(intent_id, [REQUIRES_PAYMENT_METHOD, REQUIRES_ACTION], status=CANCELED, next_action="")
+        return self.retrieve_payment_intent(intent_id)
+
+    def find_payment_intent(self, idempotency_key):
+        """The payment intent created with this idempotency key, or None (used by reconcile)."""
+        intent = SandboxIntent.get_or_none((SandboxIntent.idempotency_key == idempotency_key)
+                                           & (SandboxIntent.kind == "payment"))
         return _state(intent) if intent else None
 
-    def cancel(self, intent_id):
-        """Cancel an intent that has not been paid (as Stripe's, it can never be confirmed after); its state."""
-        with write_tx():
-            _move(intent_id, [REQUIRES_PAYMENT_METHOD, REQUIRES_ACTION], status=CANCELED)
-        return self.retrieve(intent_id)
+    def charge_saved_method(self, intent_id, method_token):
+        """Confirm a waiting intent with a saved method's token (the customer is present)."""
+        return self._confirm(intent_id, self._saved(method_token))
 
-    def charge_saved(self, intent_id, method_token):
-        """Confirm an intent with a saved method's token."""
+    def charge_off_session(self, *, amount_cents, currency, method_type, method_token, customer_id,
+                           idempotency_key, metadata=None):
+        """Create and confirm an intent with a saved method, nobody present; a repeated key is one charge."""
+        method = self._saved(method_token)
+        state = self.create_payment_intent(amount_cents=amount_cents, currency=currency, method_type=method_type,
+                                           idempotency_key=idempotency_key)
+        if state.status != REQUIRES_PAYMENT_METHOD or state.failure_code:
+            return state  # already tried with this key
+        return self._confirm(state.id, method, off_session=True)
+
+    def _saved(self, method_token):
         method = SandboxMethod.get_or_none(SandboxMethod.id == method_token)
         if method is None:
             raise ProcessorError("unknown payment method")
-        return self._confirm(intent_id, method)
+        return method
 
     # --- The processor's own entry page uses these. ---------------------------
 
     def intent_for_page(self, intent_id, client_secret):
-        """The intent, if the client secret matches; otherwise None."""
+        """The intent (payment or setup), if the client secret matches; otherwise None."""
         intent = SandboxIntent.get_or_none(SandboxIntent.id == intent_id)
         if intent is None or not hmac.compare_digest(intent.client_secret, client_secret or ""):
             return None
@@ -246,28 +297,30 @@ class SandboxProcessor:
         """Pay an intent by card; returns (IntentState, field errors)."""
         facts, errors = check_card(number, expiry, cvc, zip_code)
         if errors:
-            return self.retrieve(intent_id), errors
+            return self.retrieve_payment_intent(intent_id), errors
         return self._confirm(intent_id, self._tokenize("card", facts)), {}
 
     def confirm_ach(self, intent_id, holder, routing, account, account_type, accepted):
         """Pay an intent by bank account; returns (IntentState, field errors)."""
         facts, errors = check_ach(holder, routing, account, account_type, accepted)
         if errors:
-            return self.retrieve(intent_id), errors
+            return self.retrieve_payment_intent(intent_id), errors
         return self._confirm(intent_id, self._tokenize("ach", facts)), {}
 
     def complete_challenge(self, intent_id, approve):
         """Finish the 3-D Secure step: approve succeeds, anything else fails authentication."""
         with write_tx():
             if approve:
-                if _move(intent_id, [REQUIRES_ACTION], status=SUCCEEDED, failure_code="", failure_message=""):
+                if _move(intent_id, [REQUIRES_ACTION], status=SUCCEEDED, next_action="", failure_code="",
+                         failure_message=""):
                     _emit("payment_intent.succeeded", intent_id)
+                    self._after_success(intent_id)
             else:
                 code, message = DECLINES["authentication_failed"]
-                if _move(intent_id, [REQUIRES_ACTION], status=REQUIRES_PAYMENT_METHOD,
+                if _move(intent_id, [REQUIRES_ACTION], status=REQUIRES_PAYMENT_METHOD, next_action="",
                          failure_code=code, failure_message=message):
                     _emit("payment_intent.payment_failed", intent_id)
-        return self.retrieve(intent_id)
+        return self.retrieve_payment_intent(intent_id)
 
     def _tokenize(self, method_type, facts):
         return SandboxMethod.create(
@@ -275,12 +328,12 @@ class SandboxProcessor:
             exp_month=facts.get("exp_month"), exp_year=facts.get("exp_year"), behaviour=facts["behaviour"],
         )
 
-    def _confirm(self, intent_id, method):
+    def _confirm(self, intent_id, method, off_session=False):
         """Attempt the charge once; a second Pay on a paid intent changes nothing."""
         card_fields = dict(brand=method.brand, last4=method.last4, exp_month=method.exp_month,
                            exp_year=method.exp_year, method_token=method.id)
         with write_tx():
-            intent = SandboxIntent.get_by_id(intent_id)
+            intent = _intent(intent_id, "payment")
             if intent.method_type != method.method_type:
                 raise ProcessorError("payment method type does not match the intent")
             ready = [REQUIRES_PAYMENT_METHOD]
@@ -289,23 +342,33 @@ class SandboxProcessor:
                 if _move(intent_id, ready, status=PROCESSING, settle_after=settle,
                          failure_code="", failure_message="", **card_fields):
                     _emit("payment_intent.processing", intent_id)
-            elif method.behaviour == "ok":
+            elif method.behaviour in ("ok", "dispute"):
                 if _move(intent_id, ready, status=SUCCEEDED, failure_code="", failure_message="", **card_fields):
                     _emit("payment_intent.succeeded", intent_id)
+                    self._after_success(intent_id)
             elif method.behaviour == "authenticate":
-                _move(intent_id, ready, status=REQUIRES_ACTION, failure_code="", failure_message="", **card_fields)
+                # Nobody is there to answer the bank: say so, and wait for the customer (as Stripe does).
+                code, message = AUTHENTICATION_REQUIRED if off_session else ("", "")
+                _move(intent_id, ready, status=REQUIRES_ACTION, next_action="challenge", failure_code=code,
+                      failure_message=message, **card_fields)
             else:
                 code, message = DECLINES[method.behaviour]
                 if _move(intent_id, ready, failure_code=code, failure_message=message, **card_fields):
                     _emit("payment_intent.payment_failed", intent_id)
-        return self.retrieve(intent_id)
+        return self.retrieve_payment_intent(intent_id)
 
-    # --- ACH settlement and webhooks. -----------------------------------------
+    def _after_success(self, intent_id):
+        """A test card that is disputed right after it succeeds (inside the caller's transaction)."""
+        method = SandboxMethod.get_or_none(SandboxMethod.id == SandboxIntent.get_by_id(intent_id).method_token)
+        if method is not None and method.behaviour == "dispute":
+            self._open_dispute(SandboxIntent.get_by_id(intent_id), None, "fraudulent", "needs_response")
+
+    # --- ACH settlement. -------------------------------------------------------------------------
 
     def settle(self, force=False, now=None):
         """Settle processing ACH debits that are due (all of them with force); return how many."""
         now = now or utcnow()
-        q = SandboxIntent.select().where(SandboxIntent.status == PROCESSING)
+        q = SandboxIntent.select().where((SandboxIntent.status == PROCESSING) & (SandboxIntent.kind == "payment"))
         if not force:
             q = q.where(SandboxIntent.settle_after.is_null(False) & (SandboxIntent.settle_after <= now))
         settled = 0
@@ -325,6 +388,82 @@ class SandboxProcessor:
                     settled += 1
         return settled
 
+    # --- Refunds. ------------------------------------------------------------------------------------
+
+    def refund(self, intent_id, amount_cents, idempotency_key):
+        """Refund part or all of a succeeded intent; a repeated key returns the same refund."""
+        with write_tx():
+            intent = _intent(intent_id, "payment")
+            existing = SandboxRefund.get_or_none(SandboxRefund.idempotency_key == idempotency_key)
+            if existing is not None:
+                if (existing.intent_id, existing.amount_cents) != (intent_id, amount_cents):
+                    raise ProcessorError("idempotency key reused with different parameters")
+                return Refund(existing.id, existing.amount_cents)
+            if intent.status != SUCCEEDED:
+                raise ProcessorError("only a succeeded payment can be refunded")
+            if SandboxDispute.select().where((SandboxDispute.intent == intent_id)
+                                             & SandboxDispute.status.in_(DISPUTE_OPEN + ("lost",))).exists():
+                raise ProcessorError("this payment is disputed and cannot be refunded")
+            left = intent.amount_cents - self._refunded(intent_id)
+            if not 0 < amount_cents <= left:
+                raise ProcessorError(f"the refund must be between 1 and {left} cents")
+            row = SandboxRefund.create(id=_id("re_sbx"), intent=intent_id, idempotency_key=idempotency_key,
+                                       amount_cents=amount_cents, status="succeeded")
+            _emit("charge.refunded", intent_id)
+            return Refund(row.id, row.amount_cents)
+
+    def _refunded(self, intent_id):
+        return sum(r.amount_cents for r in SandboxRefund.select().where(SandboxRefund.intent == intent_id))
+
+    def refunds_of(self, intent_id):
+        """Every refund of the intent, as (refund id, cents), oldest first."""
+        return tuple((r.id, r.amount_cents) for r in
+                     SandboxRefund.select().where(SandboxRefund.intent == intent_id).order_by(SandboxRefund.created_at))
+
+    # --- Disputes: opened by a test card, ``flask sandbox-dispute``, or a late ACH return. -------------
+
+    def open_dispute(self, intent_id, amount_cents=None, reason="fraudulent"):
+        """The cardholder's bank disputes a succeeded payment (all of it by default); returns the dispute id.
+
+        A bank debit's late return (unauthorized, after it settled) is a dispute too, as with Stripe, and
+        it is lost at once: an ACH dispute cannot be answered.
+        """
+        with write_tx():
+            intent = _intent(intent_id, "payment")
+            if intent.status != SUCCEEDED:
+                raise ProcessorError("only a succeeded payment can be disputed")
+            if intent.method_type == "ach":
+                return self._open_dispute(intent, amount_cents, LATE_RETURN_REASON, "lost")
+            return self._open_dispute(intent, amount_cents, reason, "needs_response")
+
+    def _open_dispute(self, intent, amount_cents, reason, status):
+        if SandboxDispute.select().where(SandboxDispute.intent == intent.id).exists():
+            raise ProcessorError("this payment is already disputed")
+        cents = intent.amount_cents - self._refunded(intent.id) if amount_cents is None else amount_cents
+        if not 0 < cents <= intent.amount_cents - self._refunded(intent.id):
+            raise ProcessorError("the disputed amount is more than the payment holds")
+        dispute = SandboxDispute.create(id=_id("dp_sbx"), intent=intent.id, amount_cents=cents, status=status,
+                                        reason=reason)
+        _emit("charge.dispute.created", dispute.id)
+        return dispute.id
+
+    def close_dispute(self, dispute_id, won):
+        """The bank decides an open dispute: won returns the money, lost keeps it taken back."""
+        with write_tx():
+            moved = (SandboxDispute.update(status="won" if won else "lost", updated_at=utcnow())
+                     .where((SandboxDispute.id == dispute_id) & SandboxDispute.status.in_(DISPUTE_OPEN)).execute())
+            if not moved:
+                raise ProcessorError(f"no open dispute {dispute_id}")
+            _emit("charge.dispute.closed", dispute_id)
+        return dispute_id
+
+    def disputes_of(self, intent_id):
+        """The intent's disputes as (dispute id, status), oldest first."""
+        return [(d.id, d.status) for d in
+                SandboxDispute.select().where(SandboxDispute.intent == intent_id).order_by(SandboxDispute.created_at)]
+
+    # --- Webhooks. ----------------------------------------------------------------------------------
+
     def sign(self, body, timestamp=None):
         """The signature header value for a webhook body (bytes)."""
         t = int(timestamp if timestamp is not None else time.time())
@@ -332,25 +471,41 @@ class SandboxProcessor:
         return f"t={t},v1={mac}"
 
     def verify(self, body, header, now=None):
-        """Parse a signed webhook body; raise ValueError when the signature is bad or stale."""
+        """The event's (id, type, object id) from a signed body; BadWebhook when the signature is bad or stale."""
         parts = dict(p.split("=", 1) for p in (header or "").split(",") if "=" in p)
         try:
             t = int(parts["t"])
         except (KeyError, ValueError):
-            raise ValueError("missing or malformed signature") from None
+            raise BadWebhook("missing or malformed signature") from None
         expected = self.sign(body, t).split("v1=", 1)[1]
         if not hmac.compare_digest(expected, parts.get("v1", "")):
-            raise ValueError("signature does not match")
+            raise BadWebhook("signature does not match")
         if abs((now or time.time()) - t) > SIGNATURE_TOLERANCE:
-            raise ValueError("signature timestamp is outside the tolerance")
+            raise BadWebhook("signature timestamp is outside the tolerance")
         try:
             event = json.loads(body)
-            found = {"id": event["id"], "type": event["type"], "intent_id": event["data"]["object"]["id"]}
+            found = (event["id"], event["type"], event["data"]["object"]["id"])
         except (ValueError, KeyError, TypeError):
-            raise ValueError("malformed event body") from None
-        if not all(isinstance(v, str) and 0 < len(v) <= 255 for v in found.values()):
-            raise ValueError("malformed event body")
+            raise BadWebhook("malformed event body") from None
+        if not all(isinstance(v, str) and 0 < len(v) <= 255 for v in found):
+            raise BadWebhook("malformed event body")
         return found
+
+    def parse_webhook(self, body, headers):
+        """A verified sandbox event, with what the sandbox's tables say now about its object."""
+        event_id, event_type, object_id = self.verify(body, headers.get(SIGNATURE_HEADER))
+        return ProcessorEvent(event_id, event_type, self._read(event_type, object_id))
+
+    def _read(self, event_type, object_id):
+        if event_type.startswith("payment_intent."):
+            intent = SandboxIntent.get_or_none((SandboxIntent.id == object_id) & (SandboxIntent.kind == "payment"))
+            return IntentUpdate(intent.id, _state(intent)) if intent else None
+        if event_type == "charge.refunded":
+            return RefundsUpdate(object_id, self.refunds_of(object_id))
+        if event_type.startswith("charge.dispute."):
+            d = SandboxDispute.get_or_none(SandboxDispute.id == object_id)
+            return DisputeUpdate(d.intent_id, d.id, d.status, d.amount_cents, d.reason) if d else None
+        return None
 
     def undelivered_events(self, limit=100):
         """Events still owed to the portal, oldest first."""
@@ -359,9 +514,10 @@ class SandboxProcessor:
 
     def event_body(self, event):
         """The JSON body for one event, in Stripe's shape."""
+        kind = "dispute" if event.event_type.startswith("charge.dispute.") else "payment_intent"
         return json.dumps({
             "id": event.id, "type": event.event_type, "created": int(time.time()),
-            "data": {"object": {"id": event.intent_id, "object": "payment_intent"}},
+            "data": {"object": {"id": event.intent_id, "object": kind}},
         }).encode()
 
     def deliver(self, post):
@@ -380,48 +536,47 @@ class SandboxProcessor:
             SandboxEvent.update(fields).where(SandboxEvent.id == event.id).execute()
         return delivered
 
-    # --- Saving a method without a payment (a "setup", like Stripe's SetupIntent). ----
+    # --- Setup intents: saving a method without a payment. ---------------------------------------------
 
-    def create_setup(self, *, method_type, idempotency_key, customer_id=None):
-        """Create (or, for a repeated key, return) a setup: the entry page only tokenizes (``customer_id`` unused)."""
+    def create_setup_intent(self, *, method_type, idempotency_key, customer_id):
+        """Create (or, for a repeated key, return) a setup: the entry page only tokenizes."""
+        return self._create("setup", "seti_sbx", amount_cents=0, currency="", method_type=method_type,
+                            idempotency_key=idempotency_key)
+
+    def retrieve_setup_intent(self, setup_id):
+        """The setup intent's current state."""
+        return _state(_intent(setup_id, "setup"))
+
+    def cancel_setup_intent(self, setup_id):
+        """Cancel a setup that has not saved anything."""
+        _intent(setup_id, "setup")
         with write_tx():
-            existing = SandboxIntent.get_or_none(SandboxIntent.idempotency_key == idempotency_key)
-            if existing is None:
-                existing = SandboxIntent.create(
-                    id=_id("seti_sbx"), client_secret=secrets.token_urlsafe(24), idempotency_key=idempotency_key,
-                    amount_cents=0, currency="", method_type=method_type, status=REQUIRES_PAYMENT_METHOD,
-                )
-            return _state(existing)
-
-    @staticmethod
-    def is_setup(intent_id):
-        """True for a setup's id (it saves a method and never charges)."""
-        return str(intent_id).startswith("seti_")
+            _move(setup_id, [REQUIRES_PAYMENT_METHOD, REQUIRES_ACTION], status=CANCELED, next_action="")
+        return self.retrieve_setup_intent(setup_id)
 
     def confirm_setup_card(self, setup_id, number, expiry, cvc, zip_code):
         """Save a card for later; returns (IntentState, field errors). Nothing is charged."""
         facts, errors = check_card(number, expiry, cvc, zip_code)
         if errors:
-            return self.retrieve(setup_id), errors
+            return self.retrieve_setup_intent(setup_id), errors
         if facts["behaviour"] == "declined":  # the issuer refuses the card outright, as Stripe's 0002 does
             code, message = DECLINES["declined"]
             with write_tx():
                 _move(setup_id, [REQUIRES_PAYMENT_METHOD], failure_code=code, failure_message=message)
-            return self.retrieve(setup_id), {}
+            return self.retrieve_setup_intent(setup_id), {}
         return self._finish_setup(setup_id, self._tokenize("card", facts)), {}
 
     def confirm_setup_ach(self, setup_id, holder, routing, account, account_type, accepted):
         """Save a bank account for later debits; returns (IntentState, field errors)."""
         facts, errors = check_ach(holder, routing, account, account_type, accepted)
         if errors:
-            return self.retrieve(setup_id), errors
+            return self.retrieve_setup_intent(setup_id), errors
         return self._finish_setup(setup_id, self._tokenize("ach", facts)), {}
 
     def _finish_setup(self, setup_id, method):
-        if not self.is_setup(setup_id):
-            raise ProcessorError("not a setup")
+        _intent(setup_id, "setup")
         with write_tx():
             _move(setup_id, [REQUIRES_PAYMENT_METHOD], status=SUCCEEDED, failure_code="", failure_message="",
                   brand=method.brand, last4=method.last4, exp_month=method.exp_month, exp_year=method.exp_year,
                   method_token=method.id)
-        return self.retrieve(setup_id)
+        return self.retrieve_setup_intent(setup_id)
