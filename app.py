@@ -160,8 +160,4 @@ def create_app(config=None):
     from views.cli import register_cli
 
     register_cli(app)
-    if app.config["SANDBOX_WORKER"] and app.config["PAYMENT_PROCESSOR"] == "sandbox":
-        from views.sandbox import start_worker
-
-        start_worker(app)
     return app

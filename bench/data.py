@@ -91,7 +91,7 @@ def _intent_url(app, customer_id):
     p = payments.confirm_billing(p, {"name": "Payer", "street": "1 Main St", "city": "Austin", "state": "TX",
                                      "zip": "78701", "email": "payer@bench.test", "phone": "512-555-0100"},
                                  proc, actor="bench")
-    state = proc.retrieve(p.processor_ref)
+    state = proc.retrieve_payment_intent(p.processor_ref)
     form = {"secret": state.client_secret, "mode": "popup", "back": f"/payments/{p.ref}"}
     return f"/sandbox/pay/{state.id}", urlencode(form)
 

@@ -13,7 +13,7 @@ from peewee import IntegrityError
 
 from billing import accounts, bounds, identity, notices, throttle
 from billing.payments import FormErrors
-from billing.processors import ProcessorError
+from billing.processors import Capability, ProcessorError
 from db import database, write_tx
 from db.models import (
     AutopayEnrolment,
@@ -152,14 +152,14 @@ def start_setup(customer_id, method_type, processor):
     """Open a setup at the processor for a new card or bank account; returns the MethodSetup."""
     if method_type not in METHOD_TYPES:
         raise FormErrors({"method_type": "Choose a card or a bank account."})
-    if not hasattr(processor, "create_setup"):
+    if not processor.can(Capability.SAVED_METHODS):
         raise FormErrors({"form": "To save a method with this processor, tick the box to save it when you "
                                   "make a payment."})
     with write_tx():
         setup = MethodSetup.create(ref="SET-" + secrets.token_hex(6).upper(), customer=customer_id,
                                    processor=processor.name, method_type=method_type, status=SETUP_OPEN)
     try:
-        state = processor.create_setup(method_type=method_type, idempotency_key=f"setup-{setup.ref}",
+        state = processor.create_setup_intent(method_type=method_type, idempotency_key=f"setup-{setup.ref}",
                                        customer_id=customer_id)
     except ProcessorError:
         with write_tx():
@@ -179,7 +179,7 @@ def sync_setup(setup, processor, actor="customer"):
     """Ask the processor whether the method was saved; if so, keep it (once) and return the setup."""
     if setup.status != SETUP_OPEN or not setup.processor_ref:
         return setup
-    state = processor.retrieve(setup.processor_ref)
+    state = processor.retrieve_setup_intent(setup.processor_ref)
     if state.status != "succeeded" or not state.method_token:
         return setup
     with write_tx():

@@ -424,7 +424,7 @@ def _hand_over(payment, processor, actor):
             problem = claim_charge(payment.id)
         if problem is not None:
             return retire(Payment.get_by_id(payment.id), processor, problem=problem, actor=actor)
-        state = processor.charge_saved(state.id, payment.payment_method.processor_ref)
+        state = processor.charge_saved_method(state.id, payment.payment_method.processor_ref)
         apply_intent_state(payment.id, state)
     return Payment.get_by_id(payment.id)
 
@@ -506,10 +506,10 @@ def retire(payment, processor, problem=None, code="", message="", actor="custome
     if payment.status in (CREATED, AWAITING_DETAILS):
         state = None
         if payment.processor_ref:
-            state = processor.cancel(payment.processor_ref)
+            state = processor.cancel_payment_intent(payment.processor_ref)
         elif payment.status == AWAITING_DETAILS:  # a crash may have left the intent unrecorded
-            found = processor.find_by_key(payment.idempotency_key)
-            state = processor.cancel(found.id) if found else None
+            found = processor.find_payment_intent(payment.idempotency_key)
+            state = processor.cancel_payment_intent(found.id) if found else None
         if state is not None and state.status in (proc.SUCCEEDED, proc.PROCESSING):
             with write_tx():
                 Payment.update(processor_ref=state.id).where(
@@ -599,8 +599,8 @@ def renew(payment, processor, actor="customer"):
 def open_intent(payment, processor):
     """The processor's intent for this payment, created once (the payment row is saved first)."""
     if payment.processor_ref:
-        return processor.retrieve(payment.processor_ref)
-    state = processor.create_intent(
+        return processor.retrieve_payment_intent(payment.processor_ref)
+    state = processor.create_payment_intent(
         amount_cents=expected_charge_cents(payment), currency=payment.currency, method_type=payment.method_type,
         idempotency_key=payment.idempotency_key,
         metadata={"payment_ref": payment.ref, "customer_id": str(payment.customer_id),
@@ -702,21 +702,15 @@ def sync(payment, processor):
     if not payment.processor_ref:
         if payment.charging_at is None:
             return payment
-        state = processor.find_by_key(payment.idempotency_key)
+        state = processor.find_payment_intent(payment.idempotency_key)
         if state is None:
             return payment
         with write_tx():
             Payment.update(processor_ref=state.id).where(
                 (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
         return apply_intent_state(payment.id, state, actor="reconcile")
-    return apply_intent_state(payment.id, processor.retrieve(payment.processor_ref))
+    return apply_intent_state(payment.id, processor.retrieve_payment_intent(payment.processor_ref))
 
-
-def handle_event(processor, event_id, event_type, intent_id):
-    """Apply one verified payment_intent event exactly once (re-read from the processor); False for a repeat."""
-    known = Payment.select().where(Payment.processor_ref == intent_id).exists()
-    update = proc.IntentUpdate(intent_id, processor.retrieve(intent_id)) if known else None
-    return handle_remote_event(processor, event_id, event_type, update)
 
 
 def cancel(payment, actor="customer"):
@@ -834,32 +828,24 @@ def create_off_session(customer_id, *, method, amount_cents, invoice_id, idempot
 
 
 def charge_off_session(payment, processor):
-    """Ask the processor to charge the payment's saved method; returns its answer, not yet applied."""
-    if hasattr(processor, "create_off_session_charge"):
-        return _charge_off_session_at_once(payment, processor)
-    state = open_intent(payment, processor)
-    if state.status == proc.REQUIRES_PAYMENT_METHOD and not state.failure_code:
-        state = processor.charge_saved(state.id, payment.payment_method.processor_ref)
-    return state
+    """Ask the processor to charge the payment's saved method, nobody present; its answer, not yet applied.
 
-
-def _charge_off_session_at_once(payment, processor):
-    """A processor whose off-session charge is one call (Stripe: create and confirm with ``off_session``).
-
+    The processor creates and confirms the charge in one call (Stripe: ``confirm`` and ``off_session``).
     The payment row and its idempotency key exist before the call. An attempt whose intent is recorded is
     only read again; one left by a run that crashed before recording it is looked up by its key first,
     because the processor may have charged it and may have forgotten the key by the next day's run.
     """
     if payment.processor_ref:
-        state = processor.retrieve(payment.processor_ref)
+        state = processor.retrieve_payment_intent(payment.processor_ref)
         if state.status == proc.REQUIRES_PAYMENT_METHOD and not state.failure_code and not state.failure_message:
-            state = processor.charge_saved(state.id, payment.payment_method.processor_ref)  # created, never confirmed
+            state = processor.charge_saved_method(state.id, payment.payment_method.processor_ref)  # never confirmed
         return state
     state = None
     if payment.created_at < utcnow() - dt.timedelta(minutes=2):  # resumed by a later run
-        state = processor.find_by_key(payment.idempotency_key)
+        state = processor.find_payment_intent(payment.idempotency_key)
     if state is None:
-        state = processor.create_off_session_charge(
+        processor.require(proc.Capability.OFF_SESSION)
+        state = processor.charge_off_session(
             amount_cents=expected_charge_cents(payment), currency=payment.currency, method_type=payment.method_type,
             method_token=payment.payment_method.processor_ref, customer_id=payment.customer_id,
             idempotency_key=payment.idempotency_key,
@@ -896,7 +882,7 @@ import datetime as _dt  # noqa: E402
 from peewee import fn  # noqa: E402
 
 from billing import mail  # noqa: E402
-from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal, StripeCustomer  # noqa: E402
+from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal  # noqa: E402
 
 RECONCILE_AFTER = _dt.timedelta(minutes=5)
 RECONCILE_WITHIN = _dt.timedelta(days=7)
@@ -1069,24 +1055,24 @@ def record_dispute(payment_id, dispute_id, status, cents, reason="", actor="proc
 
 def save_remote_method(processor_name, update, actor="processor"):
     """A method the customer saved at the processor (setup_intent.succeeded), remembered once."""
-    link = StripeCustomer.get_or_none(StripeCustomer.stripe_id == update.customer_ref)
-    if link is None or not update.last4:
+    customer = Customer.get_or_none(Customer.id == update.customer_id)
+    if customer is None or not update.last4:
         return False
     method_type = update.method_type if update.method_type in METHOD_TYPES else "card"
     _, created = PaymentMethod.get_or_create(
         processor_ref=update.method_token,
-        defaults=dict(customer=link.customer_id, processor=processor_name, method_type=method_type,
+        defaults=dict(customer=customer.id, processor=processor_name, method_type=method_type,
                       brand=update.brand, last4=update.last4, exp_month=update.exp_month, exp_year=update.exp_year))
     if created:
-        accounts.audit(actor, "payment_method.saved", "customer", link.customer_id, last4=update.last4)
+        accounts.audit(actor, "payment_method.saved", "customer", customer.id, last4=update.last4)
     if update.setup_id:  # the portal's own Add opened this SetupIntent: finish it, as its page's sync would
         from billing import methods  # methods builds on this module
 
         method = PaymentMethod.get(PaymentMethod.processor_ref == update.method_token)
         if MethodSetup.update(status=methods.SETUP_SAVED, payment_method=method.id, updated_at=utcnow()).where(
-                (MethodSetup.processor_ref == update.setup_id) & (MethodSetup.customer == link.customer_id)
+                (MethodSetup.processor_ref == update.setup_id) & (MethodSetup.customer == customer.id)
                 & (MethodSetup.status == methods.SETUP_OPEN)).execute():
-            methods.ensure_default(link.customer_id, method.id)
+            methods.ensure_default(customer.id, method.id)
     return created
 
 
@@ -1158,10 +1144,10 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
     report = []
     for payment in q:
         if payment.processor_ref:
-            state = processor.retrieve(payment.processor_ref)
+            state = processor.retrieve_payment_intent(payment.processor_ref)
         else:
             # The server stopped between creating the intent and saving its id: find it by our key.
-            state = processor.find_by_key(payment.idempotency_key)
+            state = processor.find_payment_intent(payment.idempotency_key)
             if state is None:
                 report.append((payment.ref, payment.status, payment.status))
                 continue

@@ -19,7 +19,7 @@ from peewee import IntegrityError, fn
 from billing import accounts, money
 from billing import payments as pay
 from billing.payments import FormErrors
-from billing.processors import ProcessorError
+from billing.processors import Capability, ProcessorError
 from db import write_tx
 from db.models import Payment, RefundRequest, utcnow
 
@@ -43,8 +43,8 @@ def refundable(payment):
 
 
 def can_refund(processor):
-    """Whether the configured processor refunds (until every processor implements the interface's refunds)."""
-    return callable(getattr(processor, "refund", None))
+    """Whether the configured processor declares refunds."""
+    return processor.can(Capability.REFUNDS)
 
 
 def check(payment, amount_text, reason):

@@ -28,15 +28,15 @@ ID_ROUTES = {
     "methods.remove": ("POST", "/methods/{method}/remove", {"password": "correct horse battery"}),
     "methods.setup_show": ("GET", "/methods/setup/{setup}", None),
     "methods.setup_status": ("GET", "/methods/setup/{setup}/status", None),
-    # Stripe's window and its calls (404 with the sandbox too; tests/test_stripe_payments.py walks them with Stripe).
-    "payments.window": ("GET", "/payments/{payment}/window?mode=popup", None),
+    # Stripe's window and its calls (absent with the sandbox; tests/test_stripe_payments.py walks them with Stripe).
+    "stripe_pay.window": ("GET", "/payments/{payment}/window?mode=popup", None),
     "stripe_pay.card": ("POST", "/payments/{payment}/stripe/card", {"token": "tok_x"}),
     "stripe_pay.bank": ("POST", "/payments/{payment}/stripe/bank", {"accepted": "1"}),
     "stripe_pay.sync": ("POST", "/payments/{payment}/stripe/sync", {}),
     # Stripe's setup window (tests/test_stripe_methods.py walks them with Stripe).
-    "methods.stripe_window": ("GET", "/methods/setup/{setup}/window?mode=popup", None),
-    "methods.stripe_sync": ("POST", "/methods/setup/{setup}/stripe/sync", {}),
-    "methods.stripe_bank": ("POST", "/methods/setup/{setup}/stripe/bank", {"accepted": "1"}),
+    "stripe_pay.setup_window": ("GET", "/methods/setup/{setup}/window?mode=popup", None),
+    "stripe_pay.setup_sync": ("POST", "/methods/setup/{setup}/stripe/sync", {}),
+    "stripe_pay.setup_bank": ("POST", "/methods/setup/{setup}/stripe/bank", {"accepted": "1"}),
 }
 # Prefixes of routes that are not the logged-in customer's (they have their own access tests).
 OTHER_AREAS = ("/static", "/assets", "/sandbox", "/webhooks", "/staff", "/api", "/login", "/logout",
@@ -86,3 +86,8 @@ def test_own_records_are_reachable(logged_in, customer):
 def test_unknown_ids_get_404(logged_in):
     assert logged_in.get("/invoices/999999").status_code == 404
     assert logged_in.get("/payments/PAY-NOPE").status_code == 404
+
+
+def test_an_address_that_does_not_exist_is_a_404_page_when_logged_in(logged_in):
+    resp = logged_in.get("/no/such/page")
+    assert resp.status_code == 404 and "We could not find that page." in resp.get_data(as_text=True)

@@ -4,7 +4,7 @@ import threading
 from peewee import fn
 
 from billing import payments
-from billing.processors import SUCCEEDED, IntentState
+from billing.processors import SUCCEEDED, IntentState, IntentUpdate
 from db.models import Allocation, Payment, WebhookEvent
 from tests.conftest import make_customer, make_invoice
 
@@ -65,8 +65,8 @@ def test_the_same_webhook_event_three_times_at_once_is_applied_once(ledger_db):
     p = payments.confirm_billing(p, {"name": "A", "street": "1 St", "city": "Austin", "state": "TX",
                                      "zip": "78701", "email": "a@example.test", "phone": "5125550100"}, proc)
     proc.confirm_card(p.processor_ref, "4242424242424242", "12/34", "123", "78701")
-    results = race(3, lambda i: payments.handle_event(proc, "evt_same", "payment_intent.succeeded",
-                                                      p.processor_ref))
+    update = IntentUpdate(p.processor_ref, proc.retrieve_payment_intent(p.processor_ref))
+    results = race(3, lambda i: payments.handle_remote_event(proc, "evt_same", "payment_intent.succeeded", update))
     assert sorted(results) == [False, False, True], results
     assert WebhookEvent.select().count() == 1
     assert Allocation.select(fn.SUM(Allocation.amount_cents)).scalar() == 3000

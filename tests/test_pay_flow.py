@@ -475,7 +475,7 @@ def test_processor_unreachable_at_make_payment_says_so_and_keeps_the_payment(app
     def down(**kwargs):
         raise ProcessorError("connection refused")
 
-    monkeypatch.setattr(proc, "create_intent", down)
+    monkeypatch.setattr(proc, "create_payment_intent", down)
     ref = ref_of(start(logged_in, "30.00"))
     resp = logged_in.post(f"/payments/{ref}/billing", BILLING, htmx=True)
     assert resp.status_code == 422
@@ -497,7 +497,7 @@ def test_polling_while_the_processor_is_down_keeps_the_last_known_state(app, log
     def down(intent_id):
         raise ProcessorError("timeout")
 
-    monkeypatch.setattr(proc, "retrieve", down)
+    monkeypatch.setattr(proc, "retrieve_payment_intent", down)
     poll = logged_in.get(f"/payments/{ref}/status?seen=awaiting_details", htmx=True)
     assert poll.status_code == 200 and poll.get_data(as_text=True).startswith('<p id="pay-poll"')
 

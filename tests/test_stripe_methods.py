@@ -246,18 +246,18 @@ def test_a_run_that_crashed_after_stripe_charged_is_finished_with_no_second_char
     make_invoice(customer, 4500, due=TODAY, number="AP-4")
     enrol(logged_in, add_card(logged_in, stripe_server).payment_method)
     proc = app.extensions["processor"]
-    real = proc.create_off_session_charge
+    real = proc.charge_off_session
 
     def charge_then_crash(**kw):
         real(**kw)
         raise KeyboardInterrupt("the server stopped before recording the charge")
 
-    monkeypatch.setattr(proc, "create_off_session_charge", charge_then_crash)
+    monkeypatch.setattr(proc, "charge_off_session", charge_then_crash)
     crashed = runner.invoke(args=["autopay"])
     assert crashed.exit_code != 0
     payment = Payment.get()
     assert payment.processor_ref is None and payment.status == "awaiting_details"
-    monkeypatch.setattr(proc, "create_off_session_charge", real)
+    monkeypatch.setattr(proc, "charge_off_session", real)
     earlier = utcnow() - dt.timedelta(minutes=30)
     Payment.update(created_at=earlier, updated_at=earlier).execute()
     AutopayCharge.update(updated_at=earlier).execute()
@@ -312,7 +312,7 @@ def test_bank_setup_for_real_stripe_asks_for_us_bank_account_and_sends_the_manda
     rec = Recorder({"id": "seti_bank", "status": "requires_confirmation", "customer": "cus_rec",
                     "client_secret": "seti_bank_secret_x", "payment_method": bank})
     proc._client = rec
-    state = proc.create_setup(method_type="ach", idempotency_key="setup-SET-1", customer_id=customer.id)
+    state = proc.create_setup_intent(method_type="ach", idempotency_key="setup-SET-1", customer_id=customer.id)
     kind, params, options = rec.calls[-1]
     assert kind == "create" and params["payment_method_types"] == ["us_bank_account"]
     assert params["usage"] == "off_session" and params["customer"] == "cus_rec"

@@ -115,34 +115,25 @@ def isp():
     return g.isp
 
 
-def _csp(config):
-    stripe = ""
-    if config["PAYMENT_PROCESSOR"] == "stripe":
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(config["STRIPE_JS_URL"])
-        stripe = f" {parts.scheme}://{parts.netloc}"
-        if config.get("STRIPE_API_BASE"):
-            api = urlsplit(config["STRIPE_API_BASE"])
-            stripe += f" {api.scheme}://{api.netloc}"
-        else:
-            # Stripe's published list: its API, 3-D Secure pages, and Stripe.js's own sub-domains.
-            stripe += " https://api.stripe.com https://hooks.stripe.com https://*.js.stripe.com"
+def _csp(window_sources):
+    """The Content-Security-Policy, with the origins the processor's window loads from."""
+    extra = f" {window_sources}" if window_sources else ""
     return (
         "default-src 'self'; "
-        f"script-src 'self'{stripe}; style-src 'self'; img-src 'self' data:; "
-        f"frame-src 'self'{stripe}; connect-src 'self'{stripe}; form-action 'self'{stripe}; "
+        f"script-src 'self'{extra}; style-src 'self'; img-src 'self' data:; "
+        f"frame-src 'self'{extra}; connect-src 'self'{extra}; form-action 'self'{extra}; "
         "frame-ancestors 'self'; base-uri 'none'; object-src 'none'"
     )
 
 
 def register(app):
-    """Attach blueprints, login, template helpers and error pages to the app."""
-    from views import auth, edge, home, invoices, payments, sandbox, stripe_pay, webhooks  # stripe_pay adds payments.window
+    """Attach blueprints (the processor's own among them), login, template helpers and error pages to the app."""
+    from views import auth, edge, home, invoices, payments, webhooks, windows
 
     edge.init_app(app)  # first: it bounds <int:...> in every route added after it
 
-    app.config.setdefault("CSP", _csp(app.config))
+    pages = windows.init_app(app)  # the configured processor's pages, commands and worker
+    app.config.setdefault("CSP", _csp(pages.csp_sources(app.config)))
 
     @app.before_request
     def _audit_origin():
@@ -158,7 +149,7 @@ def register(app):
             except ValueError:  # torn down in another context than it was set in: nothing left to undo
                 pass
     login_manager.init_app(app)
-    for module in (auth, home, invoices, payments, sandbox, stripe_pay, webhooks):
+    for module in (auth, home, invoices, payments, webhooks):
         app.register_blueprint(module.bp)
     from views import methods  # saved payment methods and autopay
 

@@ -52,9 +52,9 @@ def register_cli(app):
     from views.autopay_cli import register_autopay_cli
 
     register_autopay_cli(app)
-    from views.stripe_cli import register_stripe_cli
+    from views.payments_cli import register_payments_cli
 
-    register_stripe_cli(app)
+    register_payments_cli(app)
     from views.ops_cli import register_ops_cli
 
     register_ops_cli(app)
@@ -90,17 +90,6 @@ def register_cli(app):
         removed = demo_data.remove()
         click.echo("removed: " + ", ".join(f"{n} {t}" for t, n in sorted(removed.items())))
         click.echo("the demo logins are gone; `make serve` will start")
-
-    @app.cli.command("sandbox-settle")
-    @run_once("sandbox-settle")
-    def sandbox_settle():
-        """Settle every processing sandbox ACH debit now and deliver the webhooks."""
-        if app.extensions["processor"].name != "sandbox":
-            raise click.ClickException("the sandbox processor is not in use")
-        from views.sandbox import tick
-
-        settled, delivered = tick(app, force=True)
-        click.echo(f"settled {settled} ACH payment(s); delivered {delivered} webhook event(s)")
 
     @app.cli.command("send-mail")
     @run_once("send-mail")

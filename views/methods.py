@@ -1,13 +1,11 @@
 """The Payment methods tab: saved methods, adding one through the processor, default, removal, autopay."""
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from billing import accounts, autopay, methods, notices
+from billing import autopay, methods, notices
 from billing.payments import FormErrors
 from billing.processors import ProcessorError
-from db import write_tx
-from db.models import utcnow
-from views import customer_required, isp, processor, render, wants_fragment
+from views import customer_required, processor, render, wants_fragment, windows
 
 bp = Blueprint("methods", __name__)
 
@@ -119,12 +117,9 @@ def autopay_off():
 
 
 def _setup_urls(setup):
-    if processor().name == "stripe":  # the portal's own window, which loads Stripe.js
-        return {mode: url_for("methods.stripe_window", ref=setup.ref, mode=mode) for mode in STRIPE_MODES}
-    state = processor().retrieve(setup.processor_ref)
-    back = url_for("methods.setup_show", ref=setup.ref)
-    return {mode: url_for("sandbox.setup", intent_id=state.id, secret=state.client_secret, mode=mode, back=back)
-            for mode in ("page", "popup", "inline")}
+    """The processor's window that saves this method: in this tab, as a pop-up, and inline."""
+    state = processor().retrieve_setup_intent(setup.processor_ref)
+    return windows.setup_windows(setup, state, url_for("methods.setup_show", ref=setup.ref))
 
 
 def _own_setup(ref):
@@ -180,102 +175,3 @@ def setup_status(ref):
 def _saved_message(setup):
     m = setup.payment_method
     return f"Saved: {m.brand} ending {m.last4}." if m else "Saved."
-
-
-# --- Stripe's setup window: Stripe.js's own fields save the card; the portal asks Stripe for the outcome. ---
-
-STRIPE_MODES = ("page", "popup", "inline")
-SETUP_MANDATE = (
-    "By clicking Save, you authorize {isp} to debit the bank account above for payments you make in the "
-    "portal and, if you turn it on, for autopay, according to the terms you agreed with {isp}. You can remove "
-    "this account in the portal at any time."
-)
-
-
-def _stripe_setup(ref):
-    proc = processor()
-    if proc.name != "stripe":
-        abort(404)
-    return proc, _own_setup(ref)
-
-
-@bp.route("/methods/setup/<ref>/window")
-@customer_required
-def stripe_window(ref):
-    """Save a card (or bank account) with Stripe.js: a pop-up, inline when pop-ups are blocked, or this tab."""
-    proc, setup = _stripe_setup(ref)
-    mode = request.args.get("mode")
-    mode = mode if mode in STRIPE_MODES else "page"
-    back = url_for("methods.setup_show", ref=setup.ref)
-    try:
-        setup = methods.sync_setup(setup, proc, actor=_actor())
-        state = proc.retrieve(setup.processor_ref) if setup.status == methods.SETUP_OPEN else None
-    except ProcessorError as e:
-        current_app.logger.warning("stripe setup window %s: %s", setup.ref, e)
-        return render_template("error.html", code=503, message="We could not reach the payment service. "
-                               "Nothing was saved. Please try again in a minute."), 503
-    finished = setup.status != methods.SETUP_OPEN
-    if finished and mode == "page":
-        return redirect(back, code=303)
-    return render_template("stripe/setup.html", setup=setup, finished=finished, mode=mode, back=back, proc=proc,
-                           state=state, mandate=SETUP_MANDATE.format(isp=isp().name),
-                           billing_name=setup.customer.name, billing_email=setup.customer.email or "")
-
-
-def _setup_answer(setup, state=None):
-    """JSON for the setup window's script: saved yet, or a message and another try."""
-    done = setup.status == methods.SETUP_SAVED
-    message = ""
-    if not done:
-        message = (state.failure_message if state is not None and state.failure_message else
-                   "The details were not saved yet. Check them and try again.")
-        if state is not None and state.status == "requires_action" and setup.method_type == "ach":
-            message = ("Stripe will email you how to verify this bank account with two small deposits. "
-                       "It is saved here once it is verified; you can close this window.")
-    return jsonify(done=done, status=setup.status, message=message), 200
-
-
-@bp.route("/methods/setup/<ref>/stripe/sync", methods=["POST"])
-@customer_required
-def stripe_sync(ref):
-    """Stripe.js says it finished: ask Stripe (never the browser) whether the method is saved."""
-    proc, setup = _stripe_setup(ref)
-    try:
-        setup = methods.sync_setup(setup, proc, actor=_actor())
-        state = proc.retrieve(setup.processor_ref) if setup.status == methods.SETUP_OPEN else None
-    except ProcessorError as e:
-        current_app.logger.warning("stripe setup sync %s: %s", setup.ref, e)
-        return jsonify(done=False, status="error", message="We could not reach the payment service. "
-                       "Reload this window in a minute to see whether the details were saved."), 502
-    return _setup_answer(setup, state)
-
-
-@bp.route("/methods/setup/<ref>/stripe/bank", methods=["POST"])
-@customer_required
-def stripe_bank(ref):
-    """Save the bank account Stripe.js linked, once the customer accepted the debit authorization.
-
-    Written for real Stripe (a us_bank_account SetupIntent confirmed with mandate data); localstripe has
-    no ACH, so this path is not tested against it.
-    """
-    proc, setup = _stripe_setup(ref)
-    if setup.method_type != "ach":
-        abort(400)
-    if setup.status != methods.SETUP_OPEN:
-        return _setup_answer(setup)
-    if not request.form.get("accepted"):
-        return jsonify(done=False, status="error", field="accepted",
-                       message="Accept the authorization to save this bank account."), 422
-    ip, agent = request.remote_addr or "", request.headers.get("User-Agent", "")
-    accepted_at = utcnow()
-    with write_tx():  # the acceptance (text, time, IP address, browser) is kept in the audit trail
-        accounts.audit(_actor(), "method.mandate_accepted", "method_setup", setup.ref, ip=ip,
-                       user_agent=agent[:512], text=SETUP_MANDATE.format(isp=isp().name), accepted_at=accepted_at)
-    try:
-        state = proc.confirm_setup_bank(setup.processor_ref, ip_address=ip, user_agent=agent, accepted_at=accepted_at)
-        setup = methods.sync_setup(setup, proc, actor=_actor())
-    except ProcessorError as e:
-        current_app.logger.warning("stripe bank setup %s: %s", setup.ref, e)
-        return jsonify(done=False, status="error", message="We could not reach the payment processor. "
-                       "Nothing was saved; please try again."), 502
-    return _setup_answer(setup, state)

@@ -2,21 +2,21 @@
 
 The page shows only that invoice's number, dates and balance, pays only it,
 and uses the same payment state machine (billing.payments) as the portal.
-With the sandbox, Make Payment goes to the sandbox's page; with Stripe, to Stripe's
-payment window (views/stripe_pay.py), reached here through the link's token rather
-than a login, for a payment started through this link only.
+Make Payment goes to the processor's window (views/windows.py), in this tab, reached
+through the link's token rather than a login, for a payment started through this link only.
 """
-from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
 from billing import accounts, ledger, money, paylinks, payments, settings
 from billing.processors import ProcessorError
 from db.models import Isp
-from views import processor, stripe_pay
+from views import processor, windows
 
 bp = Blueprint("paylink", __name__, url_prefix="/paylink")
 
 
-def _invoice(token):
+def invoice_or_gone(token):
+    """The invoice a pay link is for; 410 with the reason for a link that stopped working."""
     try:
         return paylinks.invoice_for(current_app.config["SECRET_KEY"], token)
     except paylinks.LinkError as e:
@@ -42,7 +42,7 @@ def _due_now(view):
 @bp.route("/<token>", methods=["GET", "POST"])
 def show(token):
     """The invoice's balance and the payment type; Continue starts a payment of that balance."""
-    inv = _invoice(token)
+    inv = invoice_or_gone(token)
     view = _view(inv)
     methods = _methods()
     errors = {}
@@ -75,7 +75,8 @@ def show(token):
                            expires=paylinks.expires_at(token)), (422 if errors else 200)
 
 
-def _own(inv, ref):
+def own_payment(inv, ref):
+    """The payment started through this invoice's link; 404 for any other."""
     payment = paylinks.payment_for(inv, ref)
     if payment is None:
         abort(404)
@@ -83,14 +84,10 @@ def _own(inv, ref):
 
 
 def _entry_url(token, payment):
-    """Where Make Payment goes: the processor's page for this payment, in this tab, coming back here."""
-    if processor().name == "stripe":  # the window opens the intent itself
-        return url_for("paylink.stripe_window", token=token, ref=payment.ref, mode="page")
-    if processor().name != "sandbox":
-        return None
+    """Where Make Payment goes: the processor's window for this payment, in this tab, coming back here."""
     state = payments.open_intent(payment, processor())
-    return url_for("sandbox.entry", intent_id=state.id, secret=state.client_secret, mode="page",
-                   back=url_for("paylink.payment", token=token, ref=payment.ref))
+    back = url_for("paylink.payment", token=token, ref=payment.ref)
+    return windows.payment_windows(payment, state, back, paylink_token=token)["page"]
 
 
 def _synced(payment):
@@ -105,8 +102,8 @@ def _synced(payment):
 @bp.route("/<token>/<ref>", methods=["GET", "POST"])
 def payment(token, ref):
     """Billing Information, then Make Payment hands over to the processor's page; then the result."""
-    inv = _invoice(token)
-    p = _synced(_own(inv, ref))
+    inv = invoice_or_gone(token)
+    p = _synced(own_payment(inv, ref))
     errors, form = {}, request.form
     if request.method == "POST" and p.status in (payments.CREATED, payments.AWAITING_DETAILS):
         try:
@@ -121,66 +118,22 @@ def payment(token, ref):
             current_app.logger.warning("processor unreachable at Make Payment for %s: %s", p.ref, e)
             errors = {"form": "We could not reach the payment processor just now. Nothing has been charged. "
                               "Please try again in a minute."}
-            p = _own(inv, ref)
+            p = own_payment(inv, ref)
         else:
             if p.status == payments.AWAITING_DETAILS:
-                url = _entry_url(token, p)
-                if url:
-                    return redirect(url, code=303)
+                try:
+                    return redirect(_entry_url(token, p), code=303)
+                except ProcessorError as e:  # the payment page says so and offers to try again
+                    current_app.logger.warning("processor unreachable for %s: %s", p.ref, e)
             return redirect(url_for("paylink.payment", token=token, ref=p.ref), code=303)
-    entry = _entry_url(token, p) if p.status == payments.AWAITING_DETAILS else None
+    entry = None
+    if p.status == payments.AWAITING_DETAILS:
+        try:
+            entry = _entry_url(token, p)
+        except ProcessorError as e:
+            current_app.logger.warning("processor unreachable for %s: %s", p.ref, e)
     return render_template("paylink/payment.html", token=token, view=_view(inv), payment=p, errors=errors,
                            form=form if errors else {}, entry_url=entry, labels=payments.LABELS,
                            asked=paylinks.asked_fields(p.processor, p.method_type), receipt_to=paylinks.masked_email(
                                inv.customer.email), method_label=payments.METHOD_TYPES[p.method_type],
                            status_of=ledger.invoice_status), (422 if errors else 200)
-
-
-# --- Stripe's payment window and its calls, for a payment started through this link. ---------------
-
-
-def _stripe_payment(token, ref):
-    """Stripe and the payment started through this link (404, or 410 for a link that stopped working)."""
-    proc = stripe_pay.stripe_processor()
-    return proc, _own(_invoice(token), ref)
-
-
-def _calls(token, ref):
-    return {call: url_for(f"paylink.stripe_{call}", token=token, ref=ref) for call in ("card", "bank", "sync")}
-
-
-@bp.route("/<token>/<ref>/window")
-def stripe_window(token, ref):
-    """Stripe's card or bank entry for this link's payment; the result shows on the link's payment page."""
-    proc, p = _stripe_payment(token, ref)
-    return stripe_pay.window_page(proc, p, url_for("paylink.payment", token=token, ref=p.ref), _calls(token, ref))
-
-
-def _call(token, ref):
-    """For the window's JSON calls: a link that stopped working answers JSON the window can show."""
-    proc = stripe_pay.stripe_processor()
-    try:
-        inv = paylinks.invoice_for(current_app.config["SECRET_KEY"], token)
-    except paylinks.LinkError as e:
-        answer = jsonify(status="error", done=False, message=str(e))
-        answer.status_code = 410
-        abort(answer)
-    return proc, _own(inv, ref), paylinks.actor(inv)
-
-
-@bp.route("/<token>/<ref>/stripe/card", methods=["POST"])
-def stripe_card(token, ref):
-    """The window's card Pay (Stripe's token in, Stripe asked for the outcome)."""
-    return stripe_pay.pay_card(*_call(token, ref))
-
-
-@bp.route("/<token>/<ref>/stripe/bank", methods=["POST"])
-def stripe_bank(token, ref):
-    """The window's bank Pay, once the mandate was accepted in the window."""
-    return stripe_pay.pay_bank(*_call(token, ref))
-
-
-@bp.route("/<token>/<ref>/stripe/sync", methods=["POST"])
-def stripe_sync(token, ref):
-    """After a 3-D Secure challenge in the window: ask Stripe where the payment is now."""
-    return stripe_pay.sync_payment(*_call(token, ref))

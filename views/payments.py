@@ -5,7 +5,7 @@ from flask_login import current_user
 from billing import accounts, autopay, methods, money, payments
 from billing.processors import ProcessorError
 from db.models import PaymentMethod
-from views import customer_required, pay_start_url, processor, render, tab_required, wants_fragment
+from views import customer_required, pay_start_url, processor, render, tab_required, wants_fragment, windows
 
 bp = Blueprint("payments", __name__)
 
@@ -116,17 +116,9 @@ def _billing_defaults(payment):
 
 
 def _entry_urls(payment):
-    """The processor's entry page for this payment: in this tab, as a pop-up, and inline."""
+    """The processor's entry window for this payment: in this tab, as a pop-up, and inline."""
     state = payments.open_intent(payment, processor())
-    return {mode: processor_entry_url(payment, state, mode) for mode in ("page", "popup", "inline")}
-
-
-def processor_entry_url(payment, state, mode):
-    """Where the processor takes card or bank details for this intent."""
-    if processor().name == "sandbox":
-        return url_for("sandbox.entry", intent_id=state.id, secret=state.client_secret, mode=mode,
-                       back=url_for("payments.show", ref=payment.ref))
-    return url_for("payments.window", ref=payment.ref, mode=mode)
+    return windows.payment_windows(payment, state, url_for("payments.show", ref=payment.ref))
 
 
 def _step(payment, form=None, errors=None, stale=None):

@@ -1,30 +1,46 @@
-"""The built-in sandbox processor's own pages (the payment pop-up) and its background worker.
+"""The built-in sandbox processor's own pages (the payment pop-up), commands and background worker.
 
 These pages stand in for a remote processor's: they are reached with the
 intent's client secret, not the portal login, and they only ever hand the
 portal a token. Card and account numbers are checked and dropped here.
+This blueprint is registered only while the sandbox is the configured processor
+(views/windows.py describes what a processor's pages module provides).
 """
 import threading
 import time
 
+import click
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
 from billing import payments
-from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED
+from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED, WINDOW_MODES, ProcessorError
 from billing.processors.sandbox import ACH_AUTHORIZATION
 from views import isp, pay_start_url, processor
 from views.edge import local_url
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
-MODES = ("page", "popup", "inline")
+MODES = WINDOW_MODES
 
 
 def _sandbox():
-    if processor().name != "sandbox":
-        abort(404)
     return processor()
+
+
+def csp_sources(config):
+    """The sandbox's pages are the portal's own: nothing to add to the CSP."""
+    return ""
+
+
+def payment_window_url(payment, state, *, mode, back, paylink_token=None):
+    """The sandbox's entry page for a payment intent (its client secret is the way in, login or not)."""
+    return url_for("sandbox.entry", intent_id=state.id, secret=state.client_secret, mode=mode, back=back)
+
+
+def setup_window_url(setup, state, *, mode, back):
+    """The sandbox's page that saves a card or bank account for a setup intent."""
+    return url_for("sandbox.setup", intent_id=state.id, secret=state.client_secret, mode=mode, back=back)
 
 
 def _back(url):
@@ -84,6 +100,8 @@ def _finished(intent, ctx):
 def entry(intent_id):
     """The processor's entry form: card or bank account, then Pay."""
     intent = _intent()
+    if intent.kind != "payment":
+        abort(404)
     ctx = _ctx(intent)
     if intent.status in (SUCCEEDED, PROCESSING):
         return _finished(intent, ctx)
@@ -174,7 +192,7 @@ SETUP_AUTHORIZATION = (
 def setup(intent_id):
     """The processor's page for saving a card or bank account: it only tokenizes, nothing is charged."""
     intent = _intent()
-    if not _sandbox().is_setup(intent.id):
+    if intent.kind != "setup":
         abort(404)
     ctx = _ctx(intent, setup=True)
     ctx["authorization"] = SETUP_AUTHORIZATION.format(isp=isp().name)
@@ -190,3 +208,54 @@ def setup(intent_id):
         return _finished(intent, ctx)
     ctx["decline"] = state.failure_message
     return render_template("sandbox/entry.html", **ctx), 402
+
+
+def init_app(app):
+    """The sandbox's commands, and its worker (settling ACH, sending webhooks) unless SANDBOX_WORKER is off."""
+    from views.cli import run_once
+
+    @app.cli.command("sandbox-settle")
+    @run_once("sandbox-settle")
+    def sandbox_settle():
+        """Settle every processing sandbox ACH debit now and deliver the webhooks."""
+        settled, delivered = tick(app, force=True)
+        click.echo(f"settled {settled} ACH payment(s); delivered {delivered} webhook event(s)")
+
+    @app.cli.command("sandbox-dispute")
+    @click.argument("payment_ref")
+    @click.option("--amount", help="Dispute only this much of it (e.g. 12.50); all of it by default.")
+    @click.option("--won", "outcome", flag_value="won", help="The bank decides the open dispute for the ISP.")
+    @click.option("--lost", "outcome", flag_value="lost", help="The bank decides the open dispute for the customer.")
+    def sandbox_dispute(payment_ref, amount, outcome):
+        """Play the customer's bank: dispute a succeeded sandbox payment, or decide its open dispute.
+
+        A bank (ACH) debit's dispute is its late return (unauthorized), lost at once, as with Stripe.
+        """
+        from billing import money
+        from db import database
+        from db.models import Payment
+
+        proc = app.extensions["processor"]
+        with database.connection_context():
+            payment = Payment.get_or_none(Payment.ref == payment_ref.strip().upper())
+            if payment is None or not payment.processor_ref:
+                raise click.ClickException(f"no sandbox payment {payment_ref}")
+            try:
+                if outcome:
+                    open_ = [d for d, status in proc.disputes_of(payment.processor_ref)
+                             if status in ("needs_response", "under_review")]
+                    if not open_:
+                        raise click.ClickException(f"{payment.ref} has no open dispute")
+                    dispute_id = proc.close_dispute(open_[0], won=outcome == "won")
+                else:
+                    cents = money.parse_amount(amount) if amount else None
+                    dispute_id = proc.open_dispute(payment.processor_ref, cents)
+            except money.AmountError as e:
+                raise click.ClickException(str(e)) from None
+            except ProcessorError as e:
+                raise click.ClickException(str(e)) from None
+        _, delivered = tick(app)
+        click.echo(f"{payment.ref}: dispute {dispute_id} {outcome or 'opened'}; delivered {delivered} webhook event(s)")
+
+    if app.config["SANDBOX_WORKER"]:
+        start_worker(app)

@@ -1,33 +1,63 @@
-"""Stripe's payment window and webhook.
+"""Stripe's pages: its payment window, its setup window, and the calls their script makes.
 
-The window (endpoint ``payments.window``, which the pay flow opens as a pop-up, inline when pop-ups
-are blocked, or in the same tab) is the only page that loads Stripe.js. Card and bank details go
+This blueprint is registered only while Stripe is the configured processor (views/windows.py describes
+what a processor's pages module provides). The window (endpoint ``stripe_pay.window``, which the pay
+flow opens as a pop-up, inline when pop-ups are blocked, or in the same tab) is the only page that
+loads Stripe.js. Card and bank details go
 from Stripe's own fields straight to Stripe; this server only ever receives Stripe's ids, asks
 Stripe for the outcome, and moves the payment through billing.payments. The portal page learns the
 result by polling its own server, never from the window.
 
-The window and its calls have two ways in: a logged-in customer's own payment (the routes below), and a
-payment started through a pay link (views/paylink.py), which finds the payment through the link's token
-and uses the same helpers here with its own URLs.
+The window and its calls have two ways in: a logged-in customer's own payment, and a payment started
+through a pay link, found through the link's token (the /paylink/<token>/<ref>/... routes below).
 """
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from billing import money, payments
-from billing.processors import REQUIRES_ACTION, ProcessorError
-from views import csrf, customer_required, isp, processor
-from views.payments import bp as payments_bp
+from billing import accounts, methods, money, paylinks, payments
+from billing.processors import REQUIRES_ACTION, WINDOW_MODES, ProcessorError
+from db import write_tx
+from db.models import utcnow
+from views import customer_required, isp, paylink, processor
 
 bp = Blueprint("stripe_pay", __name__)
-MODES = ("page", "popup", "inline")
+MODES = WINDOW_MODES
 
 
 def stripe_processor():
-    """The Stripe processor; 404 when the portal runs another one."""
-    proc = processor()
-    if proc.name != "stripe":
-        abort(404)
-    return proc
+    """The Stripe processor (this blueprint exists only while it is the configured one)."""
+    return processor()
+
+
+def csp_sources(config):
+    """Stripe.js and what it talks to, for script-src, frame-src, connect-src and form-action."""
+    parts = urlsplit(config["STRIPE_JS_URL"])
+    sources = f"{parts.scheme}://{parts.netloc}"
+    if config.get("STRIPE_API_BASE"):
+        api = urlsplit(config["STRIPE_API_BASE"])
+        sources += f" {api.scheme}://{api.netloc}"
+    else:
+        # Stripe's published list: its API, 3-D Secure pages, and Stripe.js's own sub-domains.
+        sources += " https://api.stripe.com https://hooks.stripe.com https://*.js.stripe.com"
+    return sources
+
+
+def init_app(app):
+    """Stripe's pages add no commands of their own (reconcile and refund work for every processor)."""
+
+
+def payment_window_url(payment, state, *, mode, back, paylink_token=None):
+    """The portal's own window that loads Stripe.js for this payment (it opens the intent itself)."""
+    if paylink_token:
+        return url_for("stripe_pay.paylink_window", token=paylink_token, ref=payment.ref, mode=mode)
+    return url_for("stripe_pay.window", ref=payment.ref, mode=mode)
+
+
+def setup_window_url(setup, state, *, mode, back):
+    """The portal's own window that saves a card or bank account with Stripe.js."""
+    return url_for("stripe_pay.setup_window", ref=setup.ref, mode=mode)
 
 
 def _own(ref):
@@ -75,16 +105,14 @@ def window_page(proc, payment, back, calls):
     )
 
 
+@bp.route("/payments/<ref>/window")
+@customer_required
 def window(ref):
     """The window for the logged-in customer's own payment."""
     proc = stripe_processor()
     payment = _own(ref)
     calls = {call: url_for(f"stripe_pay.{call}", ref=payment.ref) for call in ("card", "bank", "sync")}
     return window_page(proc, payment, url_for("payments.show", ref=payment.ref), calls)
-
-
-# The pay flow links to ``payments.window``; the route lives here, with the rest of Stripe's pages.
-payments_bp.add_url_rule("/payments/<ref>/window", endpoint="window", view_func=customer_required(window))
 
 
 def _answer(payment, state, actor):
@@ -170,7 +198,7 @@ def sync_payment(proc, payment, actor):
     if settled:
         return settled
     try:
-        state = proc.retrieve(payment.processor_ref)
+        state = proc.retrieve_payment_intent(payment.processor_ref)
     except ProcessorError as e:
         current_app.logger.warning("stripe sync %s: %s", payment.ref, e)
         return jsonify(status="error", done=False, message="We could not reach the payment service. "
@@ -209,25 +237,149 @@ def sync(ref):
     return sync_payment(proc, _own(ref), _customer())
 
 
-@bp.route("/webhooks/stripe", methods=["POST"])
-@csrf.exempt
-def webhook():
-    """Stripe's events: signature checked on the raw body, object re-read from Stripe, applied once."""
+# --- Stripe's setup window: Stripe.js's own fields save the card; the portal asks Stripe for the outcome. ---
+
+SETUP_MANDATE = (
+    "By clicking Save, you authorize {isp} to debit the bank account above for payments you make in the "
+    "portal and, if you turn it on, for autopay, according to the terms you agreed with {isp}. You can remove "
+    "this account in the portal at any time."
+)
+
+
+def _stripe_setup(ref):
+    setup = methods.setup_for(current_user.customer_id, ref)
+    if setup is None:
+        abort(404)
+    return stripe_processor(), setup
+
+
+@bp.route("/methods/setup/<ref>/window")
+@customer_required
+def setup_window(ref):
+    """Save a card (or bank account) with Stripe.js: a pop-up, inline when pop-ups are blocked, or this tab."""
+    proc, setup = _stripe_setup(ref)
+    mode = request.args.get("mode")
+    mode = mode if mode in MODES else "page"
+    back = url_for("methods.setup_show", ref=setup.ref)
+    try:
+        setup = methods.sync_setup(setup, proc, actor=_customer())
+        state = proc.retrieve_setup_intent(setup.processor_ref) if setup.status == methods.SETUP_OPEN else None
+    except ProcessorError as e:
+        current_app.logger.warning("stripe setup window %s: %s", setup.ref, e)
+        return render_template("error.html", code=503, message="We could not reach the payment service. "
+                               "Nothing was saved. Please try again in a minute."), 503
+    finished = setup.status != methods.SETUP_OPEN
+    if finished and mode == "page":
+        return redirect(back, code=303)
+    return render_template("stripe/setup.html", setup=setup, finished=finished, mode=mode, back=back, proc=proc,
+                           state=state, mandate=SETUP_MANDATE.format(isp=isp().name),
+                           billing_name=setup.customer.name, billing_email=setup.customer.email or "")
+
+
+def _setup_answer(setup, state=None):
+    """JSON for the setup window's script: saved yet, or a message and another try."""
+    done = setup.status == methods.SETUP_SAVED
+    message = ""
+    if not done:
+        message = (state.failure_message if state is not None and state.failure_message else
+                   "The details were not saved yet. Check them and try again.")
+        if state is not None and state.status == "requires_action" and setup.method_type == "ach":
+            message = ("Stripe will email you how to verify this bank account with two small deposits. "
+                       "It is saved here once it is verified; you can close this window.")
+    return jsonify(done=done, status=setup.status, message=message), 200
+
+
+@bp.route("/methods/setup/<ref>/stripe/sync", methods=["POST"])
+@customer_required
+def setup_sync(ref):
+    """Stripe.js says it finished: ask Stripe (never the browser) whether the method is saved."""
+    proc, setup = _stripe_setup(ref)
+    try:
+        setup = methods.sync_setup(setup, proc, actor=_customer())
+        state = proc.retrieve_setup_intent(setup.processor_ref) if setup.status == methods.SETUP_OPEN else None
+    except ProcessorError as e:
+        current_app.logger.warning("stripe setup sync %s: %s", setup.ref, e)
+        return jsonify(done=False, status="error", message="We could not reach the payment service. "
+                       "Reload this window in a minute to see whether the details were saved."), 502
+    return _setup_answer(setup, state)
+
+
+@bp.route("/methods/setup/<ref>/stripe/bank", methods=["POST"])
+@customer_required
+def setup_bank(ref):
+    """Save the bank account Stripe.js linked, once the customer accepted the debit authorization.
+
+    Written for real Stripe (a us_bank_account SetupIntent confirmed with mandate data); localstripe has
+    no ACH, so this path is not tested against it.
+    """
+    proc, setup = _stripe_setup(ref)
+    if setup.method_type != "ach":
+        abort(400)
+    if setup.status != methods.SETUP_OPEN:
+        return _setup_answer(setup)
+    if not request.form.get("accepted"):
+        return jsonify(done=False, status="error", field="accepted",
+                       message="Accept the authorization to save this bank account."), 422
+    ip, agent = request.remote_addr or "", request.headers.get("User-Agent", "")
+    accepted_at = utcnow()
+    with write_tx():  # the acceptance (text, time, IP address, browser) is kept in the audit trail
+        accounts.audit(_customer(), "method.mandate_accepted", "method_setup", setup.ref, ip=ip,
+                       user_agent=agent[:512], text=SETUP_MANDATE.format(isp=isp().name), accepted_at=accepted_at)
+    try:
+        state = proc.confirm_setup_bank(setup.processor_ref, ip_address=ip, user_agent=agent, accepted_at=accepted_at)
+        setup = methods.sync_setup(setup, proc, actor=_customer())
+    except ProcessorError as e:
+        current_app.logger.warning("stripe bank setup %s: %s", setup.ref, e)
+        return jsonify(done=False, status="error", message="We could not reach the payment processor. "
+                       "Nothing was saved; please try again."), 502
+    return _setup_answer(setup, state)
+
+
+# --- Stripe's payment window and its calls, for a payment started through this link. ---------------
+
+
+def _stripe_payment(token, ref):
+    """Stripe and the payment started through this link (404, or 410 for a link that stopped working)."""
     proc = stripe_processor()
-    from billing.processors.stripe import HANDLED_EVENTS, SIGNATURE_HEADER
+    return proc, paylink.own_payment(paylink.invoice_or_gone(token), ref)
 
-    try:
-        event = proc.parse_event(request.get_data(), request.headers.get(SIGNATURE_HEADER))
-    except ValueError as e:
-        current_app.logger.warning("stripe webhook rejected: %s", e)
-        return jsonify(error="invalid signature or body"), 400
-    if event["type"] not in HANDLED_EVENTS:
-        return jsonify(received=True, handled=False), 200
-    try:
-        update = proc.read_event(event)
-    except ProcessorError as e:  # Stripe retries the event later; nothing was recorded
-        current_app.logger.warning("stripe webhook %s: could not re-read the object: %s", event["id"], e)
-        return jsonify(error="could not re-read the object"), 503
-    fresh = payments.handle_remote_event(proc, event["id"], event["type"], update)
-    return jsonify(received=True, handled=True, duplicate=not fresh), 200
 
+def _calls(token, ref):
+    return {call: url_for(f"stripe_pay.paylink_{call}", token=token, ref=ref) for call in ("card", "bank", "sync")}
+
+
+@bp.route("/paylink/<token>/<ref>/window")
+def paylink_window(token, ref):
+    """Stripe's card or bank entry for this link's payment; the result shows on the link's payment page."""
+    proc, p = _stripe_payment(token, ref)
+    return window_page(proc, p, url_for("paylink.payment", token=token, ref=p.ref), _calls(token, ref))
+
+
+def _call(token, ref):
+    """For the window's JSON calls: a link that stopped working answers JSON the window can show."""
+    proc = stripe_processor()
+    try:
+        inv = paylinks.invoice_for(current_app.config["SECRET_KEY"], token)
+    except paylinks.LinkError as e:
+        answer = jsonify(status="error", done=False, message=str(e))
+        answer.status_code = 410
+        abort(answer)
+    return proc, paylink.own_payment(inv, ref), paylinks.actor(inv)
+
+
+@bp.route("/paylink/<token>/<ref>/stripe/card", methods=["POST"])
+def paylink_card(token, ref):
+    """The window's card Pay (Stripe's token in, Stripe asked for the outcome)."""
+    return pay_card(*_call(token, ref))
+
+
+@bp.route("/paylink/<token>/<ref>/stripe/bank", methods=["POST"])
+def paylink_bank(token, ref):
+    """The window's bank Pay, once the mandate was accepted in the window."""
+    return pay_bank(*_call(token, ref))
+
+
+@bp.route("/paylink/<token>/<ref>/stripe/sync", methods=["POST"])
+def paylink_sync(token, ref):
+    """After a 3-D Secure challenge in the window: ask Stripe where the payment is now."""
+    return sync_payment(*_call(token, ref))

@@ -1,4 +1,4 @@
-"""Commands for a remote processor (Stripe): ``flask --app app reconcile`` and ``flask --app app refund``."""
+"""Commands that work through the processor interface: ``flask --app app reconcile`` and ``refund``."""
 import click
 
 from billing import money, payments, refunds
@@ -8,7 +8,7 @@ from db.models import Payment
 from views.cli import run_once
 
 
-def register_stripe_cli(app):
+def register_payments_cli(app):
     """Attach reconcile and refund to ``flask``."""
 
     @app.cli.command("reconcile")
@@ -39,7 +39,7 @@ def register_stripe_cli(app):
         """Refund PAYMENT_REF in full, or AMOUNT of it (e.g. 12.50); the ledger and invoices follow."""
         proc = app.extensions["processor"]
         if not refunds.can_refund(proc):
-            raise click.ClickException(f"the {proc.name} processor cannot refund; refunds need Stripe")
+            raise click.ClickException(f"the {proc.name} processor cannot refund")
         with database.connection_context():
             payment = Payment.get_or_none(Payment.ref == payment_ref.strip().upper())
             if payment is None:
