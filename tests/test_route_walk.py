@@ -18,11 +18,11 @@ from tests.hostile_support import World, stored_digest
 
 # Reachable without logging in, by design (each has its own tests).
 PUBLIC = {"auth.login", "account.accept", "account.reset_password", "account.signup", "account.forgot",
-          "account.logo", "static", "assets.serve", "edge.healthz", "webhooks.sandbox", "stripe_pay.webhook",
+          "account.logo", "static", "assets.serve", "edge.healthz", "webhooks.receive",
           "sandbox.entry", "sandbox.challenge", "sandbox.setup"}
 PUBLIC_PREFIXES = ("paylink.",)  # the signed link is the credential
 # Authenticated by something other than the session cookie (a bearer token, a signature): no CSRF token.
-NOT_COOKIE_AUTH = ("api.", "webhooks.", "stripe_pay.webhook")
+NOT_COOKIE_AUTH = ("api.", "webhooks.")
 
 
 def _rules():
@@ -67,7 +67,7 @@ def _url(rule, endpoint, invoice, customer, owned):
         if name == "method_id":
             return str(owned["method"])
         if name == "ref":
-            return owned["setup"] if endpoint.startswith("methods.") else owned["payment"]
+            return owned["setup"] if endpoint.startswith(("methods.", "stripe_pay.setup_")) else owned["payment"]
         if name == "account_number":
             return customer.account_number
         if name == "number":

@@ -26,7 +26,7 @@ from billing import bounds
 bp = Blueprint("edge", __name__)
 JSON_MAX_DEPTH = 32
 # Endpoints whose body is JSON whatever its Content-Type says (a processor's signed webhooks).
-JSON_BODY_ENDPOINTS = {"webhooks.sandbox", "stripe_pay.webhook"}
+JSON_BODY_ENDPOINTS = {"webhooks.receive"}
 _MESSAGES = {
     400: "The request could not be understood.",
     403: "You do not have access to that page.",
