@@ -113,7 +113,7 @@ def payment(token, ref):
             errors = e.errors
         except payments.NoLongerFits as e:  # nothing reserved or charged; the link's page shows what is due now
             errors = {"form": f"{e.message} Nothing was charged. Go back to the invoice to pay what is due now."}
-            p = _own(inv, ref)
+            p = own_payment(inv, ref)
         except ProcessorError as e:
             current_app.logger.warning("processor unreachable at Make Payment for %s: %s", p.ref, e)
             errors = {"form": "We could not reach the payment processor just now. Nothing has been charged. "
