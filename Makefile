@@ -56,13 +56,13 @@ translations: $(MO)
 
 run: install $(MO)
 	$(FLASK) db-upgrade
-	$(FLASK) demo --if-empty
+	PUBLIC_URL=$${PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(FLASK) demo --if-empty
 	@echo ""
 	@echo "  Customer portal: http://127.0.0.1:$(PORT)/"
 	@echo "  Demo login:      demo@example.com / demo-portal-2026"
 	@echo "  Staff pages:     http://127.0.0.1:$(PORT)/staff/ (first: $(FLASK) create-staff you@your-isp.example)"
 	@echo ""
-	$(BIN)/gunicorn --workers 2 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - 'app:create_app()'
+	PUBLIC_URL=$${PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(BIN)/gunicorn --workers 2 --threads 4 --bind 127.0.0.1:$(PORT) --access-logfile - 'app:create_app()'
 
 # Production: gunicorn on BIND (default 127.0.0.1:8000, behind nginx: docs/deploy.md), workers sized to the
 # cores, an access log without secrets, and never demo data (the app refuses to start while demo logins exist).
