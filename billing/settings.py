@@ -16,7 +16,8 @@ _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _URL = re.compile(r"^https?://[^\s<>\"']+$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")
 TEXT_FIELDS = ("name", "support_phone", "support_email", "help_url", "chat_url", "accent_color", "invite_subject")
-FLAGS = ("show_invoices", "show_payments", "show_statement", "accept_card", "accept_ach", "allow_prepay")
+FLAGS = ("show_invoices", "show_payments", "show_statement", "accept_card", "accept_ach", "allow_prepay",
+         "require_staff_2fa")
 
 
 class SettingsErrors(Exception):

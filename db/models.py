@@ -70,6 +70,7 @@ class Isp(BaseModel):
     ach_fee_fixed_cents = BigIntegerField(default=0)
     default_language = CharField(default="en")  # for visitors whose browser asks for no language offered (0050)
     offer_spanish = BooleanField(default=True)
+    require_staff_2fa = BooleanField(default=False)  # staff must log in with a second factor (0073)
 
     @classmethod
     def current(cls):
@@ -636,3 +637,28 @@ class RefundRequest(BaseModel):
 
     class Meta:
         indexes = ((("payment",), False),)
+
+
+# --- Two-factor login (migration 0073); the rules are in billing.twofactor. ---
+
+
+class TwoFactor(BaseModel):
+    """A login's TOTP secret: on once confirmed; the last step used (no replays) and wrong-code throttling."""
+
+    user = ForeignKeyField(User, unique=True, backref="two_factor", on_delete="CASCADE")
+    secret = CharField()
+    enabled_at = DateTimeField(null=True)
+    last_step = BigIntegerField(default=0)
+    failures = IntegerField(default=0)
+    first_failure_at = DateTimeField(null=True)
+    locked_until = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class RecoveryCode(BaseModel):
+    """A one-time recovery code, stored only as its SHA-256 hash."""
+
+    user = ForeignKeyField(User, backref="recovery_codes", on_delete="CASCADE")
+    code_hash = CharField(unique=True)
+    used_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)

@@ -164,6 +164,9 @@ def register(app):
     from views import i18n  # English and Spanish (Flask-Babel)
 
     i18n.init_app(app)
+    from views import twofactor  # the code step of a login, and turning two-factor login on and off
+
+    app.register_blueprint(twofactor.bp)
 
     @app.template_filter("confirmation")
     def _confirmation(code):

@@ -67,6 +67,10 @@ def login():
             error, status, headers = e.message(), 429, {"Retry-After": str(e.seconds)}
         else:
             if user is not None:
+                from views import twofactor
+
+                if twofactor.wants_code(user):  # the password alone opens no session: the code step first
+                    return twofactor.ask_for_code(user, request.args.get("next"))
                 return begin_session(user, request.args.get("next"))
             error, status = "That email and password do not match an account.", 401
     return render_template("auth/login.html", error=error, email=email), status, headers

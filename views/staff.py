@@ -66,6 +66,10 @@ def _staff_only():
         return login_manager.unauthorized()
     if not current_user.is_staff:
         abort(403)
+    from views.twofactor import staff_must_enrol
+
+    if staff_must_enrol(current_user.user):  # the ISP requires a second factor for staff (Settings)
+        return redirect(url_for("twofactor.manage"), code=303)
     needed = needed_role(request.endpoint)
     if needed is None or not current_user.can(needed):
         abort(403)
