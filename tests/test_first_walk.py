@@ -473,3 +473,42 @@ def test_demo_payments_are_dated_in_their_billing_months(app, runner):
         assert p.settled_at == p.created_at
     assert len({p.created_at.date() for p in dated}) == 3  # not all at load time
     assert demo.DEMO_EMAIL
+
+
+# --- 12. Every README command runs as written; create-staff reads a piped password. -------------------
+
+
+def test_create_staff_through_the_wrapper_reads_a_piped_password_without_an_echo_warning(tmp_path):
+    import pathlib
+    import subprocess
+
+    from billing import identity
+    from db import database, open_database
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+           "SECRET_KEY": "cli-test-key", "SANDBOX_WEBHOOK_SECRET": "whsec_cli"}
+    run = subprocess.run([str(root / "portal"), "create-staff", "piped@isp.example.test"], input="a piped password 1\n",
+                         capture_output=True, text=True, env=env, timeout=120, stdin=None)
+    assert run.returncode == 0, run.stderr
+    assert "login created for piped@isp.example.test" in run.stdout
+    assert "echo" not in run.stderr.lower() and "password" not in run.stderr.lower()
+    database.close()
+    open_database(env["DATABASE_URL"])
+    assert identity.authenticate("piped@isp.example.test", "a piped password 1") is not None
+    database.close()
+
+
+def test_the_readme_runs_cli_tasks_through_the_wrapper_and_make(tmp_path):
+    import pathlib
+    import re as _re
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    assert "flask --app app" not in readme.replace(".venv/bin/flask --app app", ""), "use ./portal in the README"
+    commands = set(_re.findall(r"`\./portal ([a-z-]+)", readme))
+    from app import create_app
+
+    known = set(create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'r.sqlite3'}",
+                            "SECRET_KEY": "k", "SANDBOX_WORKER": False}).cli.list_commands(None))
+    assert commands - {"--help"} and commands - {"--help"} <= known, commands - known

@@ -9,6 +9,21 @@ from db import migrate
 from db.models import Invoice, User
 
 
+def _read_password():
+    """The new password: asked twice, unechoed, at a terminal; else the first line of standard input.
+
+    Piped in (``printf '%s\\n' "$PW" | ./portal create-staff …``), there is no terminal to hide the
+    echo on, so none is tried (getpass would warn that the password may be echoed) and no confirmation
+    is asked: the pipe cannot mistype.
+    """
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    line = sys.stdin.readline()
+    if not line:
+        raise click.ClickException("no password: type it at the prompt, or pipe it in on one line")
+    return line.rstrip("\r\n")
+
+
 def register_isp_cli(app):
     """Attach create-staff and import to ``flask``."""
 
@@ -25,7 +40,7 @@ def register_isp_cli(app):
             raise click.ClickException("give the staff member's email address")
         if User.by_email(email) is not None:
             raise click.ClickException(f"{email} already has a login")
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        password = _read_password()
         if len(password) < 10:
             raise click.ClickException("use a password of at least 10 characters")
         identity.create_user(email, password, role="staff", staff_role=role, name=name.strip()[:100], actor="cli")
