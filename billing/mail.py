@@ -22,6 +22,7 @@ import datetime as dt
 import email.message
 import email.utils
 import html
+import re
 import pathlib
 import smtplib
 import ssl
@@ -56,9 +57,25 @@ def enqueue(to_addr, subject, text_body, html_body="", kind="", dedupe_key=None)
         return Outbox.get(Outbox.dedupe_key == dedupe_key)
 
 
+_URL = re.compile(r"https?://(?:(?!&quot;|&#x27;|&lt;|&gt;)[^\s<>\"'])+")
+_TRAILING = ".,;:!?)"  # sentence punctuation after a link is not part of it
+
+
+def _linked(escaped):
+    """Escaped text with each http(s) address made a working link (the address stays the link's text)."""
+    def link(m):
+        url = m.group(0)
+        tail = ""
+        while url and url[-1] in _TRAILING:
+            url, tail = url[:-1], url[-1] + tail
+        return f'<a href="{url}">{url}</a>{tail}'
+
+    return _URL.sub(link, escaped)
+
+
 def simple_html(text_body):
-    """Light HTML for a plain-text body: paragraphs, no images, no styles to download."""
-    paras = [html.escape(p).replace("\n", "<br>") for p in text_body.strip().split("\n\n")]
+    """The HTML part for a plain-text email: paragraphs, line breaks, and links that work."""
+    paras = [_linked(html.escape(p)).replace("\n", "<br>") for p in text_body.strip().split("\n\n")]
     return "<!doctype html><html><body>" + "".join(f"<p>{p}</p>" for p in paras) + "</body></html>"
 
 

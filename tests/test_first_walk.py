@@ -512,3 +512,46 @@ def test_the_readme_runs_cli_tasks_through_the_wrapper_and_make(tmp_path):
     known = set(create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'r.sqlite3'}",
                             "SECRET_KEY": "k", "SANDBOX_WORKER": False}).cli.list_commands(None))
     assert commands - {"--help"} and commands - {"--help"} <= known, commands - known
+
+
+# --- 14. Every email's HTML part has working links; the text part stays readable. ---------------------
+
+
+def test_the_html_part_links_every_address_and_the_text_part_is_unchanged(app):
+    from html.parser import HTMLParser
+
+    from billing import mail
+    from db import write_tx
+    from db.models import Outbox
+
+    text = ("Hello Ana,\n\nSet your password (the link works for 14 days):\nhttps://portal.example/invite/abc?x=1&y=2.\n\n"
+            'Questions? See "https://help.example/faq" or call us.')
+    with write_tx():
+        row = mail.enqueue("ana@example.test", "Welcome", text, kind="invite")
+    row = Outbox.get_by_id(row.id)
+    assert row.text_body == text  # readable as written
+
+    class Links(HTMLParser):
+        links = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "a":
+                self.links.append(dict(attrs)["href"])
+
+    parser = Links()
+    parser.feed(row.html_body)
+    assert parser.links == ["https://portal.example/invite/abc?x=1&y=2", "https://help.example/faq"]
+    assert "<script" not in mail.simple_html("<script>https://x.example/</script>")
+
+
+def test_a_sent_pay_link_email_has_a_working_link_in_its_html_part(app):
+    from billing import paylinks
+    from db.models import Outbox, Invoice, Customer
+    from tests.conftest import make_customer
+
+    c = make_customer()
+    inv = make_invoice(c, 3000)
+    url = "http://127.0.0.1:5000/paylink/" + paylinks.make(app.config["SECRET_KEY"], inv.id)
+    paylinks.email(Invoice.get_by_id(inv.id), Customer.get_by_id(c.id), url)
+    row = Outbox.select().where(Outbox.kind == "paylink").get()
+    assert f'<a href="{url}">{url}</a>' in row.html_body and url in row.text_body
