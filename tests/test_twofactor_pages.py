@@ -64,3 +64,23 @@ def test_the_isp_can_require_it_for_staff(app):
     assert staff.get("/staff/").status_code == 200
     off = staff.post("/profile/two-factor/disable", {"password": STAFF_PASSWORD})
     assert off.status_code == 422 and twofactor.enabled(user.id)
+
+
+def test_a_password_reset_link_still_asks_for_the_second_factor(app, client):
+    import re
+
+    from billing import invites
+
+    customer = make_customer()
+    user = User.by_email(customer.email)
+    secret, _ = _turn_on(user.id)
+    token = invites.request_reset(customer.email, lambda t: f"http://portal.test/reset/{t}")
+    portal = Portal(client)
+    page = portal.get(f"/reset/{token}").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    new = "a brand new passphrase 2026"
+    resp = portal.post(f"/reset/{token}", {"csrf_token": csrf, "password": new, "confirm": new}, csrf=False)
+    assert resp.status_code == 303 and resp.location.endswith("/login/code"), resp.get_data(as_text=True)[:500]
+    assert portal.get("/").status_code == 302  # the emailed link alone opened no session
+    ok = portal.post("/login/code", {"code": pyotp.TOTP(secret).now()})
+    assert ok.status_code == 302 and portal.get("/").status_code == 200

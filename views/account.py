@@ -20,8 +20,15 @@ def _link(endpoint):
 
 
 def _log_in(user):
+    """A new password was just set through an emailed link: log in, but through the second factor if it is on.
+
+    The link proves only that its reader has the mailbox; a second factor exists to make that not enough.
+    """
+    from views import twofactor
     from views.auth import begin_session
 
+    if twofactor.wants_code(user):
+        return twofactor.ask_for_code(user, None)
     response = begin_session(user)
     response.status_code = 303
     return response
