@@ -194,16 +194,7 @@ def turn_off(customer_id, reason="Turned off by you.", actor="customer"):
     return bool(changed)
 
 
-def method_removed(customer_id, method_id, actor="customer"):
-    """A saved method was removed (inside its transaction): autopay that used it turns off."""
-    changed = AutopayEnrolment.update(
-        enabled=False, disabled_at=utcnow(), updated_at=utcnow(),
-        disabled_reason="Turned off because its payment method was removed.").where(
-        (AutopayEnrolment.customer == customer_id) & AutopayEnrolment.enabled
-        & (AutopayEnrolment.payment_method == method_id)).execute()
-    if changed:
-        accounts.audit(actor, "autopay.off", "customer", customer_id, reason="method removed")
-    return bool(changed)
+method_removed = methods.autopay_off_for  # kept importable under its old name
 
 
 def _enrol_from_payment(payment):

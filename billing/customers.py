@@ -1,6 +1,6 @@
 """A customer as the staff pages see and change it: details, everything on one page, the portal login."""
 from billing import accounts, identity, imports
-from billing.payments import FormErrors
+from billing.errors import FormErrors
 from db import write_tx
 from db.models import AuditLog, AutopayEnrolment, Customer, LoginSession, Outbox, PaymentMethod, User
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from peewee import IntegrityError
 
 from billing import accounts, bounds, identity, notices, throttle
-from billing.payments import FormErrors
+from billing.errors import FormErrors
 from billing.processors import Capability, ProcessorError
 from db import database, write_tx
 from db.models import (
@@ -131,8 +131,6 @@ def remove(customer_id, method_id, *, user_id, password, actor="customer", ip=""
         raise FormErrors({"password": e.message()}) from None
     if not right:
         raise FormErrors({"password": "That password is not right. Enter the password you log in with."})
-    from billing import autopay  # autopay builds on this module
-
     with write_tx():
         method = own(customer_id, method_id)
         if method is None:
@@ -140,9 +138,21 @@ def remove(customer_id, method_id, *, user_id, password, actor="customer", ip=""
         PaymentMethod.update(removed_at=utcnow()).where(PaymentMethod.id == method.id).execute()
         DefaultPaymentMethod.delete().where((DefaultPaymentMethod.customer == customer_id)
                                             & (DefaultPaymentMethod.payment_method == method.id)).execute()
-        turned_off = autopay.method_removed(customer_id, method.id, actor=actor)
+        turned_off = autopay_off_for(customer_id, method.id, actor=actor)
         accounts.audit(actor, "method.removed", "payment_method", method.id, autopay_turned_off=turned_off)
     return Removed(method, turned_off)
+
+
+def autopay_off_for(customer_id, method_id, actor="customer"):
+    """A saved method was removed (inside its transaction): autopay that used it turns off; True if it did."""
+    changed = AutopayEnrolment.update(
+        enabled=False, disabled_at=utcnow(), updated_at=utcnow(),
+        disabled_reason="Turned off because its payment method was removed.").where(
+        (AutopayEnrolment.customer == customer_id) & AutopayEnrolment.enabled
+        & (AutopayEnrolment.payment_method == method_id)).execute()
+    if changed:
+        accounts.audit(actor, "autopay.off", "customer", customer_id, reason="method removed")
+    return bool(changed)
 
 
 # --- Adding a method through the processor's window (no payment). ------------------

@@ -10,7 +10,7 @@ import re
 from peewee import fn
 
 from billing import accounts, mail
-from billing.payments import FormErrors
+from billing.errors import FormErrors
 from db import write_tx
 from db.models import Outbox, utcnow
 

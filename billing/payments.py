@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 from peewee import IntegrityError
 
-from billing import accounts, bounds, fees, money, receipts
+from billing import accounts, bounds, fees, money, moves, receipts
 from billing import processors as proc
+from billing.errors import FormErrors  # noqa: F401  (billing.payments.FormErrors stays importable)
 from db import write_tx
 from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
 
@@ -68,12 +69,6 @@ METHOD_TYPES = {"card": "Credit / Debit Card", "ach": "ACH (bank account)"}
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
-class FormErrors(Exception):
-    """Input that cannot be accepted: a message for each field."""
-
-    def __init__(self, errors):
-        super().__init__(errors)
-        self.errors = errors
 
 
 def sources_of(target):
@@ -797,10 +792,8 @@ def applied_numbers_many(payment_list):
 
 
 def _after_move(payment_id, status):
-    """Queue the email and autopay bookkeeping for a move, inside the transaction that made it."""
-    from billing import autopay  # autopay builds on this module
-
-    autopay.payment_moved(payment_id, status)
+    """Announce a move to its listeners (receipts, autopay), inside the transaction that made it."""
+    moves.announce(payment_id, status)
 
 
 def create_off_session(customer_id, *, method, amount_cents, invoice_id, idempotency_key, processor_name,

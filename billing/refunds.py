@@ -18,7 +18,7 @@ from peewee import IntegrityError, fn
 
 from billing import accounts, money
 from billing import payments as pay
-from billing.payments import FormErrors
+from billing.errors import FormErrors
 from billing.processors import Capability, ProcessorError
 from db import write_tx
 from db.models import Payment, RefundRequest, utcnow

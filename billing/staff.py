@@ -12,7 +12,7 @@ import re
 from peewee import IntegrityError
 
 from billing import accounts, identity, invites
-from billing.payments import FormErrors
+from billing.errors import FormErrors
 from db import write_tx
 from db.models import LoginSession, User
 
