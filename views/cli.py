@@ -73,13 +73,10 @@ def register_cli(app):
         if if_empty and Customer.select().exists():
             click.echo("database already has customers; demo data not loaded")
             return
-        proc = app.extensions["processor"]
-        if proc.name != "sandbox":
-            # The demo's history is paid through the built-in sandbox whatever processor is configured: demo
-            # cards must never reach a real processor (and Stripe has no way to take a card number server-side).
-            from billing.processors.sandbox import SandboxProcessor
-
-            proc = SandboxProcessor(webhook_secret=app.config["SANDBOX_WEBHOOK_SECRET"])
+        # The demo's history is paid through the built-in sandbox whatever processor is configured: demo
+        # cards must never reach a real processor (and Stripe has no way to take a card number server-side).
+        proc = demo_data.sandbox_processor(app.config)
+        if proc.name != app.extensions["processor"].name:
             click.echo(f"demo payments go through the sandbox; {app.extensions['processor'].name} is not charged")
         created = demo_data.load(proc)
         click.echo("demo data loaded" if created else "demo data already present")
