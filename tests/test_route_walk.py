@@ -19,7 +19,8 @@ from tests.hostile_support import World, stored_digest
 # Reachable without logging in, by design (each has its own tests).
 PUBLIC = {"auth.login", "account.accept", "account.reset_password", "account.signup", "account.forgot",
           "account.logo", "static", "assets.serve", "edge.healthz", "webhooks.receive",
-          "sandbox.entry", "sandbox.challenge", "sandbox.setup"}
+          "sandbox.entry", "sandbox.challenge", "sandbox.setup",
+          "i18n.choose"}  # the language switcher, for everyone (it sets a cookie, stores nothing)
 PUBLIC_PREFIXES = ("paylink.",)  # the signed link is the credential
 # Authenticated by something other than the session cookie (a bearer token, a signature): no CSRF token.
 NOT_COOKIE_AUTH = ("api.", "webhooks.")
