@@ -17,7 +17,8 @@ _URL = re.compile(r"^https?://[^\s<>\"']+$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,}$")
 TEXT_FIELDS = ("name", "support_phone", "support_email", "help_url", "chat_url", "accent_color", "invite_subject")
 FLAGS = ("show_invoices", "show_payments", "show_statement", "accept_card", "accept_ach", "allow_prepay",
-         "require_staff_2fa")
+         "require_staff_2fa", "offer_spanish")
+LANGUAGES = ("en", "es")  # the portal's languages (views/i18n.py); Spanish can be turned off
 
 
 class SettingsErrors(Exception):
@@ -33,7 +34,7 @@ def form_values(isp):
     values = {k: getattr(isp, k) for k in TEXT_FIELDS + FLAGS}
     values["allow_prepay"] = isp.allow_prepay and isp.max_prepay_cents > 0
     values.update(
-        invite_text=isp.invite_text, address=isp.address,
+        invite_text=isp.invite_text, address=isp.address, default_language=isp.default_language,
         **{f"{t}_fee_percent": fees.percent_text(getattr(isp, f"{t}_fee_bp")) if getattr(isp, f"{t}_fee_bp") else ""
            for t in ("card", "ach")},
         **{f"{t}_fee_fixed": money.cents_to_input(getattr(isp, f"{t}_fee_fixed_cents"))
@@ -101,6 +102,11 @@ def clean(form):
     data["accent_color"] = data["accent_color"].lower()
     for key in FLAGS:
         data[key] = form.get(key) in ("1", "on", "true", "yes")
+    data["default_language"] = form.get("default_language") or "en"
+    if data["default_language"] not in LANGUAGES:
+        errors["default_language"] = "Choose English or Spanish."
+    elif data["default_language"] == "es" and not data["offer_spanish"]:
+        errors["default_language"] = "Spanish is turned off: offer it, or make English the default."
     if not (data["accept_card"] or data["accept_ach"]):
         errors["accept_card"] = "Offer at least one payment type."
     if not (data["show_invoices"] or data["show_payments"]):

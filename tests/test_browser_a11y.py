@@ -321,3 +321,48 @@ def test_a_card_payment_by_keyboard_alone_with_the_popup_blocked_puts_focus_on_e
     focus_lands_on(page, "H2", "Payment was successful")
     expect_announced(page, "Payment was successful")
     assert [e for e in tab.errors if not EXPECTED_REFUSAL.match(e)] == []
+
+
+@pytest.mark.parametrize("device", [PHONE, DESKTOP], ids=["320px", "1280px"])
+def test_in_spanish_every_customer_page_and_pay_step_passes_axe_and_fits_the_screen(open_page, owing, axe_source,
+                                                                                    device):
+    tab = open_page(init_script=BLOCK_POPUPS, locale="es-US", **device)  # the browser asks for Spanish
+    check = Auditor(axe_source, device["viewport"]["width"])
+    page, base = tab.page, tab.base_url
+    page.goto(base + "/login")
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    check(page, "es: login")
+    tab.login(owing.email)
+    for path in ("/", "/invoices", "/statement", "/methods", "/payments"):
+        page.goto(base + path)
+        check(page, f"es: {path}")
+    page.goto(base + "/invoices")
+    page.get_by_role("link", name="Ver facturas").first.click()
+    expect(page.locator("#invoice")).to_be_visible()
+    check(page, "es: invoice")
+    page.get_by_role("link", name="Pagar ahora").first.click()
+    step = page.locator("#pay-step")
+    expect(step.get_by_role("heading")).to_have_text("Elija su método de pago")
+    check(page, "es: choose method")
+    step.get_by_label("Una tarjeta o cuenta bancaria nueva").check()
+    step.get_by_role("button", name="Continuar").click()
+    expect(step.get_by_role("heading")).to_have_text("Información de facturación")
+    check(page, "es: billing information")
+    step.get_by_role("button", name="Realizar pago").click()
+    expect(page.locator("#pay-blocked")).to_contain_text("Su navegador bloqueó la ventana de pago")
+    check(page, "es: make the payment, pop-up blocked")
+    window = tab.context.new_page()
+    window.goto(base + page.locator("#pay-window").get_attribute("data-popup-url"))
+    check(window, "es: sandbox card entry")
+    window.get_by_label("Número de tarjeta").fill(VISA)
+    window.get_by_label("Vencimiento (MM / AA)").fill(EXPIRY)
+    window.get_by_label("CVC").fill("123")
+    window.get_by_label("Código postal").fill("78701")
+    window.get_by_role("button", name="Pagar", exact=True).click()
+    expect(window.locator("#sandbox-done")).to_be_visible()
+    check(window, "es: sandbox done")
+    window.close()
+    expect(step.get_by_role("heading")).to_have_text("El pago se realizó correctamente")
+    check(page, "es: result")
+    assert not check.problems, "\n".join(check.problems)
+    assert [e for e in tab.errors if not EXPECTED_REFUSAL.match(e)] == []

@@ -149,3 +149,20 @@ def test_a_remembered_spanish_choice_gives_way_when_the_isp_turns_spanish_off(ap
     with write_tx():
         Isp.update(offer_spanish=False).execute()
     assert '<html lang="en">' in portal.client.get("/").get_data(as_text=True)
+
+
+def test_staff_settings_set_the_default_language_and_turn_spanish_off(app, portal):
+    from tests.staff_support import STAFF_EMAIL, log_in_staff, make_staff
+    from tests.test_staff_pages import GOOD
+
+    make_staff()
+    staff = log_in_staff(portal, STAFF_EMAIL)
+    assert staff.post("/staff/settings", {**GOOD, "offer_spanish": "1", "default_language": "es"}).status_code == 303
+    assert (Isp.current().offer_spanish, Isp.current().default_language) == (True, "es")
+    assert '<html lang="es">' in app.test_client().get("/login", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    refused = staff.post("/staff/settings", {**GOOD, "default_language": "es"})  # Spanish unticked
+    assert refused.status_code == 422 and "Spanish is turned off" in refused.get_data(as_text=True)
+    assert Isp.current().offer_spanish is True
+    assert staff.post("/staff/settings", {**GOOD, "default_language": "en"}).status_code == 303
+    assert Isp.current().offer_spanish is False
+    assert '<html lang="en">' in app.test_client().get("/login", headers=SPANISH).get_data(as_text=True)
