@@ -210,10 +210,10 @@ LATE_RETURN_REASON = "debit_not_authorized"
 
 
 class SandboxProcessor(Processor):
-    """The embedded default processor: every capability, no keys, no network."""
+    """The embedded default processor: no keys, no network (no microdeposit step yet)."""
 
     name = "sandbox"
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.BANK_VERIFICATION}
     pages = "views.sandbox"
 
     def __init__(self, webhook_secret, settle_seconds=0):
