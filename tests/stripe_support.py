@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -43,15 +44,10 @@ class LocalStripe:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        # localstripe pickles its whole store to one fixed file in the temp folder after every write:
-        # slow, and two test runs at once overwrite each other's file. Each test run starts its own
-        # server and resets it per test, so the store stays in memory only.
-        code = ("import aiohttp.web; from localstripe.resources import Store; "
-                "Store.dump_to_disk = Store.try_load_from_disk = lambda self: None; "
-                "from localstripe.server import app; "
-                f"aiohttp.web.run_app(app, host='127.0.0.1', port={self.port}, print=None)")
-        self.proc = subprocess.Popen([sys.executable, "-W", "ignore", "-c", code],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # tests/localstripe_server.py: localstripe in memory only, taught the API version's parameter names.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "tests.localstripe_server", str(self.port)],
+                                     cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 20
         while True:
             try:

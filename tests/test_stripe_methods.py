@@ -314,7 +314,7 @@ def test_bank_setup_for_real_stripe_asks_for_us_bank_account_and_sends_the_manda
     proc._client = rec
     state = proc.create_setup_intent(method_type="ach", idempotency_key="setup-SET-1", customer_id=customer.id)
     kind, params, options = rec.calls[-1]
-    assert kind == "create" and params["payment_method_types"] == ["us_bank_account"]
+    assert kind == "create" and params["allowed_payment_method_types"] == ["us_bank_account"]
     assert params["usage"] == "off_session" and params["customer"] == "cus_rec"
     assert params["payment_method_options"]["us_bank_account"]["verification_method"] == "automatic"
     assert options == {"idempotency_key": "seti-setup-SET-1"}

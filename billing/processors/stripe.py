@@ -11,6 +11,13 @@ import dataclasses
 import datetime as dt
 
 import stripe
+from stripe.params import (
+    PaymentIntentConfirmParams,
+    PaymentIntentConfirmParamsMandateData,
+    PaymentIntentCreateParams,
+    SetupIntentConfirmParamsMandateData,
+    SetupIntentCreateParams,
+)
 from peewee import IntegrityError
 
 from billing.processors.interface import (
@@ -221,8 +228,9 @@ class StripeProcessor(Processor):
         """Create (or, for a repeated key, return) the PaymentIntent for one payment attempt."""
         metadata = {k: str(v) for k, v in (metadata or {}).items()}
         metadata["idempotency_key"] = idempotency_key
-        params = {"amount": amount_cents, "currency": currency.lower(),
-                  "payment_method_types": [METHOD_TYPES[method_type]], "metadata": metadata}
+        params: PaymentIntentCreateParams = {
+            "amount": amount_cents, "currency": currency.lower(),
+            "allowed_payment_method_types": [METHOD_TYPES[method_type]], "metadata": metadata}
         if metadata.get("customer_id"):
             params["customer"] = self.customer_ref(int(metadata["customer_id"]))
         pi = self._call(self._client.v1.payment_intents.create, params=params,
@@ -254,8 +262,9 @@ class StripeProcessor(Processor):
         Stripe.js confirms it in the setup window (card), or this server confirms it with the mandate
         the customer accepted there (bank account). Nothing is charged.
         """
-        params = {"payment_method_types": [METHOD_TYPES[method_type]], "usage": "off_session",
-                  "metadata": {"idempotency_key": idempotency_key, "customer_id": str(customer_id or "")}}
+        params: SetupIntentCreateParams = {"allowed_payment_method_types": [METHOD_TYPES[method_type]],
+                                           "usage": "off_session",
+                                           "metadata": {"idempotency_key": idempotency_key, "customer_id": str(customer_id or "")}}
         if customer_id:
             params["customer"] = self.customer_ref(int(customer_id))
         if method_type == "ach":
@@ -304,7 +313,7 @@ class StripeProcessor(Processor):
         seti = self._setup(setup_id)
         if seti.get("status") not in ("requires_payment_method", "requires_confirmation"):
             return setup_state(self._attach(seti))
-        mandate = {"customer_acceptance": {
+        mandate: SetupIntentConfirmParamsMandateData = {"customer_acceptance": {
             "type": "online", "accepted_at": int(accepted_at.replace(tzinfo=dt.timezone.utc).timestamp()),
             "online": {"ip_address": ip_address, "user_agent": user_agent}}}
         try:
@@ -340,7 +349,7 @@ class StripeProcessor(Processor):
                 break
         return None
 
-    def _confirm(self, intent_id, payment_method, **confirm_params):
+    def _confirm(self, intent_id, payment_method, confirm_params: PaymentIntentConfirmParams | None = None):
         """Attach a method to a waiting intent and confirm it; a paid intent is never confirmed again."""
         pi = self._intent(intent_id)
         if pi.get("status") not in ("requires_payment_method", "requires_confirmation"):
@@ -382,8 +391,9 @@ class StripeProcessor(Processor):
         """
         metadata = {k: str(v) for k, v in (metadata or {}).items()}
         metadata["idempotency_key"] = idempotency_key
-        params = {"amount": amount_cents, "currency": currency.lower(),
-                  "payment_method_types": [METHOD_TYPES[method_type]], "metadata": metadata,
+        params: PaymentIntentCreateParams = {
+                  "amount": amount_cents, "currency": currency.lower(),
+                  "allowed_payment_method_types": [METHOD_TYPES[method_type]], "metadata": metadata,
                   "customer": self.customer_ref(int(customer_id)), "payment_method": method_token,
                   "confirm": True, "off_session": True}
         try:
@@ -432,10 +442,10 @@ class StripeProcessor(Processor):
 
     def confirm_bank(self, intent_id, *, ip_address, user_agent, accepted_at):
         """Confirm an ACH intent whose bank account Stripe.js collected, with the mandate we recorded."""
-        mandate = {"customer_acceptance": {
+        mandate: PaymentIntentConfirmParamsMandateData = {"customer_acceptance": {
             "type": "online", "accepted_at": int(accepted_at.replace(tzinfo=dt.timezone.utc).timestamp()),
             "online": {"ip_address": ip_address, "user_agent": user_agent}}}
-        return self._confirm(intent_id, None, mandate_data=mandate)
+        return self._confirm(intent_id, None, {"mandate_data": mandate})
 
     def refund(self, intent_id, amount_cents, idempotency_key):
         """Refund part or all of a paid intent -> Refund(id, cents)."""
