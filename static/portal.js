@@ -202,6 +202,8 @@
 
   // Keep the tab marker right when tabs load as fragments.
   document.addEventListener("htmx:pushedIntoHistory", function () {
+    var back = document.querySelector("form.lang input[name=next]"); // the language chooser returns here
+    if (back) back.value = location.pathname + location.search;
     var links = document.querySelectorAll("nav.tabs a");
     var path = location.pathname;
     var paying = /^\/pay(ments)?(\/|$)|\/pay$/.test(path); // the pay flow, Pay Now included, is under Payments

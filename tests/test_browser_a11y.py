@@ -340,6 +340,8 @@ def test_in_spanish_every_customer_page_and_pay_step_passes_axe_and_fits_the_scr
     page.get_by_role("link", name="Ver facturas").first.click()
     expect(page.locator("#invoice")).to_be_visible()
     check(page, "es: invoice")
+    # The language chooser follows htmx navigation: it returns to the invoice, not to the list first loaded.
+    expect(page.locator("form.lang input[name=next]")).to_have_value(re.compile(r"^/invoices/\d+$"))
     page.get_by_role("link", name="Pagar ahora").first.click()
     step = page.locator("#pay-step")
     expect(step.get_by_role("heading")).to_have_text("Elija su método de pago")
