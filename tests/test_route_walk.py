@@ -20,6 +20,7 @@ from tests.hostile_support import World, stored_digest
 PUBLIC = {"auth.login", "account.accept", "account.reset_password", "account.signup", "account.forgot",
           "account.logo", "static", "assets.serve", "edge.healthz", "webhooks.receive",
           "sandbox.entry", "sandbox.challenge", "sandbox.setup",
+          "twofactor.code",  # the second step of logging in (issue 16)
           "i18n.choose"}  # the language switcher, for everyone (it sets a cookie, stores nothing)
 PUBLIC_PREFIXES = ("paylink.",)  # the signed link is the credential
 # Authenticated by something other than the session cookie (a bearer token, a signature): no CSRF token.
