@@ -129,15 +129,26 @@ def remove():
             if ids else []
         emails = [c.email for c in customers if c.email] + [u.email for u in users]
         actors = [f"customer:{u.id}" for u in users]
-        for model, cond in (  # rows that name the demo by value, not by a foreign key
+        # Rows that name the demo by value, not by a foreign key.
+        for model, cond in (
             (AuditLog, ((AuditLog.entity == "payment") & AuditLog.entity_id.in_(refs or [""]))
              | ((AuditLog.entity == "customer") & AuditLog.entity_id.in_([str(i) for i in ids] or [""]))
              | AuditLog.actor.in_(actors or [""])),
             (Outbox, Outbox.to_addr.in_(emails or [""])),
-            (SandboxIntent, SandboxIntent.id.in_(intents or [""])),
-            (SandboxMethod, SandboxMethod.id.in_(tokens or [""])),
         ):
             model.delete().where(cond).execute()
+        # The sandbox's own rows behind the demo's payments, with what points at them (refunds, disputes).
+        for model, keys in ((SandboxIntent, intents), (SandboxMethod, tokens)):
+            for row in model.select().where(model.id.in_(keys or [""])):
+                row.delete_instance(recursive=True)
+        # A reversing ledger row points at the row it reverses (allocation.reverses): delete newest first, so
+        # no row is deleted while another still points at it.
+        from db.models import Allocation
+
+        demo_payments = Payment.select(Payment.id).where(Payment.customer.in_(list(ids) or [0]))
+        for row in Allocation.select(Allocation.id).where(Allocation.payment.in_(demo_payments)).order_by(
+                Allocation.id.desc()):
+            Allocation.delete().where(Allocation.id == row.id).execute()
         for customer in customers:
             # peewee follows every foreign key that points at the customer (invoices, payments, ledger rows,
             # methods, autopay, logins and their sessions) and deletes dependents before what they depend on.

@@ -40,7 +40,12 @@ def sqlite_backup(source_path, target):
     if result != "ok":
         partial.unlink(missing_ok=True)
         raise BackupError(f"the copy failed its integrity check: {result}")
-    os.replace(partial, target)
+    try:
+        os.link(partial, target)  # unlike a rename, fails if the target appeared meanwhile: never overwrites
+    except FileExistsError:
+        raise BackupError(f"{target} appeared while the backup ran; the copy was not kept") from None
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 

@@ -36,6 +36,19 @@ def test_remove_demo_deletes_the_demo_and_nothing_else(app, runner, portal):
     assert again.exit_code == 0 and "no demo data" in again.output
 
 
+def test_remove_demo_also_removes_demo_refunds_and_disputes(app, runner):
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    paid = list(Payment.select().join(User, on=(User.customer == Payment.customer))
+                .where((User.email == demo.DEMO_EMAIL) & (Payment.status == "succeeded")).order_by(Payment.id))
+    assert len(paid) >= 2
+    assert runner.invoke(args=["refund", paid[0].ref, "1.00"]).exit_code == 0
+    disputed = runner.invoke(args=["sandbox-dispute", paid[1].ref])
+    assert disputed.exit_code == 0, disputed.output
+    result = runner.invoke(args=["remove-demo", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert not demo.logins_present() and Payment.select().count() == 0
+
+
 def test_remove_demo_asks_first(app, runner):
     assert runner.invoke(args=["demo"]).exit_code == 0
     refused = runner.invoke(args=["remove-demo"], input="n\n")
