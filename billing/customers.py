@@ -2,7 +2,7 @@
 from billing import accounts, identity, imports
 from billing.errors import FormErrors
 from db import write_tx
-from db.models import AuditLog, AutopayEnrolment, Customer, LoginSession, Outbox, PaymentMethod, User
+from db.models import AutopayEnrolment, Customer, LoginSession, Outbox, PaymentMethod, User
 
 EDITABLE = ("name", "email", "phone", "street", "city", "state", "zip")
 _MESSAGES = {"name": "Enter the customer's name.", "email": "Enter an email address, like name@example.com.",
@@ -50,11 +50,8 @@ def overview(customer_id):
     customer = Customer.get_by_id(customer_id)
     login = portal_login(customer_id)
     addresses = {a for a in (customer.email, login.email if login else "") if a}
-    logins = []
-    if login is not None:
-        logins = list(AuditLog.select().where((AuditLog.entity == "user") & (AuditLog.entity_id == str(login.id))
-                                              & AuditLog.action.in_(["login", "login.failed"]))
-                      .order_by(AuditLog.id.desc()).limit(5))
+    # (at, succeeded, ip, browser), as the login audit records them (billing.identity).
+    logins = identity.recent_logins(login.id, limit=5) if login is not None else []
     return dict(
         methods=list(PaymentMethod.active_for(customer_id)),
         autopay=AutopayEnrolment.get_or_none(AutopayEnrolment.customer == customer_id),

@@ -141,7 +141,7 @@ def test_staff_import_invite_and_set_password_work_with_javascript_off(app, open
     import_file(page, "customers", SAMPLES / "customers.csv")
     page.get_by_role("navigation", name="Staff").get_by_role("link", name="Staff home").click()
     page.get_by_role("button", name="Invite all 2 customer(s) not yet invited").click()
-    expect(page.get_by_role("status")).to_have_text("2 invite(s) sent.")
+    expect(page.get_by_role("status")).to_have_text("2 invite(s) queued.")
 
     customer = open_page(java_script_enabled=False)
     page = customer.page
