@@ -25,11 +25,14 @@ from db.models import (
 )
 
 PROCESSING = "processing"  # mirrors billing.payments.PROCESSING without the import cycle
+AWAITING_VERIFICATION = "awaiting_verification"  # mirrors billing.payments (a bank debit waiting for microdeposits)
+# Payments whose money is on its way: their invoices show Pending and are not offered again.
+PENDING = (PROCESSING, AWAITING_VERIFICATION)
 SUCCEEDED = "succeeded"
 # Payments whose planned invoices (PaymentInvoice) count as pending: an ACH debit settling, a payment held
 # for staff, and an attempt the processor was asked to charge whose answer is not recorded yet (its planned
 # rows exist only from that moment: billing.payments.claim_charge).
-PLANNED = ("awaiting_details", PROCESSING, "held")
+PLANNED = ("awaiting_details", PROCESSING, AWAITING_VERIFICATION, "held")
 RECEIVED = (SUCCEEDED, "refunded", "disputed", "reversed")  # payments whose money arrived (billing.payments)
 REVERSAL_LABELS = {"refund": "Refund", "return": "Returned by the bank", "dispute": "Disputed",
                    "dispute_won": "Dispute won", "counter_reversal": "Reversed by staff"}
@@ -206,7 +209,7 @@ SELECT
   (SELECT COALESCE(SUM(total_cents), 0) FROM invoice WHERE customer_id = {p} AND void = FALSE),
   (SELECT COALESCE(SUM(a.amount_cents), 0) FROM allocation a JOIN invoice i ON i.id = a.invoice_id
     WHERE i.customer_id = {p} AND i.void = FALSE),
-  (SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE customer_id = {p} AND status = {p}),
+  (SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE customer_id = {p} AND status IN ({p}, {p})),
   (SELECT COALESCE(SUM(amount_cents), 0) FROM credit_entry WHERE customer_id = {p}),
   o.next_due, o.overdue, o.overdue_since
 FROM (
@@ -218,7 +221,7 @@ FROM (
                      (SELECT COALESCE(SUM(a.amount_cents), 0) FROM allocation a WHERE a.invoice_id = i.id) AS paid,
                      (SELECT COALESCE(SUM(pi.amount_cents), 0) FROM payment_invoice pi
                        JOIN payment p ON p.id = pi.payment_id
-                       WHERE pi.invoice_id = i.id AND p.status = {p}) AS pending
+                       WHERE pi.invoice_id = i.id AND p.status IN ({p}, {p})) AS pending
               FROM invoice i WHERE i.customer_id = {p} AND i.void = FALSE) AS t) AS u
   WHERE owed > 0
 ) AS o
@@ -236,8 +239,7 @@ def summary(customer_id, on=None):
     on = on or today()
     sql = _SUMMARY_SQL.format(p=database.param)
     day = on.isoformat()
-    params = (customer_id, customer_id, customer_id, PROCESSING, customer_id, day, day, day, PROCESSING,
-              customer_id)
+    params = (customer_id, customer_id, customer_id, *PENDING, customer_id, day, day, day, *PENDING, customer_id)
     totals, paid, pending, credit, next_due, overdue, overdue_since = database.execute_sql(sql, params).fetchone()
     return Summary(
         balance_cents=int(totals) - int(paid),

@@ -145,6 +145,23 @@ def remove(customer_id, method_id, *, user_id, password, actor="customer", ip=""
     return Removed(method, turned_off)
 
 
+def mark_unusable(method_id, reason, actor="processor"):
+    """The processor says this method can no longer be charged (an ACH dispute, an inactive mandate): it leaves
+    use like a removed method (old payments keep pointing at it), autopay that used it turns off, and the
+    customer is told. Runs inside the caller's write transaction; False when it was already out of use."""
+    from billing import autopay  # autopay builds on this module
+
+    method = PaymentMethod.get_or_none(PaymentMethod.id == method_id)
+    if method is None or not PaymentMethod.update(removed_at=utcnow(), unusable_reason=reason[:255]).where(
+            (PaymentMethod.id == method.id) & PaymentMethod.removed_at.is_null()).execute():
+        return False
+    DefaultPaymentMethod.delete().where(DefaultPaymentMethod.payment_method == method.id).execute()
+    turned_off = autopay.method_removed(method.customer_id, method.id, actor=actor)
+    accounts.audit(actor, "method.unusable", "payment_method", method.id, reason=reason, autopay_turned_off=turned_off)
+    notices.method_unusable(Customer.get_by_id(method.customer_id), method, reason, turned_off)
+    return True
+
+
 # --- Adding a method through the processor's window (no payment). ------------------
 
 
@@ -168,6 +185,32 @@ def start_setup(customer_id, method_type, processor):
     with write_tx():
         MethodSetup.update(processor_ref=state.id, updated_at=utcnow()).where(MethodSetup.id == setup.id).execute()
     return MethodSetup.get_by_id(setup.id)
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """A bank-debit authorization the customer accepted in the processor's window."""
+
+    text: str
+    ip: str
+    user_agent: str
+    accepted_at: dt.datetime
+
+
+def confirm_setup(setup, processor, confirmation_token, *, mandate=None, actor="customer"):
+    """Save the details the processor's fields collected: the server confirms the setup, then keeps the method.
+
+    ``mandate`` (an Acceptance, for a bank account) goes to the audit trail before the processor is asked.
+    Returns (setup, processor state); the state is None when the setup was already finished.
+    """
+    if setup.status != SETUP_OPEN or not setup.processor_ref:
+        return setup, None
+    if mandate is not None:
+        with write_tx():  # the acceptance (text, time, IP address, browser) is kept in the audit trail
+            accounts.audit(actor, "method.mandate_accepted", "method_setup", setup.ref, ip=mandate.ip,
+                           user_agent=mandate.user_agent[:512], text=mandate.text, accepted_at=mandate.accepted_at)
+    state = processor.confirm_setup(setup.processor_ref, confirmation_token, mandate=mandate)
+    return sync_setup(setup, processor, actor=actor), state
 
 
 def setup_for(customer_id, ref):

@@ -106,6 +106,19 @@ def ach_pending(payment, applied):
     return _queue("ach_pending", _to(payment), "Bank payment processing", body, f"payment-{payment.id}-ach-pending")
 
 
+def ach_verify(payment, applied):
+    """A bank debit waits for the customer to confirm Stripe's two small deposits on Stripe's own page."""
+    body = (f"To finish your bank payment of {_money(payment.amount_cents, payment.currency)}, your bank account "
+            "needs to be verified. Two small deposits (or one with a 6-digit code in its description) reach "
+            "your account in 1-2 business days. When they arrive, enter them here:\n\n"
+            f"{payment.verify_url}\n\n"
+            "Your payment goes ahead once the account is verified; nothing more is asked of you meanwhile.\n\n"
+            f"Reference: {payment.ref}\n" + (f"For: {_applied(applied)}\n" if applied else "")
+            + f"\nSee it in the portal: {link('/payments/' + payment.ref)}")
+    return _queue("ach_verify", _to(payment), "Verify your bank account to finish your payment", body,
+                  f"payment-{payment.id}-ach-verify")
+
+
 def ach_settled(payment, applied, credit_cents=0):
     """A bank (ACH) debit settled: the receipt for a bank payment (with any part that became credit)."""
     body = (f"Your bank payment of {_money(payment.amount_cents, payment.currency)} has cleared. Thank you.\n\n"
@@ -166,3 +179,14 @@ def card_expiring(customer, method, expires_on, is_autopay):
             + f"\n\nAdd a new card here so your payments keep working: {link('/methods')}")
     return _queue("card_expiring", customer.email, "Your saved card is expiring", body,
                   f"card-expiring-{method.id}-{method.exp_year}-{method.exp_month}")
+
+
+def method_unusable(customer, method, reason, autopay_off):
+    """A saved bank account (or card) can no longer be charged: it was taken out of use, maybe with autopay."""
+    body = (f"We can no longer debit your saved {_method(method.brand, method.last4)}: {reason}\n\n"
+            "We have taken it off your account"
+            + (", and autopay, which used it, is now off. Nothing more will be charged automatically." if autopay_off
+               else ".")
+            + f"\n\nTo keep paying, add another payment method here: {link('/methods')}")
+    return _queue("method_unusable", customer.email, "A saved payment method can no longer be used", body,
+                  f"method-{method.id}-unusable")

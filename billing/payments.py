@@ -2,6 +2,9 @@
 
     created -> awaiting_details -> processing -> succeeded | failed
                       |                 (ACH settles later)
+                      +-> awaiting_verification -> processing | succeeded | failed | canceled
+                      |     (a bank account typed by its numbers: the customer confirms Stripe's
+                      |      microdeposits first; the money is counted as pending meanwhile)
                       +-> succeeded | failed | canceled
     awaiting_details | processing -> held  (the processor reported another amount or currency)
 
@@ -30,6 +33,7 @@ from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoic
 CREATED = "created"
 AWAITING_DETAILS = "awaiting_details"
 PROCESSING = "processing"
+AWAITING_VERIFICATION = accounts.AWAITING_VERIFICATION  # "awaiting_verification"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELED = "canceled"
@@ -41,7 +45,10 @@ HELD = "held"  # the processor reported another amount or currency: nothing allo
 
 TRANSITIONS = {
     CREATED: {AWAITING_DETAILS, CANCELED},
-    AWAITING_DETAILS: {PROCESSING, SUCCEEDED, FAILED, CANCELED, HELD},
+    AWAITING_DETAILS: {AWAITING_VERIFICATION, PROCESSING, SUCCEEDED, FAILED, CANCELED, HELD},
+    # Waiting for the customer to confirm microdeposits: Stripe then debits (processing), or the attempts run
+    # out (failed), or the verification window passes and Stripe cancels the intent (canceled).
+    AWAITING_VERIFICATION: {PROCESSING, SUCCEEDED, FAILED, CANCELED, HELD},
     PROCESSING: {SUCCEEDED, FAILED, HELD},
     HELD: set(),  # only staff resolve it, after checking with the processor
     SUCCEEDED: {REFUNDED, DISPUTED, REVERSED},
@@ -51,10 +58,12 @@ TRANSITIONS = {
     DISPUTED: {REVERSED},  # a won dispute returns to succeeded: see _reinstate, kept out of here on purpose
     REVERSED: set(),
 }
-IN_FLIGHT = (CREATED, AWAITING_DETAILS, PROCESSING)
+IN_FLIGHT = (CREATED, AWAITING_DETAILS, AWAITING_VERIFICATION, PROCESSING)
+PENDING = accounts.PENDING  # money on its way: the invoices show Pending and are not offered again
 LABELS = {
     CREATED: "Started",
     AWAITING_DETAILS: "Waiting for payment details",
+    AWAITING_VERIFICATION: "Waiting for bank verification",
     PROCESSING: "Processing",
     SUCCEEDED: "Succeeded",
     FAILED: "Failed",
@@ -150,7 +159,7 @@ def _counted(now):
     """Attempts whose amount may still be charged or is settling, so that it counts against new ones."""
     reserved = (Payment.status == AWAITING_DETAILS) & (
         Payment.charging_at.is_null(False) | (Payment.updated_at > now - RESERVATION_TTL))
-    return Payment.status.in_([PROCESSING, HELD]) | reserved
+    return Payment.status.in_([PROCESSING, AWAITING_VERIFICATION, HELD]) | reserved
 
 
 def room(customer_id, exclude_payment_id=None, now=None):
@@ -508,7 +517,7 @@ def retire(payment, processor, problem=None, code="", message="", actor="custome
         if payment.processor_ref:
             state = processor.cancel(payment.processor_ref)
         elif payment.status == AWAITING_DETAILS:  # a crash may have left the intent unrecorded
-            found = processor.find_by_key(payment.idempotency_key)
+            found = processor.find_by_key(payment.idempotency_key, payment.ref)
             state = processor.cancel(found.id) if found else None
         if state is not None and state.status in (proc.SUCCEEDED, proc.PROCESSING):
             with write_tx():
@@ -600,17 +609,55 @@ def open_intent(payment, processor):
     """The processor's intent for this payment, created once (the payment row is saved first)."""
     if payment.processor_ref:
         return processor.retrieve(payment.processor_ref)
+    # The body is the same for every retry of this key: the reference only, never what changes over time
+    # (which invoices the money would go to is decided when it arrives).
     state = processor.create_intent(
         amount_cents=expected_charge_cents(payment), currency=payment.currency, method_type=payment.method_type,
-        idempotency_key=payment.idempotency_key,
-        metadata={"payment_ref": payment.ref, "customer_id": str(payment.customer_id),
-                  "invoice_id": str(payment.target_invoice_id or ""),
-                  "invoice_ids": _planned_invoice_ids(payment)},
+        idempotency_key=payment.idempotency_key, metadata={"payment_ref": payment.ref},
+        customer_id=payment.customer_id,
     )
     with write_tx():
         Payment.update(processor_ref=state.id, updated_at=utcnow()).where(
             (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
     return state
+
+
+def may_save(payment):
+    """Whether this payment's method may be kept for later: only when the customer ticked the save box in the
+    portal, never for a payment made through a pay link (whoever holds the link is not the account holder)."""
+    return bool(payment.save_for_autopay) and payment.origin == "portal"
+
+
+def confirm_with_details(payment, processor, confirmation_token, *, mandate=None, actor="customer"):
+    """The window's Pay, decided here: confirm the intent with the details the processor's fields collected.
+
+    Returns (payment, processor state); the state is None when the payment no longer waits for details
+    (already paid, processing or finished), in which case the processor is not asked to charge again.
+    """
+    payment = Payment.get_by_id(payment.id)
+    if payment.status != AWAITING_DETAILS or not payment.processor_ref:
+        return payment, None
+    with write_tx():  # the amount must still fit, checked in the transaction that records the charge
+        problem = claim_charge(payment.id)
+    if problem is not None:
+        return retire(Payment.get_by_id(payment.id), processor, problem=problem, actor=actor), None
+    state = processor.confirm_with_token(payment.processor_ref, confirmation_token, save=may_save(payment),
+                                         mandate=mandate)
+    return apply_intent_state(payment.id, state, actor=actor), state
+
+
+def confirm_saved(payment, processor, actor="customer"):
+    """Pay with the payment's saved method, the customer present (the window, e.g. after autopay asked for
+    them): nothing typed again; the bank's check, if it asks, runs in the window. Returns (payment, state)."""
+    payment = Payment.get_by_id(payment.id)
+    if payment.status != AWAITING_DETAILS or not payment.processor_ref or payment.payment_method_id is None:
+        return payment, None
+    with write_tx():  # the amount must still fit, checked in the transaction that records the charge
+        problem = claim_charge(payment.id)
+    if problem is not None:
+        return retire(Payment.get_by_id(payment.id), processor, problem=problem, actor=actor), None
+    state = processor.charge_saved(payment.processor_ref, payment.payment_method.processor_ref)
+    return apply_intent_state(payment.id, state, actor=actor), state
 
 
 # --- Outcomes: from the processor, never from the browser. -------------------
@@ -660,10 +707,16 @@ def apply_intent_state(payment_id, state, actor="processor"):
                                credit_cents=plan.credit_cents)
                 _after_move(payment.id, SUCCEEDED)
         elif state.status == proc.PROCESSING:
-            if _transition(payment.id, PROCESSING, **method):
+            if _transition(payment.id, PROCESSING, verify_url="", **method):
                 _plan(payment)
                 accounts.audit(actor, "payment.processing", "payment", payment.ref)
                 _after_move(payment.id, PROCESSING)
+        elif state.status == proc.REQUIRES_ACTION and state.next_action == proc.VERIFY_MICRODEPOSITS:
+            url = state.verify_url if state.verify_url.startswith("https://") else ""  # a link we show and email
+            if _transition(payment.id, AWAITING_VERIFICATION, verify_url=url[:2000], **method):
+                _plan(payment)
+                accounts.audit(actor, "payment.awaiting_verification", "payment", payment.ref)
+                _after_move(payment.id, AWAITING_VERIFICATION)
         elif state.status == proc.FAILED:
             if _transition(payment.id, FAILED, failure_code=state.failure_code,
                            failure_message=state.failure_message, **method):
@@ -681,7 +734,7 @@ def apply_intent_state(payment_id, state, actor="processor"):
 
 
 def _maybe_save_method(payment, state):
-    if not (payment.save_for_autopay and state.method_token):
+    if not (may_save(payment) and state.method_token):
         return
     method, _ = PaymentMethod.get_or_create(
         processor_ref=state.method_token,
@@ -697,12 +750,12 @@ def sync(payment, processor):
     An attempt whose charge was asked for but whose intent id was never recorded (the server stopped in
     between) is looked up by its idempotency key at once: reconcile's work, without waiting for cron.
     """
-    if payment.status not in (AWAITING_DETAILS, PROCESSING):
+    if payment.status not in (AWAITING_DETAILS, AWAITING_VERIFICATION, PROCESSING):
         return payment
     if not payment.processor_ref:
         if payment.charging_at is None:
             return payment
-        state = processor.find_by_key(payment.idempotency_key)
+        state = processor.find_by_key(payment.idempotency_key, payment.ref)
         if state is None:
             return payment
         with write_tx():
@@ -710,6 +763,42 @@ def sync(payment, processor):
                 (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
         return apply_intent_state(payment.id, state, actor="reconcile")
     return apply_intent_state(payment.id, processor.retrieve(payment.processor_ref))
+
+
+# How often a polling page may have the processor asked about one payment: never more than every 5 s, and less
+# often as the payment ages (a sixth of its age), up to every 5 minutes. Webhooks bring the news; this is the
+# fallback, and it is per payment, so 50 open pages of one payment still make one request per interval.
+CHECK_EVERY_MIN = dt.timedelta(seconds=5)
+CHECK_EVERY_MAX = dt.timedelta(minutes=5)
+
+
+def check_interval(payment, now=None):
+    """How long after the last check a polling page may have the processor asked again about this payment."""
+    age = (now or utcnow()) - payment.created_at
+    return min(CHECK_EVERY_MAX, max(CHECK_EVERY_MIN, age / 6))
+
+
+def claim_check(payment, now=None):
+    """True for the one caller that may ask the processor now (the check is due, and this caller won it)."""
+    now = now or utcnow()
+    due = now - check_interval(payment, now)
+    if payment.checked_at is not None and payment.checked_at > due:
+        return False  # not due: no write at all, so polling costs a read
+    with write_tx():
+        return bool(Payment.update(checked_at=now).where(
+            (Payment.id == payment.id) & (Payment.checked_at.is_null() | (Payment.checked_at <= due))).execute())
+
+
+def poll(payment, processor, now=None):
+    """What a polling page shows: our own row, refreshed from a remote processor only when a check is due.
+
+    A local processor (the sandbox) is read every time: asking it costs nothing.
+    """
+    if payment.status not in (AWAITING_DETAILS, AWAITING_VERIFICATION, PROCESSING):
+        return payment
+    if getattr(processor, "remote", False) and not claim_check(payment, now):
+        return payment
+    return sync(payment, processor)
 
 
 def handle_event(processor, event_id, event_type, intent_id):
@@ -752,7 +841,7 @@ def in_flight(customer_id):
     return list(
         Payment.select().where(
             (Payment.customer == customer_id)
-            & (Payment.status.in_([AWAITING_DETAILS, PROCESSING, HELD])
+            & (Payment.status.in_([AWAITING_DETAILS, AWAITING_VERIFICATION, PROCESSING, HELD])
                | ((Payment.status == CREATED) & (Payment.created_at > recent))))
         .order_by(Payment.created_at.desc())
     )
@@ -857,15 +946,13 @@ def _charge_off_session_at_once(payment, processor):
         return state
     state = None
     if payment.created_at < utcnow() - dt.timedelta(minutes=2):  # resumed by a later run
-        state = processor.find_by_key(payment.idempotency_key)
+        state = processor.find_by_key(payment.idempotency_key, payment.ref)
     if state is None:
         state = processor.create_off_session_charge(
             amount_cents=expected_charge_cents(payment), currency=payment.currency, method_type=payment.method_type,
             method_token=payment.payment_method.processor_ref, customer_id=payment.customer_id,
             idempotency_key=payment.idempotency_key,
-            metadata={"payment_ref": payment.ref, "customer_id": str(payment.customer_id),
-                      "invoice_id": str(payment.target_invoice_id or ""), "invoice_ids": _planned_invoice_ids(payment),
-                      "off_session": "autopay"})
+            metadata={"payment_ref": payment.ref})
     with write_tx():
         Payment.update(processor_ref=state.id, updated_at=utcnow()).where(
             (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
@@ -900,18 +987,35 @@ from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal,
 
 RECONCILE_AFTER = _dt.timedelta(minutes=5)
 RECONCILE_WITHIN = _dt.timedelta(days=7)
-OPEN_DISPUTE = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
+# A bank debit can stay open much longer: Stripe gives the customer 10 days to confirm microdeposits, and an
+# ACH debit takes up to 4 business days (more around holidays) to settle after that. Reconcile keeps asking
+# for as long as Stripe can still move such a payment, with margin.
+RECONCILE_BANK_WITHIN = _dt.timedelta(days=21)
+# Stripe's dispute statuses (the Dispute object's ``status``), by what they mean for the money.
+DISPUTE_INQUIRY = ("warning_needs_response", "warning_under_review")  # the bank asks; nothing is withdrawn
+DISPUTE_OPEN = ("needs_response", "under_review")  # a chargeback: the amount is withdrawn meanwhile
+DISPUTE_APPEAL = ("appeal_needs_response", "appeal_under_review")  # after a loss: still withdrawn
+DISPUTE_RESTORED = ("won", "prevented", "warning_closed")  # whatever was withdrawn comes back
 ACH_MANDATE = (
     "By clicking Pay, you authorize {isp} to debit the bank account you linked above for {amount}, once, "
     "to pay your account. You can revoke this authorization by contacting {isp} before the debit settles, "
     "and you may have rights with your bank if a debit was not authorized."
 )
+# Shown instead when the customer ticked "save": the account is kept for later debits (autopay), so the
+# authorization is a recurring one, as Nacha requires for debits the customer does not start each time.
+ACH_MANDATE_RECURRING = (
+    "By clicking Pay, you authorize {isp} to debit the bank account you linked above for {amount} now, and "
+    "to keep it on file and debit it again for the payments you make in the portal and, if you turn autopay "
+    "on, for each invoice when it is due, in the amount of that invoice. This authorization stays in effect "
+    "until you remove the account in the portal or tell {isp}, in time for {isp} to act on it. You may have "
+    "rights with your bank if a debit was not authorized."
+)
 
 
-def _planned_invoice_ids(payment):
-    """The invoices a payment would go to now, comma-separated (for the processor's metadata)."""
-    plan = accounts.plan_payment(payment.customer_id, payment.amount_cents, payment.target_invoice_id)
-    return ",".join(str(invoice_id) for invoice_id, _ in plan.allocations)
+def mandate_text(payment, isp_name):
+    """The debit authorization a bank payment shows: recurring when the account will be kept, else once."""
+    template = ACH_MANDATE_RECURRING if may_save(payment) else ACH_MANDATE
+    return template.format(isp=isp_name, amount=money.format_money(expected_charge_cents(payment), payment.currency))
 
 
 def taken_back(payment_id):
@@ -987,14 +1091,31 @@ def _reversal(payment, kind, cents, processor_ref, reason, actor):
     return True
 
 
-def record_refunds(payment_id, refunds, actor="processor", reason=""):
-    """Take back each refund (refund id, cents) not seen before; refunded in full moves to refunded."""
+def record_refunds(payment_id, refunds, actor="processor", reason="", failed=()):
+    """Take back each refund (refund id, cents) not seen before; refunded in full moves to refunded.
+
+    A refund that later failed or was canceled (``failed``: refund ids; an ACH refund can fail) put the money
+    back with us: a new row reinstates it in the ledger, once, and the payment is succeeded again.
+    """
     with write_tx():
         payment = Payment.get_by_id(payment_id)
         accounts.lock_customer(payment.customer_id)
         if payment.status not in (SUCCEEDED, REFUNDED):
             return False
         applied = False
+        for refund_id in failed:
+            taken = PaymentReversal.get_or_none((PaymentReversal.processor_ref == refund_id)
+                                                & (PaymentReversal.kind == "refund"))
+            if taken is None or not _reversal(payment, "refund_failed", -taken.amount_cents,
+                                              f"refund_failed:{refund_id}", "", actor):
+                continue
+            applied = True
+            _reinstate(payment.id, (REFUNDED,))
+            _tell_customer(payment, f"refund_failed:{refund_id}", f"Refund of payment {payment.ref} did not go through",
+                           f"The refund of {money.format_money(taken.amount_cents, payment.currency)} from your "
+                           f"payment {payment.ref} could not be completed, so the money stays applied to your "
+                           "account. Please contact us if you expected it back.")
+        payment = Payment.get_by_id(payment_id)
         for refund_id, cents in refunds:
             left = payment.amount_cents - taken_back(payment.id)
             # A refund can include the convenience fee (a full refund from the processor's dashboard is the
@@ -1013,47 +1134,46 @@ def record_refunds(payment_id, refunds, actor="processor", reason=""):
         return applied
 
 
-def record_return(payment_id, state, actor="processor"):
-    """A succeeded bank debit came back (an ACH return): take all of it back and move to reversed."""
-    with write_tx():
-        payment = Payment.get_by_id(payment_id)
-        accounts.lock_customer(payment.customer_id)
-        if payment.status != SUCCEEDED:
-            return False
-        left = payment.amount_cents - taken_back(payment.id)
-        if left > 0:
-            _reversal(payment, "return", left, f"return:{state.id}", state.failure_code, actor)
-        _transition(payment.id, REVERSED, failure_code=state.failure_code, failure_message=state.failure_message)
-        _tell_customer(payment, f"return:{state.id}", f"Your bank returned payment {payment.ref}",
-                       f"Your bank returned your payment {payment.ref} of "
-                       f"{money.format_money(payment.amount_cents, payment.currency)}"
-                       f"{': ' + state.failure_message if state.failure_message else '.'}\n\n"
-                       "The invoices it paid are open again. Please pay them with another method.")
-        return True
-
-
-def _reinstate(payment_id):
-    """A won dispute: disputed back to succeeded (outside TRANSITIONS so a 'succeeded' report can't do it)."""
-    return bool(Payment.update(status=SUCCEEDED, updated_at=utcnow())
-                .where((Payment.id == payment_id) & (Payment.status == DISPUTED)).execute())
+def _reinstate(payment_id, sources=(DISPUTED, REVERSED, REFUNDED)):
+    """Money a dispute or a refund took came back (won, prevented, an inquiry closed, a refund that failed): the
+    payment is succeeded again. Kept outside TRANSITIONS on purpose, so that no "succeeded" report from the
+    processor can do it: only the reversal row that gives the money back, recorded once, leads here."""
+    return bool(Payment.update(status=SUCCEEDED, updated_at=utcnow(), failure_code="", failure_message="")
+                .where((Payment.id == payment_id) & Payment.status.in_(list(sources))).execute())
 
 
 def record_dispute(payment_id, dispute_id, status, cents, reason="", actor="processor"):
-    """Follow a dispute to its current status; each step happens once, whatever order the events came in."""
+    """Follow a dispute to its current status; each step happens once, whatever order the events came in.
+
+    As Stripe models them: an inquiry (``warning_*``) only flags the payment, no money moves; a dispute
+    (``needs_response``, ``under_review``) takes the disputed amount back at once, and so do its appeal
+    states (``appeal_*``, after a loss); ``won``, ``prevented`` and ``warning_closed`` give back whatever it
+    took; ``lost`` keeps it taken. A bank-account (ACH) dispute also takes that account out of use.
+    """
     with write_tx():
         payment = Payment.get_by_id(payment_id)
         accounts.lock_customer(payment.customer_id)
         held = PaymentReversal.get_or_none(PaymentReversal.processor_ref == dispute_id)
-        if status == "won":
+        flagged = Payment.update(dispute_status=status[:40], updated_at=utcnow()).where(
+            (Payment.id == payment.id) & (Payment.dispute_status != status[:40])).execute()
+        if flagged:
+            accounts.audit(actor, "payment.dispute_status", "payment", payment.ref, dispute=dispute_id,
+                           status=status, reason=reason)
+        if status in DISPUTE_RESTORED:
             if held is not None and _reversal(payment, "dispute_won", -held.amount_cents, f"won:{dispute_id}",
                                               reason, actor):
-                _reinstate(payment.id)
+                _reinstate(payment.id, (DISPUTED, REVERSED))
+                _tell_customer(payment, f"won:{dispute_id}", f"Payment {payment.ref} stands",
+                               f"The dispute of your payment {payment.ref} is closed and the payment stands. "
+                               "It is applied to your invoices again.")
                 return True
-            return False
-        if status not in OPEN_DISPUTE + ("lost",) or payment.status not in (SUCCEEDED, DISPUTED):
-            return False
+            return bool(flagged)
+        if status in DISPUTE_INQUIRY:
+            return bool(flagged)  # the bank asked; nothing is taken unless it becomes a dispute
+        if status not in DISPUTE_OPEN + DISPUTE_APPEAL + ("lost",):
+            return bool(flagged)
         moved = False
-        if held is None:
+        if held is None and payment.status in (SUCCEEDED, DISPUTED):
             cents = min(cents, payment.amount_cents - taken_back(payment.id))
             moved = _reversal(payment, "dispute", cents, dispute_id, reason, actor)
             _transition(payment.id, DISPUTED)
@@ -1061,10 +1181,46 @@ def record_dispute(payment_id, dispute_id, status, cents, reason="", actor="proc
                            f"Your bank told us you disputed payment {payment.ref} of "
                            f"{money.format_money(payment.amount_cents, payment.currency)}. Until the dispute "
                            "is settled the invoices it paid show as due again.")
+            if payment.method_type == "ach" and payment.payment_method_id:
+                from billing import methods  # methods builds on this module
+
+                methods.mark_unusable(payment.payment_method_id, f"your bank disputed payment {payment.ref}, "
+                                      "so the account cannot be debited again", actor=actor)
         if status == "lost":
             moved = _transition(payment.id, REVERSED, failure_code="dispute_lost",
                                 failure_message="The payment was disputed and taken back.") or moved
         return moved
+
+
+def mandate_changed(update, actor="processor"):
+    """A saved bank account's debit authorization changed at the processor; inactive takes it out of use."""
+    if update.status != "inactive":
+        return False
+    method = PaymentMethod.get_or_none(PaymentMethod.processor_ref == update.method_token)
+    if method is None:
+        return False
+    from billing import methods  # methods builds on this module
+
+    return methods.mark_unusable(method.id, "the bank account's debit authorization is no longer active (the bank "
+                                 "or the account holder ended it)", actor=actor)
+
+
+def card_changed(update, actor="processor"):
+    """A saved card's details changed at the processor (the bank renewed it: the card updater): keep them true."""
+    fields = {k: v for k, v in (("brand", update.brand), ("last4", update.last4), ("exp_month", update.exp_month),
+                                ("exp_year", update.exp_year)) if v}
+    if not fields:
+        return False
+    changed = PaymentMethod.update(**fields).where(
+        (PaymentMethod.processor_ref == update.method_token) & PaymentMethod.removed_at.is_null()
+        & ~((PaymentMethod.brand == fields.get("brand", PaymentMethod.brand))
+            & (PaymentMethod.last4 == fields.get("last4", PaymentMethod.last4))
+            & (PaymentMethod.exp_month == fields.get("exp_month", PaymentMethod.exp_month))
+            & (PaymentMethod.exp_year == fields.get("exp_year", PaymentMethod.exp_year)))).execute()
+    if changed:
+        method = PaymentMethod.get(PaymentMethod.processor_ref == update.method_token)
+        accounts.audit(actor, "method.updated", "payment_method", method.id, **fields)
+    return bool(changed)
 
 
 def save_remote_method(processor_name, update, actor="processor"):
@@ -1094,17 +1250,20 @@ def apply_update(processor_name, update, actor="processor"):
     """Apply what the processor says now about a payment (or saved method); safe to repeat."""
     if isinstance(update, proc.MethodUpdate):
         return save_remote_method(processor_name, update, actor)
+    if isinstance(update, proc.MandateUpdate):
+        return mandate_changed(update, actor)
+    if isinstance(update, proc.CardUpdate):
+        return card_changed(update, actor)
     payment = Payment.get_or_none(Payment.processor_ref == update.intent_id)
     if payment is None:
         return False
     if isinstance(update, proc.IntentUpdate):
         if payment.status in IN_FLIGHT:
             return apply_intent_state(payment.id, update.state, actor=actor).status != payment.status
-        if payment.status == SUCCEEDED and update.state.status == proc.FAILED:
-            return record_return(payment.id, update.state, actor)
+        # A succeeded payment never turns failed at Stripe: a bank that returns a settled debit opens a dispute.
         return False
     if isinstance(update, proc.RefundsUpdate):
-        return record_refunds(payment.id, update.refunds, actor)
+        return record_refunds(payment.id, update.refunds, actor, failed=update.failed)
     if isinstance(update, proc.DisputeUpdate):
         return record_dispute(payment.id, update.dispute_id, update.status, update.amount_cents, update.reason,
                               actor)
@@ -1118,7 +1277,8 @@ def handle_remote_event(processor, event_id, event_type, update):
     event), so duplicates and events out of order all end in the same state. Returns False for a
     repeat; True when recorded (whether or not it changed anything).
     """
-    if update is not None and not isinstance(update, (proc.IntentUpdate, proc.MethodUpdate)):
+    if update is not None and not isinstance(update, (proc.IntentUpdate, proc.MethodUpdate, proc.MandateUpdate,
+                                                      proc.CardUpdate)):
         # A refund or dispute of a success we have not recorded yet: record the success first.
         payment = Payment.get_or_none(Payment.processor_ref == update.intent_id)
         if payment is not None and payment.status in IN_FLIGHT:
@@ -1143,17 +1303,21 @@ def record_mandate(payment, text, ip, user_agent):
         return PaymentMandate.get(PaymentMandate.payment == payment.id)
 
 
-def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_WITHIN):
+def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_WITHIN,
+              bank_within=RECONCILE_BANK_WITHIN):
     """Ask the processor about attempts left waiting, and settle them once; safe to run from cron at any time.
 
-    Attempts that held a reservation longer than RESERVATION_TTL without being paid are canceled at the
-    processor (so their window can no longer pay them) and here. Returns [(payment ref, status before,
+    Attempts waiting for details are followed for ``within``; money on its way (a bank debit processing or
+    waiting for microdeposit verification) for ``bank_within``. Attempts that held a reservation longer than
+    RESERVATION_TTL without being paid are canceled at the processor (so their window can no longer pay them)
+    and here. Returns [(payment ref, status before,
     status after)] for the attempts it looked at.
     """
     now = now or utcnow()
+    recent = Payment.status.in_([AWAITING_DETAILS, PROCESSING]) & (Payment.created_at > now - within)
+    on_its_way = Payment.status.in_(list(PENDING)) & (Payment.created_at > now - bank_within)
     q = (Payment.select().where(
-        (Payment.processor == processor.name) & Payment.status.in_([AWAITING_DETAILS, PROCESSING])
-        & (Payment.updated_at < now - older_than) & (Payment.created_at > now - within))
+        (Payment.processor == processor.name) & (recent | on_its_way) & (Payment.updated_at < now - older_than))
         .order_by(Payment.id))
     report = []
     for payment in q:
@@ -1161,7 +1325,7 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
             state = processor.retrieve(payment.processor_ref)
         else:
             # The server stopped between creating the intent and saving its id: find it by our key.
-            state = processor.find_by_key(payment.idempotency_key)
+            state = processor.find_by_key(payment.idempotency_key, payment.ref)
             if state is None:
                 report.append((payment.ref, payment.status, payment.status))
                 continue

@@ -188,6 +188,7 @@ class PaymentMethod(BaseModel):
     exp_year = IntegerField(null=True)
     created_at = DateTimeField(default=utcnow)
     removed_at = DateTimeField(null=True)
+    unusable_reason = CharField(default="")  # why the processor said it can no longer be charged (then removed_at)
 
     @classmethod
     def active_for(cls, customer_id, method_type=None):
@@ -227,6 +228,9 @@ class Payment(BaseModel):
     fee_cents = BigIntegerField(default=0)  # convenience fee on top of amount_cents, never allocated (0072)
     failure_code = CharField(default="")
     failure_message = CharField(default="")
+    verify_url = TextField(default="")  # Stripe's microdeposit verification page, while awaiting_verification
+    dispute_status = CharField(default="")  # the latest dispute/inquiry status the processor reported, if any
+    checked_at = DateTimeField(null=True)  # when a polling page last had the processor asked (see payments.poll)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     settled_at = DateTimeField(null=True)

@@ -39,9 +39,11 @@
   function showInline() {
     var b = box();
     if (!b) return;
-    var frame = document.getElementById("pay-inline");
     var notice = document.getElementById("pay-blocked");
     notice.hidden = false;
+    // A processor whose fields must not sit in an iframe of ours (Stripe's Element): its window opens here.
+    if (b.hasAttribute("data-inline-tab")) { window.location.assign(b.getAttribute("data-inline-url")); return; }
+    var frame = document.getElementById("pay-inline");
     announce(notice.textContent);
     if (!frame.getAttribute("src")) {
       frame.addEventListener("load", function () { focusFrame(frame); }, { once: true });

@@ -1,145 +1,103 @@
-"""Real Chromium, Stripe as the processor: the article's pay flow with the portal's pop-up loading Stripe.js
-(localstripe's, served by the same Stripe API server the portal talks to). A card payment, and a 3-D Secure
-one completed through its challenge in the same window."""
+"""Real Chromium, Stripe as the processor: how the portal opens Stripe's payment window (a pop-up, or this
+tab when pop-ups are blocked or JavaScript is off), and that the portal's own pages load no Stripe.js.
+
+Typing a card or bank account into Stripe's Payment Element needs Stripe.js itself (localstripe's stand-in
+has no Payment Element), so those flows run in the opt-in suite against Stripe's test mode
+(tests/test_stripe_live.py). Here Stripe.js is blocked, and the window must say so instead of failing
+silently, as it does when Stripe.js cannot load on a bad link.
+"""
 import datetime as dt
 
 import pytest
 
-from db.models import Allocation, Payment
+from db.models import Payment
 from tests.conftest import make_customer, make_invoice
 from tests.stripe_support import (  # noqa: F401  (fixtures)
-    CARD_3DS,
-    CARD_OK,
     app,
-    charges_of,
     localstripe,
     stripe_server,
 )
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
+UNLOADED = "The payment form could not load. Check your connection and reload this window."
 
 
 @pytest.fixture
 def account(app):
     customer = make_customer()
     today = dt.date.today()
-    older = make_invoice(customer, cents=4000, due=today - dt.timedelta(days=5), number="INV-3001")
-    newer = make_invoice(customer, cents=6500, due=today + dt.timedelta(days=25), number="INV-3002")
-    return customer, older, newer
+    make_invoice(customer, cents=4000, due=today - dt.timedelta(days=5), number="INV-3001")
+    return customer
 
 
-def watch(tab, popup):
-    popup.on("console", lambda msg: msg.type == "error" and tab.errors.append(f"pop-up: {msg.text}"))
-    popup.on("pageerror", lambda exc: tab.errors.append(f"pop-up: {exc}"))
-    return popup
+def blocked_stripe_js(tab):
+    """Stripe.js requests fail, and are recorded: (page url, script url)."""
+    asked = []
+
+    def abort(route):
+        asked.append((route.request.frame.url if route.request.frame else "", route.request.url))
+        route.abort()
+
+    tab.context.route("**/js.stripe.com/**", abort)
+    return asked
 
 
 def to_billing(page, amount):
     page.get_by_role("link", name="Payments", exact=True).click()
     step = page.locator("#pay-step")
-    expect(step.get_by_role("heading")).to_have_text("Choose your payment method")
     step.get_by_label("Credit / Debit Card").check()
     step.get_by_label("Amount").fill(amount)
     step.get_by_role("button", name="Continue").click()
     expect(step.get_by_role("heading")).to_have_text("Billing Information")
 
 
-def open_window(tab):
-    page = tab.page
+def quiet(tab):
+    return [e for e in tab.errors if "ERR_FAILED" not in e and "js.stripe.com" not in e]
+
+
+def test_make_payment_opens_stripes_window_as_a_popup_and_only_the_window_asks_for_stripe_js(
+        open_page, account, stripe_server):
+    tab = open_page()
+    asked = blocked_stripe_js(tab)
+    page = tab.login(account.email)
+    to_billing(page, "40.00")
     with page.expect_popup() as info:
         page.get_by_role("button", name="Make Payment").click()
-    popup = watch(tab, info.value)
-    expect(popup.locator("#card-element input")).to_have_count(5)  # Stripe.js mounted its card fields
-    return popup
+    popup = info.value
+    payment = Payment.get(Payment.customer == account.id)
+    expect(popup.locator("#stripe-message")).to_have_text(UNLOADED)
+    assert popup.url.endswith(f"/payments/{payment.ref}/window?mode=popup")
+    expect(popup.locator("#stripe-amount")).to_have_text("$40.00")
+    assert asked and all("/window" in frame for frame, _ in asked)  # the portal's own pages never ask
+    assert page.locator("iframe").count() == 0
+    assert quiet(tab) == []
 
 
-def fill_card(popup, number):
-    field = popup.locator("#card-element")
-    field.get_by_placeholder("number").fill(number)
-    field.get_by_placeholder("exp_month").fill("12")
-    field.get_by_placeholder("exp_year").fill(f"{(dt.date.today().year + 3) % 100:02d}")
-    field.get_by_placeholder("cvc").fill("123")
-    field.get_by_placeholder("postal_code").fill("78701")
-
-
-def expect_success(page, amount, applied):
-    step = page.locator("#pay-step")
-    expect(step.locator("h2")).to_have_text("Payment was successful", timeout=15000)
-    expect(step.locator("#pay-amount")).to_have_text(amount)
-    expect(step.locator("#pay-method")).to_have_text("Visa ending " + ("4242" if "4242" in applied[1] else "3155"))
-    expect(step.locator("#pay-applied")).to_have_text(applied[0])
-
-
-def test_card_payment_through_the_stripe_popup(open_page, account, stripe_server):
-    customer, older, newer = account
-    tab = open_page()
-    page = tab.login(customer.email)
-    to_billing(page, "50.00")
-    popup = open_window(tab)
-    expect(popup.locator("#stripe-amount")).to_have_text("$50.00")
-    fill_card(popup, CARD_OK)
-    with popup.expect_event("close"):
-        popup.get_by_role("button", name="Pay $50.00").click()
-    expect_success(page, "$50.00", ("INV-3001 $40.00, INV-3002 $10.00", "4242"))
-    payment = Payment.get(Payment.customer == customer.id)
-    assert payment.status == "succeeded"
-    assert sorted(a.amount_cents for a in Allocation.select()) == [1000, 4000]
-    assert len(charges_of(stripe_server, payment.processor_ref)) == 1
-    assert tab.errors == []
-
-
-def test_3d_secure_card_completes_its_challenge_in_the_same_window(open_page, account, stripe_server):
-    customer, older, newer = account
-    tab = open_page()
-    page = tab.login(customer.email)
-    to_billing(page, "40.00")
-    popup = open_window(tab)
-    fill_card(popup, CARD_3DS)
-    popup.get_by_role("button", name="Pay $40.00").click()
-    challenge = popup.get_by_role("button", name="Complete authentication")
-    expect(challenge).to_be_visible(timeout=10000)  # the issuer's check, inside the pop-up
-    payment = Payment.get(Payment.customer == customer.id)
-    assert payment.status == "awaiting_details" and charges_of(stripe_server, payment.processor_ref) == []
-    with popup.expect_event("close"):
-        challenge.click()
-    expect_success(page, "$40.00", ("INV-3001 $40.00", "3155"))
-    assert Payment.get_by_id(payment.id).status == "succeeded"
-    assert len(charges_of(stripe_server, payment.processor_ref)) == 1
-    assert tab.errors == []
-
-
-def test_failed_challenge_shows_why_and_the_customer_can_pay_with_another_card(open_page, account, stripe_server):
-    customer, older, newer = account
-    tab = open_page()
-    page = tab.login(customer.email)
-    to_billing(page, "40.00")
-    popup = open_window(tab)
-    fill_card(popup, CARD_3DS)
-    popup.get_by_role("button", name="Pay $40.00").click()
-    popup.get_by_role("button", name="Fail authentication").click()
-    expect(popup.locator("#stripe-message")).to_be_visible()
-    fill_card(popup, CARD_OK)
-    with popup.expect_event("close"):
-        popup.get_by_role("button", name="Pay $40.00").click()
-    expect_success(page, "$40.00", ("INV-3001 $40.00", "4242"))
-    payment = Payment.get(Payment.customer == customer.id)
-    assert len(charges_of(stripe_server, payment.processor_ref)) == 1
-    assert tab.errors == []
-
-
-def test_popup_blocked_the_stripe_form_works_inline(open_page, account, stripe_server):
-    customer, older, newer = account
+def test_popup_blocked_the_window_opens_in_this_tab_with_the_element_in_the_page_itself(
+        open_page, account, stripe_server):
     tab = open_page(init_script="window.open = () => null")
-    page = tab.login(customer.email)
+    blocked_stripe_js(tab)
+    page = tab.login(account.email)
     to_billing(page, "40.00")
     page.get_by_role("button", name="Make Payment").click()
-    expect(page.locator("#pay-blocked")).to_be_visible()
-    frame = page.frame_locator("#pay-inline")
-    expect(frame.locator("#card-element input")).to_have_count(5)
-    fill_card(frame, CARD_OK)
-    frame.get_by_role("button", name="Pay $40.00").click()
-    expect_success(page, "$40.00", ("INV-3001 $40.00", "4242"))
-    payment = Payment.get(Payment.customer == customer.id)
-    assert len(charges_of(stripe_server, payment.processor_ref)) == 1
-    assert tab.errors == []
+    payment = Payment.get(Payment.customer == account.id)
+    page.wait_for_url(f"**/payments/{payment.ref}/window?mode=page")
+    expect(page.locator("main#stripe-window #payment-element")).to_be_attached()  # top level, no iframe of ours
+    expect(page.locator("#stripe-message")).to_have_text(UNLOADED)
+    assert quiet(tab) == []
+
+
+def test_with_javascript_off_make_payment_opens_the_window_which_says_it_needs_javascript(
+        open_page, account, stripe_server):
+    tab = open_page(java_script_enabled=False)
+    page = tab.login(account.email)
+    page.goto(tab.base_url + "/payments")
+    page.get_by_label("Credit / Debit Card").check()
+    page.get_by_label("Amount").fill("40.00")
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Make Payment").click()
+    payment = Payment.get(Payment.customer == account.id)
+    assert page.url.endswith(f"/payments/{payment.ref}/window?mode=page")
+    expect(page.locator("noscript, .error").first).to_be_attached()
+    assert "needs JavaScript, because your details go straight to Stripe" in page.content()

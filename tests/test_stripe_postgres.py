@@ -10,7 +10,7 @@ from tests.test_stripe_payments import (  # noqa: F401
 )
 from tests.test_stripe_webhooks import (  # noqa: F401
     side,
-    test_ach_pending_then_settled_then_returned_is_reversed_with_new_rows,
+    test_a_late_ach_return_arrives_as_a_dispute_and_is_taken_back_with_new_rows,
     test_dispute_opened_reverses_then_won_applies_the_money_again,
     test_the_same_event_delivered_three_times_at_once_allocates_once,
 )

@@ -1,11 +1,12 @@
 """The Payment methods tab: saved methods, adding one through the processor, default, removal, autopay."""
+import re
+
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from billing import accounts, autopay, methods, notices
 from billing.payments import FormErrors
 from billing.processors import ProcessorError
-from db import write_tx
 from db.models import utcnow
 from views import customer_required, isp, processor, render, wants_fragment
 
@@ -120,7 +121,10 @@ def autopay_off():
 
 def _setup_urls(setup):
     if processor().name == "stripe":  # the portal's own window, which loads Stripe.js
-        return {mode: url_for("methods.stripe_window", ref=setup.ref, mode=mode) for mode in STRIPE_MODES}
+        # With pop-ups blocked the window opens in this tab (Stripe's Element is never put in an iframe of ours).
+        urls = {mode: url_for("methods.stripe_window", ref=setup.ref, mode="page" if mode == "inline" else mode)
+                for mode in STRIPE_MODES}
+        return {**urls, "inline_tab": True}
     state = processor().retrieve(setup.processor_ref)
     back = url_for("methods.setup_show", ref=setup.ref)
     return {mode: url_for("sandbox.setup", intent_id=state.id, secret=state.client_secret, mode=mode, back=back)
@@ -185,6 +189,7 @@ def _saved_message(setup):
 # --- Stripe's setup window: Stripe.js's own fields save the card; the portal asks Stripe for the outcome. ---
 
 STRIPE_MODES = ("page", "popup", "inline")
+STRIPE_TOKEN = re.compile(r"ctoken_[A-Za-z0-9_]{1,250}")  # a ConfirmationToken id
 SETUP_MANDATE = (
     "By clicking Save, you authorize {isp} to debit the bank account above for payments you make in the "
     "portal and, if you turn it on, for autopay, according to the terms you agreed with {isp}. You can remove "
@@ -217,28 +222,33 @@ def stripe_window(ref):
     finished = setup.status != methods.SETUP_OPEN
     if finished and mode == "page":
         return redirect(back, code=303)
-    return render_template("stripe/setup.html", setup=setup, finished=finished, mode=mode, back=back, proc=proc,
-                           state=state, mandate=SETUP_MANDATE.format(isp=isp().name),
-                           billing_name=setup.customer.name, billing_email=setup.customer.email or "")
+    from views.stripe_pay import METHOD_TYPES, billing_details
+
+    return render_template(
+        "stripe/setup.html", setup=setup, finished=finished, mode=mode, back=back, proc=proc, state=state,
+        mandate=SETUP_MANDATE.format(isp=isp().name),
+        element={"mode": "setup", "currency": isp().currency.lower(),
+                 "paymentMethodTypes": [METHOD_TYPES[setup.method_type]]},
+        billing=billing_details(setup.customer, prefix=""),
+        next_action=state.next_action if state is not None and state.status == "requires_action" else "")
 
 
 def _setup_answer(setup, state=None):
-    """JSON for the setup window's script: saved yet, or a message and another try."""
+    """JSON for the setup window's script: saved yet, the bank's check to run, deposits to verify, or a message."""
     done = setup.status == methods.SETUP_SAVED
+    action = state.next_action if state is not None and state.status == "requires_action" and not done else ""
     message = ""
-    if not done:
+    if not done and not action:
         message = (state.failure_message if state is not None and state.failure_message else
                    "The details were not saved yet. Check them and try again.")
-        if state is not None and state.status == "requires_action" and setup.method_type == "ach":
-            message = ("Stripe will email you how to verify this bank account with two small deposits. "
-                       "It is saved here once it is verified; you can close this window.")
-    return jsonify(done=done, status=setup.status, message=message), 200
+    return jsonify(done=done, status=setup.status, next_action=action,
+                   verify_url=state.verify_url if state is not None and action else "", message=message), 200
 
 
 @bp.route("/methods/setup/<ref>/stripe/sync", methods=["POST"])
 @customer_required
 def stripe_sync(ref):
-    """Stripe.js says it finished: ask Stripe (never the browser) whether the method is saved."""
+    """Stripe.js finished the bank's check: ask Stripe (never the browser) whether the method is saved."""
     proc, setup = _stripe_setup(ref)
     try:
         setup = methods.sync_setup(setup, proc, actor=_actor())
@@ -247,35 +257,32 @@ def stripe_sync(ref):
         current_app.logger.warning("stripe setup sync %s: %s", setup.ref, e)
         return jsonify(done=False, status="error", message="We could not reach the payment service. "
                        "Reload this window in a minute to see whether the details were saved."), 502
+    if state is not None and state.status == "requires_action" and state.next_action == "authenticate":
+        return jsonify(done=False, status=setup.status, next_action="",
+                       message="The card issuer's check was not completed. Try again or use another card."), 200
     return _setup_answer(setup, state)
 
 
-@bp.route("/methods/setup/<ref>/stripe/bank", methods=["POST"])
+@bp.route("/methods/setup/<ref>/stripe/confirm", methods=["POST"])
 @customer_required
-def stripe_bank(ref):
-    """Save the bank account Stripe.js linked, once the customer accepted the debit authorization.
-
-    Written for real Stripe (a us_bank_account SetupIntent confirmed with mandate data); localstripe has
-    no ACH, so this path is not tested against it.
-    """
+def stripe_confirm(ref):
+    """Save the details the Payment Element collected (its ConfirmationToken): this server confirms the
+    SetupIntent, with the debit authorization the customer accepted for a bank account."""
     proc, setup = _stripe_setup(ref)
-    if setup.method_type != "ach":
-        abort(400)
-    if setup.status != methods.SETUP_OPEN:
-        return _setup_answer(setup)
-    if not request.form.get("accepted"):
-        return jsonify(done=False, status="error", field="accepted",
-                       message="Accept the authorization to save this bank account."), 422
-    ip, agent = request.remote_addr or "", request.headers.get("User-Agent", "")
-    accepted_at = utcnow()
-    with write_tx():  # the acceptance (text, time, IP address, browser) is kept in the audit trail
-        accounts.audit(_actor(), "method.mandate_accepted", "method_setup", setup.ref, ip=ip,
-                       user_agent=agent[:512], text=SETUP_MANDATE.format(isp=isp().name), accepted_at=accepted_at)
+    token = request.form.get("confirmation_token", "")
+    if not STRIPE_TOKEN.fullmatch(token):
+        return jsonify(done=False, status="error", message="Enter your details again."), 400
+    mandate = None
+    if setup.method_type == "ach" and setup.status == methods.SETUP_OPEN:
+        if not request.form.get("accepted"):
+            return jsonify(done=False, status="error", field="accepted",
+                           message="Accept the authorization to save this bank account."), 422
+        mandate = methods.Acceptance(SETUP_MANDATE.format(isp=isp().name), request.remote_addr or "",
+                                     request.headers.get("User-Agent", ""), utcnow())
     try:
-        state = proc.confirm_setup_bank(setup.processor_ref, ip_address=ip, user_agent=agent, accepted_at=accepted_at)
-        setup = methods.sync_setup(setup, proc, actor=_actor())
+        setup, state = methods.confirm_setup(setup, proc, token, mandate=mandate, actor=_actor())
     except ProcessorError as e:
-        current_app.logger.warning("stripe bank setup %s: %s", setup.ref, e)
+        current_app.logger.warning("stripe setup confirm %s: %s", setup.ref, e)
         return jsonify(done=False, status="error", message="We could not reach the payment processor. "
                        "Nothing was saved; please try again."), 502
     return _setup_answer(setup, state)

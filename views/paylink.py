@@ -146,14 +146,20 @@ def _stripe_payment(token, ref):
 
 
 def _calls(token, ref):
-    return {call: url_for(f"paylink.stripe_{call}", token=token, ref=ref) for call in ("card", "bank", "sync")}
+    # No "saved": a pay link never uses (or keeps) a saved method.
+    return {call: url_for(f"paylink.stripe_{call}", token=token, ref=ref) for call in ("confirm", "sync")}
 
 
 @bp.route("/<token>/<ref>/window")
 def stripe_window(token, ref):
     """Stripe's card or bank entry for this link's payment; the result shows on the link's payment page."""
     proc, p = _stripe_payment(token, ref)
-    return stripe_pay.window_page(proc, p, url_for("paylink.payment", token=token, ref=p.ref), _calls(token, ref))
+    # Only what the payer typed on the link's page (name and email for a bank debit) goes into the window; the
+    # rest of the billing record comes from the customer's file and never reaches a page the link opens.
+    # Stripe's Element asks for whatever else it needs (a card's ZIP, say).
+    typed = {"name": p.billing_name, "email": p.billing_email} if p.method_type == "ach" else {}
+    return stripe_pay.window_page(proc, p, url_for("paylink.payment", token=token, ref=p.ref), _calls(token, ref),
+                                  billing=typed)
 
 
 def _call(token, ref):
@@ -168,19 +174,13 @@ def _call(token, ref):
     return proc, _own(inv, ref), paylinks.actor(inv)
 
 
-@bp.route("/<token>/<ref>/stripe/card", methods=["POST"])
-def stripe_card(token, ref):
-    """The window's card Pay (Stripe's token in, Stripe asked for the outcome)."""
-    return stripe_pay.pay_card(*_call(token, ref))
-
-
-@bp.route("/<token>/<ref>/stripe/bank", methods=["POST"])
-def stripe_bank(token, ref):
-    """The window's bank Pay, once the mandate was accepted in the window."""
-    return stripe_pay.pay_bank(*_call(token, ref))
+@bp.route("/<token>/<ref>/stripe/confirm", methods=["POST"])
+def stripe_confirm(token, ref):
+    """The window's Pay: the Payment Element's ConfirmationToken in, this server confirms with Stripe."""
+    return stripe_pay.pay_with_details(*_call(token, ref))
 
 
 @bp.route("/<token>/<ref>/stripe/sync", methods=["POST"])
 def stripe_sync(token, ref):
-    """After a 3-D Secure challenge in the window: ask Stripe where the payment is now."""
+    """After the bank's check in the window: ask Stripe where the payment is now."""
     return stripe_pay.sync_payment(*_call(token, ref))

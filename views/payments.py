@@ -118,7 +118,9 @@ def _billing_defaults(payment):
 def _entry_urls(payment):
     """The processor's entry page for this payment: in this tab, as a pop-up, and inline."""
     state = payments.open_intent(payment, processor())
-    return {mode: processor_entry_url(payment, state, mode) for mode in ("page", "popup", "inline")}
+    urls = {mode: processor_entry_url(payment, state, mode) for mode in ("page", "popup", "inline")}
+    urls["inline_tab"] = urls["inline"] == urls["page"]  # the fallback opens the window in this tab
+    return urls
 
 
 def processor_entry_url(payment, state, mode):
@@ -126,7 +128,9 @@ def processor_entry_url(payment, state, mode):
     if processor().name == "sandbox":
         return url_for("sandbox.entry", intent_id=state.id, secret=state.client_secret, mode=mode,
                        back=url_for("payments.show", ref=payment.ref))
-    return url_for("payments.window", ref=payment.ref, mode=mode)
+    # Stripe advises against its Element inside another iframe, so with pop-ups blocked the window opens
+    # in this tab (its Element then mounts in the top-level page), and comes back here when done.
+    return url_for("payments.window", ref=payment.ref, mode="page" if mode == "inline" else mode)
 
 
 def _step(payment, form=None, errors=None, stale=None):
@@ -196,11 +200,21 @@ def billing(ref):
     return _goto(payment)
 
 
+def _polled(payment):
+    """Our own row, refreshed from the processor only when a check is due (billing.payments.poll)."""
+    try:
+        return payments.poll(payment, processor())
+    except ProcessorError as e:
+        current_app.logger.warning("processor unreachable while polling %s: %s", payment.ref, e)
+        return payment
+
+
 @bp.route("/payments/<ref>/status")
 @customer_required
 def status(ref):
-    """The payment's state from our own record, refreshed from the processor (polled)."""
-    payment = _synced(_own(ref))
+    """The payment's state from our own record (polled); the processor is asked only with back-off, and when
+    the customer reloads the page (``show``)."""
+    payment = _polled(_own(ref))
     if payment.status == request.args.get("seen"):
         return render_template("payments/_poll.html", payment=payment)
     body, code = _status(payment, partial=True)

@@ -26,7 +26,7 @@ from views import login_manager, processor
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 PER_PAGE = 50
-STATUSES = ("processing", "succeeded", "failed", "canceled", "awaiting_details", "refunded", "disputed", "reversed")
+STATUSES = ("processing", "awaiting_verification", "succeeded", "failed", "canceled", "awaiting_details", "refunded", "disputed", "reversed")
 ALL_METHODS = {**pay.METHOD_TYPES, **pay.OFFLINE_TYPES}
 
 

@@ -35,6 +35,15 @@ class IntentState:
     failure_code: str = ""
     failure_message: str = ""
     currency: str = ""  # ISO code, upper case, as the processor reports it (checked before allocation)
+    # What the customer must do next, when status is REQUIRES_ACTION: "authenticate" (the bank's check,
+    # which the processor's script runs in the window) or "verify_microdeposits" (the customer confirms two
+    # small deposits on the processor's page at ``verify_url``; nothing for the window to run).
+    next_action: str = ""
+    verify_url: str = ""
+
+
+AUTHENTICATE = "authenticate"
+VERIFY_MICRODEPOSITS = "verify_microdeposits"
 
 
 class ProcessorError(Exception):
@@ -74,10 +83,12 @@ class IntentUpdate:
 
 @dataclass(frozen=True)
 class RefundsUpdate:
-    """A charge.refunded event, re-read: every live refund of the intent as (refund id, cents)."""
+    """A charge.refunded or charge.refund.updated event, re-read: every live refund of the intent as
+    (refund id, cents), and the ids of refunds that failed or were canceled (the money stayed with us)."""
 
     intent_id: str
     refunds: tuple
+    failed: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,7 @@ class DisputeUpdate:
 
     intent_id: str
     dispute_id: str
-    status: str  # Stripe's: warning_*, needs_response, under_review, won, lost
+    status: str  # Stripe's: warning_*, needs_response, under_review, appeal_*, won, lost, prevented
     amount_cents: int
     reason: str = ""
 
@@ -103,3 +114,25 @@ class MethodUpdate:
     exp_month: int = None
     exp_year: int = None
     setup_id: str = ""  # the SetupIntent that saved it, when the portal's Add opened one
+
+
+@dataclass(frozen=True)
+class MandateUpdate:
+    """A mandate.updated event, re-read: the debit authorization of a saved bank account, and whether it is
+    still active (Stripe: ``active``, ``inactive`` or ``pending``)."""
+
+    method_token: str
+    mandate_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class CardUpdate:
+    """A payment_method.updated / payment_method.automatically_updated event, re-read: a saved card's details
+    now (the card updater gives a renewed card a new expiry, sometimes new digits)."""
+
+    method_token: str
+    brand: str
+    last4: str
+    exp_month: int = None
+    exp_year: int = None

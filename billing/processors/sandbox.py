@@ -187,6 +187,7 @@ class SandboxProcessor:
     """The embedded default processor."""
 
     name = "sandbox"
+    remote = False  # its intents are rows in our own database: asking it costs nothing
 
     def __init__(self, webhook_secret, settle_seconds=0):
         self.webhook_secret = webhook_secret
@@ -194,7 +195,8 @@ class SandboxProcessor:
 
     # --- The processor API the portal calls. ---------------------------------
 
-    def create_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None):
+    def create_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None,
+                      customer_id=None):
         """Create (or, for a repeated key, return) the intent for one payment attempt."""
         with write_tx():
             existing = SandboxIntent.get_or_none(SandboxIntent.idempotency_key == idempotency_key)
@@ -215,7 +217,7 @@ class SandboxProcessor:
             raise ProcessorError(f"no such intent {intent_id}")
         return _state(intent)
 
-    def find_by_key(self, idempotency_key):
+    def find_by_key(self, idempotency_key, payment_ref=None):
         """The intent created with this idempotency key, or None (used by reconcile)."""
         intent = SandboxIntent.get_or_none(SandboxIntent.idempotency_key == idempotency_key)
         return _state(intent) if intent else None
