@@ -2,9 +2,10 @@
 import shutil
 import sqlite3
 import threading
+import time
 
 from app import create_app
-from billing import demo
+from billing import accounts, demo
 from db import database
 from tests.conftest import TEST_CONFIG, make_customer, make_invoice
 
@@ -31,18 +32,26 @@ def test_a_backup_under_payment_traffic_restores_to_a_consistent_ledger(app, run
     for _ in range(40):
         make_invoice(customer, cents=1000)
     stop = threading.Event()
-    paid = []
+    paid, failed = [], []
+    today = accounts.today()
 
     def traffic():
-        while not stop.is_set() and len(paid) < 60:
-            paid.append(demo._pay(customer.id, None, 700, processor).ref)  # the real flow, sandbox card
-        database.close()
+        try:
+            while not stop.is_set() and len(paid) < 60:
+                paid.append(demo._pay(customer.id, None, 700, processor, today).ref)  # the real flow, sandbox card
+        except Exception as e:  # reported by the main thread, which must not wait for payments forever
+            failed.append(e)
+        finally:
+            database.close()
 
     worker = threading.Thread(target=traffic)
     worker.start()
     try:
+        deadline = time.monotonic() + 60
         while len(paid) < 5:
-            threading.Event().wait(0.05)
+            assert not failed, failed
+            assert worker.is_alive() and time.monotonic() < deadline, "the payment traffic stopped"
+            time.sleep(0.05)
         during = tmp_path / "during.sqlite3"
         result = runner.invoke(args=["backup", str(during)])
         assert result.exit_code == 0, result.output
@@ -50,6 +59,7 @@ def test_a_backup_under_payment_traffic_restores_to_a_consistent_ledger(app, run
     finally:
         stop.set()
         worker.join(60)
+    assert not failed, failed
     snap = _figures(during)
     # Taken mid-traffic, yet whole: every payment received is allocated or credit, none half-recorded.
     assert snap["payments received"] == snap["allocations"] + snap["credit"]
@@ -65,8 +75,6 @@ def test_a_backup_under_payment_traffic_restores_to_a_consistent_ledger(app, run
     database.close()
     restored = tmp_path / "restored.sqlite3"
     shutil.copy(after, restored)
-    from billing import accounts
-
     live_balance = None
     create_app({**TEST_CONFIG, "DATABASE_URL": f"sqlite:///{db_path}"})
     live_balance = accounts.summary(customer.id).balance_cents
