@@ -321,7 +321,12 @@ def test_the_brand_bar_keeps_logo_and_name_aligned_and_log_out_on_one_line(open_
     assert abs((lb["y"] + lb["height"] / 2) - (nb["y"] + nb["height"] / 2)) <= 2, (lb, nb)
     line = float(button.evaluate("b => parseFloat(getComputedStyle(b).lineHeight)"))
     assert bb["height"] < 2 * line, "Log out wrapped onto two lines"
-    assert bb["x"] >= nb["x"] + nb["width"], "Log out stays to the right of the name"
+    # With the language chooser and Profile beside it, the bar may wrap at 360 px: Log out then goes to a row of
+    # its own, still whole and on screen; it never overlaps the name.
+    beside = bb["x"] >= nb["x"] + nb["width"]
+    below = bb["y"] >= nb["y"] + nb["height"] - 1
+    assert beside or below, "Log out overlaps the name"
+    assert bb["x"] + bb["width"] <= width, "Log out is cut off"
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     shot(page, f"brand-{width}")
     assert tab.errors == []
