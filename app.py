@@ -21,6 +21,9 @@ DEFAULTS = {
     "STRIPE_API_BASE": "",
     "STRIPE_JS_URL": "https://js.stripe.com/v3/",
     "SECRET_KEY": None,
+    # Older keys still accepted after a rotation (sessions, remembered devices, pay links): Flask's setting.
+    # From the environment: comma-separated. Keep an old key here for as long as its pay links should work.
+    "SECRET_KEY_FALLBACKS": [],
     "SESSION_COOKIE_SECURE": False,
     "PASSWORD_HASH_TIME_COST": 0,
     "PASSWORD_HASH_MEMORY_COST": 0,
@@ -45,6 +48,8 @@ def _from_env(key, default):
         return default
     if isinstance(default, bool):
         return _BOOL.get(raw.strip().lower(), default)
+    if isinstance(default, list):
+        return [part.strip() for part in raw.split(",") if part.strip()]
     if isinstance(default, int):
         return int(raw)
     return raw

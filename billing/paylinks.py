@@ -1,8 +1,14 @@
 """Pay-by-link: a signed, expiring link that can pay one invoice and nothing else.
 
-The token is ``<invoice id>.<expiry as unix seconds>.<HMAC-SHA256>``, signed with
-the portal's secret key; nothing is stored, and changing either number breaks
-the signature. A void invoice's link stops working.
+The token is itsdangerous's URL-safe signed ``[invoice id, expiry as unix seconds]``, salted "paylink";
+nothing is stored, and changing either number breaks the signature. It is signed with the newest key
+and checked against every key still listed (``SECRET_KEY`` and Flask's ``SECRET_KEY_FALLBACKS``), so a
+link keeps working for its whole lifetime after the key is rotated, as long as the old key stays in the
+fallbacks. A void invoice's link stops working.
+
+Links made before the switch to itsdangerous (``<id>.<expiry>.<HMAC>``, three parts) are still accepted,
+with the same keys, until they expire: the longest-lived of them was made for at most 365 days
+(``paylink --days``), so ``_legacy_payload`` can go a year after the switch (December 2027).
 """
 import base64
 import datetime as dt
@@ -10,30 +16,80 @@ import hashlib
 import hmac
 import time
 
+from itsdangerous import BadSignature, URLSafeSerializer
+
 from billing import accounts, mail, money, payments
 from db import write_tx
 from db.models import Invoice, Isp, Payment
 
 DEFAULT_DAYS = 45
 ORIGIN = "paylink"  # Payment.origin of payments started through a pay link
+_SALT = "paylink"
+NOT_VALID = "This payment link is not valid."
 
 
-def _sig(secret, invoice_id, expires):
-    mac = hmac.new(secret.encode(), f"paylink:{invoice_id}:{expires}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac[:20]).decode().rstrip("=")
+def keys(config):
+    """The keys pay links are checked with, oldest first and the signing key last (itsdangerous's order).
+
+    ``config`` is the app's config: ``SECRET_KEY``, and ``SECRET_KEY_FALLBACKS`` (older keys, kept after
+    a rotation for as long as links signed with them should work).
+    """
+    return [*(config.get("SECRET_KEY_FALLBACKS") or ()), config["SECRET_KEY"]]
+
+
+def _key_list(secret):
+    return [secret] if isinstance(secret, (str, bytes)) else list(secret)
+
+
+def _serializer(secret):
+    return URLSafeSerializer(_key_list(secret), salt=_SALT)
 
 
 def make(secret, invoice_id, days=DEFAULT_DAYS, now=None):
-    """A token for paying this invoice, valid for ``days``."""
+    """A token for paying this invoice, valid for ``days``; ``secret`` is a key or keys() (the last signs)."""
     expires = int((now or time.time()) + days * 86400)
-    return f"{invoice_id}.{expires}.{_sig(secret, invoice_id, expires)}"
+    return _serializer(secret).dumps([int(invoice_id), expires])
 
 
-def expires_at(token):
-    """When a well-formed token expires (UTC, naive), or None."""
+def _legacy_sig(key, invoice_id, expires):
+    key = key.encode() if isinstance(key, str) else key
+    mac = hmac.new(key, f"paylink:{invoice_id}:{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac[:20]).decode().rstrip("=")
+
+
+def _legacy_payload(secret, token):
+    """(invoice id, expiry) of a valid link in the format used before itsdangerous, or None."""
     try:
-        return dt.datetime.fromtimestamp(int(token.split(".")[1]), dt.timezone.utc).replace(tzinfo=None)
-    except (ValueError, IndexError, OverflowError, OSError):
+        invoice_id, expires, sig = token.split(".")
+        invoice_id, expires = int(invoice_id), int(expires)
+    except (ValueError, AttributeError):
+        return None
+    if any(hmac.compare_digest(sig, _legacy_sig(k, invoice_id, expires)) for k in _key_list(secret)):
+        return invoice_id, expires
+    return None
+
+
+def _payload(secret, token):
+    """(invoice id, expiry) of a token signed with one of the keys, or LinkError."""
+    if not isinstance(token, str) or not token or len(token) > 512:
+        raise LinkError(NOT_VALID)
+    try:
+        invoice_id, expires = _serializer(secret).loads(token)
+        return int(invoice_id), int(expires)
+    except (BadSignature, ValueError, TypeError):
+        pass
+    legacy = _legacy_payload(secret, token)
+    if legacy is None:
+        raise LinkError(NOT_VALID)
+    return legacy
+
+
+def expires_at(secret, token):
+    """When a valid token expires (UTC, naive), or None."""
+    try:
+        _, expires = _payload(secret, token)
+        return dt.datetime.fromtimestamp(expires, dt.timezone.utc).replace(tzinfo=None)
+    except (LinkError, ValueError, OverflowError, OSError):
         return None
 
 
@@ -42,14 +98,8 @@ class LinkError(Exception):
 
 
 def invoice_for(secret, token, now=None):
-    """The invoice a valid token pays, or LinkError."""
-    try:
-        invoice_id, expires, sig = token.split(".")
-        invoice_id, expires = int(invoice_id), int(expires)
-    except (ValueError, AttributeError):
-        raise LinkError("This payment link is not valid.") from None
-    if not hmac.compare_digest(sig, _sig(secret, invoice_id, expires)):
-        raise LinkError("This payment link is not valid.")
+    """The invoice a valid token pays, or LinkError; ``secret`` is a key or keys()."""
+    invoice_id, expires = _payload(secret, token)
     if (now or time.time()) >= expires:
         raise LinkError("This payment link has expired. Log in to pay, or ask us for a new link.")
     invoice = Invoice.get_or_none(Invoice.id == invoice_id)
@@ -86,22 +136,22 @@ def email(invoice, customer, url, actor="staff"):
 
 
 # --- What a pay link asks: only what the processor needs. -----------------------------------------
-# The processors' own pages ask for the card (with its ZIP) or the bank account and its holder. Stripe's
-# bank debit also needs the holder's name and email in the page (its mandate), so a Stripe ACH payment by
-# link asks for those two. Everything else comes from the customer's file, server-side, and none of it is
-# put into a page reached through the link: a forwarded email must not reveal the account's name,
-# address, email or phone. Receipts go to the email on file (billing.notices).
-ASKED = {("stripe", "ach"): ("name", "email")}
+# The processors' own pages ask for the card (with its ZIP) or the bank account and its holder. A
+# processor declares (Processor.page_fields) what else its page must be handed: Stripe's bank debit needs
+# the holder's name and email (its mandate), so a Stripe ACH payment by link asks for those two.
+# Everything else comes from the customer's file, server-side, and none of it is put into a page reached
+# through the link: a forwarded email must not reveal the account's name, address, email or phone.
+# Receipts go to the email on file (billing.notices).
 
 
-def asked_fields(processor_name, method_type):
+def asked_fields(processor, method_type):
     """The billing fields a pay link asks for this processor and payment type."""
-    return ASKED.get((processor_name, method_type), ())
+    return processor.fields_for_page(method_type)
 
 
-def billing_for(customer, form, processor_name, method_type):
+def billing_for(customer, form, processor, method_type):
     """Billing data for a payment by link: the file's address, with the asked fields from the form; or FormErrors."""
-    asked = asked_fields(processor_name, method_type)
+    asked = asked_fields(processor, method_type)
     data = {k: (getattr(customer, k) or "").strip() for k in payments.BILLING_FIELDS}
     data.update(name="", email="")  # only ever what the person holding the link typed
     data.update({f: form.get(f) or "" for f in asked})

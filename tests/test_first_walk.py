@@ -278,15 +278,18 @@ def test_a_card_by_link_asks_no_billing_fields_and_uses_the_file_without_showing
 
 def test_stripe_bank_debit_by_link_asks_the_holders_name_and_email_only(app, filed):
     from billing import paylinks, payments
+    from billing.processors.sandbox import SandboxProcessor
+    from billing.processors.stripe import StripeProcessor
 
     c, inv = filed
-    assert paylinks.asked_fields("stripe", "ach") == ("name", "email")
-    assert paylinks.asked_fields("stripe", "card") == () == paylinks.asked_fields("sandbox", "ach")
+    stripe, sandbox = StripeProcessor("sk_test_x", "pk_test_x", "whsec_x"), SandboxProcessor("w")
+    assert paylinks.asked_fields(stripe, "ach") == ("name", "email")  # what Stripe declares, not its name
+    assert paylinks.asked_fields(stripe, "card") == () == paylinks.asked_fields(sandbox, "ach")
     with pytest.raises(payments.FormErrors) as e:
-        paylinks.billing_for(c, {"name": "", "email": "nope"}, "stripe", "ach")
+        paylinks.billing_for(c, {"name": "", "email": "nope"}, stripe, "ach")
     assert set(e.value.errors) == {"name", "email"}
     data = paylinks.billing_for(c, {"name": "Pat Holder", "email": "pat@example.test", "street": "forged"},
-                                "stripe", "ach")
+                                stripe, "ach")
     assert data["name"] == "Pat Holder" and data["email"] == "pat@example.test" and data["street"] == "7 Quiet Ln"
 
 

@@ -15,23 +15,93 @@ BILLING = {"name": "Ivy Lane", "street": "1 Elm St", "city": "Austin", "state": 
            "email": "ivy@example.test", "phone": "512-555-0100"}
 
 
+def _legacy_token(secret, invoice_id, expires):
+    """A link as made before itsdangerous: ``<id>.<expiry>.<HMAC>``, written out here on purpose."""
+    import base64
+    import hashlib
+    import hmac
+
+    mac = hmac.new(secret.encode(), f"paylink:{invoice_id}:{expires}".encode(), hashlib.sha256).digest()
+    return f"{invoice_id}.{expires}.{base64.urlsafe_b64encode(mac[:20]).decode().rstrip('=')}"
+
+
 def test_token_is_signed_and_expires(ledger_db):
     c = make_customer()
     inv = make_invoice(c, cents=4000)
+    other = make_invoice(c, cents=100)
     token = paylinks.make(SECRET, inv.id)
     assert paylinks.invoice_for(SECRET, token).id == inv.id
-    invoice_id, expires, sig = token.split(".")
-    for forged in (f"{int(invoice_id) + 1}.{expires}.{sig}", f"{invoice_id}.{int(expires) + 999}.{sig}",
-                   f"{invoice_id}.{expires}.{sig[:-2]}xx", "garbage", ""):
+    payload, sig = token.split(".")
+    forged_payload = paylinks.make("attacker", other.id).split(".")[0]
+    for forged in (f"{forged_payload}.{sig}", f"{payload}.{sig[:-2]}xx", f"{payload}x.{sig}", "garbage", "",
+                   "a" * 5000):
         with pytest.raises(paylinks.LinkError, match="not valid"):
             paylinks.invoice_for(SECRET, forged)
     with pytest.raises(paylinks.LinkError, match="not valid"):
         paylinks.invoice_for("another-secret", token)
     with pytest.raises(paylinks.LinkError, match="expired"):
         paylinks.invoice_for(SECRET, token, now=time.time() + (paylinks.DEFAULT_DAYS + 1) * 86400)
+    assert paylinks.invoice_for(SECRET, token, now=time.time() + (paylinks.DEFAULT_DAYS - 1) * 86400).id == inv.id
     Invoice.update(void=True).where(Invoice.id == inv.id).execute()
     with pytest.raises(paylinks.LinkError):
         paylinks.invoice_for(SECRET, token)
+
+
+def test_links_keep_working_after_the_key_is_rotated(ledger_db):
+    c = make_customer()
+    inv = make_invoice(c, cents=4000)
+    old = paylinks.make(paylinks.keys({"SECRET_KEY": "old-key"}), inv.id)
+    rotated = paylinks.keys({"SECRET_KEY": "new-key", "SECRET_KEY_FALLBACKS": ["old-key"]})
+    assert paylinks.invoice_for(rotated, old).id == inv.id
+    new = paylinks.make(rotated, inv.id)
+    assert paylinks.invoice_for("new-key", new).id == inv.id  # new links are signed with the new key
+    with pytest.raises(paylinks.LinkError, match="not valid"):
+        paylinks.invoice_for("old-key", new)
+    with pytest.raises(paylinks.LinkError, match="not valid"):  # the old key dropped: its links stop
+        paylinks.invoice_for(paylinks.keys({"SECRET_KEY": "new-key"}), old)
+
+
+def test_links_made_before_itsdangerous_work_until_they_expire(ledger_db):
+    c = make_customer()
+    inv = make_invoice(c, cents=4000)
+    legacy = _legacy_token("old-key", inv.id, int(time.time()) + 86400)
+    rotated = paylinks.keys({"SECRET_KEY": "new-key", "SECRET_KEY_FALLBACKS": ["old-key"]})
+    assert paylinks.invoice_for("old-key", legacy).id == inv.id
+    assert paylinks.invoice_for(rotated, legacy).id == inv.id
+    assert paylinks.expires_at(rotated, legacy) is not None
+    with pytest.raises(paylinks.LinkError, match="not valid"):
+        paylinks.invoice_for("new-key", legacy)
+    invoice_id, expires, sig = legacy.split(".")
+    with pytest.raises(paylinks.LinkError, match="not valid"):
+        paylinks.invoice_for("old-key", f"{invoice_id}.{int(expires) + 999}.{sig}")
+    with pytest.raises(paylinks.LinkError, match="expired"):
+        paylinks.invoice_for("old-key", _legacy_token("old-key", inv.id, int(time.time()) - 1))
+
+
+def test_after_a_key_rotation_old_links_open_and_bad_ones_get_a_clear_page(app, portal):
+    c = make_customer()
+    inv = make_invoice(c, cents=4000, number="ROT-1")
+    old_link, legacy = paylinks.make(SECRET, inv.id), _legacy_token(SECRET, inv.id, int(time.time()) + 86400)
+    expired = paylinks.make(SECRET, inv.id, days=-1)
+    app.config.update(SECRET_KEY="a-brand-new-key", SECRET_KEY_FALLBACKS=[SECRET])
+    for token in (old_link, legacy):
+        page = portal.get(f"/paylink/{token}")
+        assert page.status_code == 200 and "ROT-1" in page.get_data(as_text=True)
+    payload, sig = old_link.split(".")
+    for bad, words in ((f"{payload}.{sig[::-1]}", "not valid"), (expired, "expired"), ("1.2.3", "not valid"), ("%C3%A9t%C3%A9", "not valid")):
+        page = portal.get(f"/paylink/{bad}")
+        assert page.status_code == 410 and words in page.get_data(as_text=True)
+    app.config.update(SECRET_KEY_FALLBACKS=[])
+    assert portal.get(f"/paylink/{old_link}").status_code == 410
+
+
+def test_secret_key_fallbacks_come_from_the_environment(monkeypatch, database_url):
+    from app import create_app
+
+    monkeypatch.setenv("SECRET_KEY_FALLBACKS", "older-key, oldest-key")
+    app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url})
+    assert app.config["SECRET_KEY_FALLBACKS"] == ["older-key", "oldest-key"]
+    assert paylinks.keys(app.config) == ["older-key", "oldest-key", SECRET]
 
 
 def _pay_by_link(portal, token, card="4242 4242 4242 4242"):

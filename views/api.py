@@ -147,7 +147,7 @@ def get_customer(account_number):
 def _invoice_out(inv):
     out = rules.invoice_json(inv)
     if not inv.void:
-        token = paylinks.make(current_app.config["SECRET_KEY"], inv.id)
+        token = paylinks.make(paylinks.keys(current_app.config), inv.id)
         out["pay_url"] = current_app.config["PUBLIC_URL"].rstrip("/") + url_for("paylink.show", token=token)
     return out
 

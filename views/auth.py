@@ -17,7 +17,8 @@ KNOWN_DEVICE_DAYS = 180
 
 
 def _known_devices():
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="known-device")
+    return URLSafeTimedSerializer([*(current_app.config["SECRET_KEY_FALLBACKS"] or ()), current_app.config["SECRET_KEY"]],
+                                  salt="known-device")
 
 
 def known_device_user():

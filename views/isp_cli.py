@@ -57,7 +57,7 @@ def register_isp_cli(app):
         inv = Invoice.get_or_none(Invoice.number == invoice_number)
         if inv is None or inv.void:
             raise click.ClickException(f"no payable invoice numbered {invoice_number}")
-        token = paylinks.make(app.config["SECRET_KEY"], inv.id, days=days)
+        token = paylinks.make(paylinks.keys(app.config), inv.id, days=days)
         with app.test_request_context():
             path = url_for("paylink.show", token=token)
         click.echo(app.config["PUBLIC_URL"].rstrip("/") + path)

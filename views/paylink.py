@@ -18,7 +18,7 @@ bp = Blueprint("paylink", __name__, url_prefix="/paylink")
 def invoice_or_gone(token):
     """The invoice a pay link is for; 410 with the reason for a link that stopped working."""
     try:
-        return paylinks.invoice_for(current_app.config["SECRET_KEY"], token)
+        return paylinks.invoice_for(paylinks.keys(current_app.config), token)
     except paylinks.LinkError as e:
         abort(_gone(str(e)))
 
@@ -72,7 +72,7 @@ def show(token):
     return render_template("paylink/show.html", token=token, view=view, due=due, methods=methods,
                            method_type=method_type, key=key, errors=errors, partial=low < high, low=low,
                            amount=amount if amount is not None else money.cents_to_input(due),
-                           expires=paylinks.expires_at(token)), (422 if errors else 200)
+                           expires=paylinks.expires_at(paylinks.keys(current_app.config), token)), (422 if errors else 200)
 
 
 def own_payment(inv, ref):
@@ -108,7 +108,7 @@ def payment(token, ref):
     if request.method == "POST" and p.status in (payments.CREATED, payments.AWAITING_DETAILS):
         try:
             p = payments.confirm_billing(p, form, processor(), actor=paylinks.actor(inv),
-                                         billing=paylinks.billing_for(inv.customer, form, p.processor, p.method_type))
+                                         billing=paylinks.billing_for(inv.customer, form, processor(), p.method_type))
         except payments.FormErrors as e:
             errors = e.errors
         except payments.NoLongerFits as e:  # nothing reserved or charged; the link's page shows what is due now
@@ -134,6 +134,6 @@ def payment(token, ref):
             current_app.logger.warning("processor unreachable for %s: %s", p.ref, e)
     return render_template("paylink/payment.html", token=token, view=_view(inv), payment=p, errors=errors,
                            form=form if errors else {}, entry_url=entry, labels=payments.LABELS,
-                           asked=paylinks.asked_fields(p.processor, p.method_type), receipt_to=paylinks.masked_email(
+                           asked=paylinks.asked_fields(processor(), p.method_type), receipt_to=paylinks.masked_email(
                                inv.customer.email), method_label=payments.METHOD_TYPES[p.method_type],
                            status_of=ledger.invoice_status), (422 if errors else 200)

@@ -92,7 +92,7 @@ def invite_link(token):
 
 def paylink_url(invoice_id):
     """A fresh signed pay-by-link URL for one invoice."""
-    return public_url("paylink.show", token=paylinks.make(current_app.config["SECRET_KEY"], invoice_id))
+    return public_url("paylink.show", token=paylinks.make(paylinks.keys(current_app.config), invoice_id))
 
 
 def _page():

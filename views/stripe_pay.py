@@ -359,7 +359,7 @@ def _call(token, ref):
     """For the window's JSON calls: a link that stopped working answers JSON the window can show."""
     proc = stripe_processor()
     try:
-        inv = paylinks.invoice_for(current_app.config["SECRET_KEY"], token)
+        inv = paylinks.invoice_for(paylinks.keys(current_app.config), token)
     except paylinks.LinkError as e:
         answer = jsonify(status="error", done=False, message=str(e))
         answer.status_code = 410

@@ -148,6 +148,13 @@ class Processor(abc.ABC):
     name: str = ""  # also the webhook path: /webhooks/<name>
     capabilities: frozenset = frozenset()
     pages: str = ""  # dotted name of the views module holding its blueprint (see views/windows.py)
+    # Billing fields its entry page must be handed for a payment type, beyond what it asks itself: e.g. a
+    # bank-debit mandate that names the holder and their email. A pay link asks for exactly these.
+    page_fields: dict = {}
+
+    def fields_for_page(self, method_type):
+        """The billing fields (tuple of names) the entry page needs from the portal for ``method_type``."""
+        return tuple(self.page_fields.get(method_type, ()))
 
     def can(self, capability):
         """True when the processor declares ``capability``."""

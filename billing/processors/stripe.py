@@ -160,6 +160,7 @@ class StripeProcessor(Processor):
     # BANK_VERIFICATION once a payment waiting for microdeposits has its own state (issue 13).
     capabilities = frozenset(Capability) - {Capability.BANK_VERIFICATION}
     pages = "views.stripe_pay"
+    page_fields = {"ach": ("name", "email")}  # the us_bank_account mandate names the holder and their email
 
     def __init__(self, secret_key, publishable_key, webhook_secret, api_base="", js_url="https://js.stripe.com/v3/"):
         self._client = stripe.StripeClient(
