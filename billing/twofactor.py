@@ -6,8 +6,11 @@
 - Logging in: ``verify`` accepts a code from the current step or one step either side (clock drift), and
   records the step it used with a guarded UPDATE, so the same code (or an older one) cannot be used again
   in its window, even by two requests racing. A recovery code works once (a guarded UPDATE on ``used_at``).
-- Throttling, as for passwords: after ``MAX_FAILURES`` wrong codes within ``WINDOW`` the account takes no
-  code for ``LOCKOUT``; a right code clears the count.
+- Throttling, as for passwords (billing/throttle.py): every code is counted, before it is checked, under
+  this login's key and the client address's key, in the database that every worker shares; past a few free
+  tries each one makes the key wait 1, 2, 4, ... seconds (``CODE``: at most 15 minutes), never a lockout,
+  so an attacker cannot lock the owner out. The owner's usual browser (the signed "known device" cookie)
+  skips the delays, as it does for the password; a right code clears the login's count.
 - The QR code is drawn as SVG here (segno), so the secret never leaves the portal for a QR service.
 """
 import datetime as dt
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 import pyotp
 import segno
 
-from billing import accounts
+from billing import accounts, throttle
 from db import write_tx
 from db.models import RecoveryCode, TwoFactor, User, utcnow
 
@@ -29,17 +32,11 @@ DRIFT_STEPS = 1
 RECOVERY_CODES = 10
 _RECOVERY_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"  # as billing.receipts: no 0/O, 1/I/L and other look-alikes
 _RECOVERY_LENGTH = 16
-MAX_FAILURES = 5
-WINDOW = dt.timedelta(minutes=15)
-LOCKOUT = dt.timedelta(minutes=15)
-
-
-class Throttled(Exception):
-    """Too many wrong codes: no code is checked until ``until``."""
-
-    def __init__(self, until):
-        super().__init__(f"locked until {until}")
-        self.until = until
+# The password's growing delays, with a longer cap: a code is 6 digits (3 right ones at a time, with the
+# drift), so it needs fewer guesses an hour than a password does (SECURITY.md has the figures).
+CODE = throttle.Policy(free=5, max_delay=900)
+PURPOSE = "totp"
+Throttled = throttle.Throttled  # raised when a key must wait: its ``seconds`` and ``message()``
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ def begin(user_id):
         if row is None:
             TwoFactor.create(user=user_id, secret=secret)
         else:
-            TwoFactor.update(secret=secret, last_step=0, failures=0, locked_until=None).where(
+            TwoFactor.update(secret=secret, last_step=0).where(
                 TwoFactor.id == row.id).execute()
     return setup_for(user, secret)
 
@@ -123,51 +120,47 @@ def _matching_step(secret, code, now):
     return None
 
 
-def _check_throttle(row, now):
-    if row.locked_until and row.locked_until > now.replace(tzinfo=None):
-        raise Throttled(row.locked_until)
+def _count(user_id, ip, known_device_user, now):
+    """Count one code against the login and the address (Throttled if either must wait).
+
+    The owner's known device is exempt, as for the password: an attack from elsewhere cannot slow them.
+    """
+    if known_device_user is not None and known_device_user == user_id:
+        return
+    throttle.attempt([(throttle.account_key(PURPOSE, user_id), CODE),
+                      (throttle.address_key(PURPOSE, ip), throttle.ADDRESS)], now=now.replace(tzinfo=None))
 
 
-def _failed(row, now, actor):
-    naive = now.replace(tzinfo=None)
-    fresh = row.first_failure_at is None or naive - row.first_failure_at > WINDOW
-    failures = 1 if fresh else row.failures + 1
-    locked = naive + LOCKOUT if failures >= MAX_FAILURES else None
-    TwoFactor.update(failures=0 if locked else failures, first_failure_at=None if locked else (
-        naive if fresh else row.first_failure_at), locked_until=locked).where(TwoFactor.id == row.id).execute()
-    accounts.audit(actor, "2fa.failed" if not locked else "2fa.locked", "user", row.user_id)
-    return locked
+def _cleared(user_id):
+    throttle.clear(throttle.account_key(PURPOSE, user_id))
 
 
 def _now(now):
-    return now or dt.datetime.now(dt.timezone.utc)
+    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
 
 
-def confirm(user_id, code, now=None):
+def confirm(user_id, code, now=None, ip="", known_device_user=None):
     """Turn two-factor login on with the first code from the app; returns the recovery codes (shown once).
 
-    None when the code is wrong; Throttled after too many wrong codes.
+    None when the code is wrong; Throttled (counting nothing) while this login or address must wait.
     """
     now = _now(now)
-    locked = None
-    with write_tx():  # the failure count is committed before Throttled is raised
-        row = _row(user_id)
-        if row is None or row.enabled_at:
-            return None
-        _check_throttle(row, now)
-        step = _matching_step(row.secret, code, now)
-        if step is None:
-            locked = _failed(row, now, f"user:{user_id}")
-    if locked:
-        raise Throttled(locked)
+    row = _row(user_id)
+    if row is None or row.enabled_at:
+        return None
+    _count(user_id, ip, known_device_user, now)
+    step = _matching_step(row.secret, code, now)
     if step is None:
+        with write_tx():
+            accounts.audit(f"user:{user_id}", "2fa.failed", "user", user_id)
         return None
     with write_tx():
-        if not TwoFactor.update(enabled_at=utcnow(), last_step=step, failures=0, first_failure_at=None).where(
+        if not TwoFactor.update(enabled_at=utcnow(), last_step=step).where(
                 (TwoFactor.id == row.id) & TwoFactor.enabled_at.is_null()).execute():
             return None  # confirmed meanwhile (a double submit): its codes were shown to that request
         codes = _new_recovery_codes(user_id)
         accounts.audit(f"user:{user_id}", "2fa.enabled", "user", user_id)
+    _cleared(user_id)
     return codes
 
 
@@ -198,38 +191,37 @@ def recovery_left(user_id):
     return RecoveryCode.select().where((RecoveryCode.user == user_id) & RecoveryCode.used_at.is_null()).count()
 
 
-def verify(user_id, code, now=None):
+def verify(user_id, code, now=None, ip="", known_device_user=None):
     """True for a right TOTP code not used before, or an unused recovery code (then used up).
 
-    Raises Throttled after too many wrong codes. A code that is right but already used counts as wrong.
+    Every code is counted first (billing.throttle, per login and per address): Throttled, checking
+    nothing, while either must wait. A code that is right but already used counts as wrong.
     """
     now = _now(now)
+    row = _row(user_id)
+    if row is None or not row.enabled_at:
+        return False
+    _count(user_id, ip, known_device_user, now)
     with write_tx():
         row = _row(user_id)
-        if row is None or not row.enabled_at:
+        if row is None or not row.enabled_at:  # turned off meanwhile
             return False
-        _check_throttle(row, now)
         step = _matching_step(row.secret, code, now)
         ok = False
         how = "totp"
         if step is not None:
             # Guarded: only a step later than the last one used moves it, so a replay (or a racing twin) fails.
-            ok = bool(TwoFactor.update(last_step=step, failures=0, first_failure_at=None).where(
+            ok = bool(TwoFactor.update(last_step=step).where(
                 (TwoFactor.id == row.id) & (TwoFactor.last_step < step)).execute())
         elif len(_normal(code)) == _RECOVERY_LENGTH:
             how = "recovery"
             ok = bool(RecoveryCode.update(used_at=utcnow()).where(
                 (RecoveryCode.user == user_id) & (RecoveryCode.code_hash == _hash(code))
                 & RecoveryCode.used_at.is_null()).execute())
-            if ok:
-                TwoFactor.update(failures=0, first_failure_at=None).where(TwoFactor.id == row.id).execute()
-        if ok:
-            accounts.audit(f"user:{user_id}", f"2fa.passed.{how}", "user", user_id)
-            return True
-        locked = _failed(row, now, f"user:{user_id}")  # committed before Throttled is raised below
-    if locked:
-        raise Throttled(locked)
-    return False
+        accounts.audit(f"user:{user_id}", f"2fa.passed.{how}" if ok else "2fa.failed", "user", user_id)
+    if ok:
+        _cleared(user_id)
+    return ok
 
 
 def disable(user_id, actor):

@@ -643,15 +643,15 @@ class RefundRequest(BaseModel):
 
 
 class TwoFactor(BaseModel):
-    """A login's TOTP secret: on once confirmed; the last step used (no replays) and wrong-code throttling."""
+    """A login's TOTP secret: on once confirmed, and the last step used (no replays).
+
+    Wrong codes are throttled in billing.throttle's shared counters, like passwords (migration 0170).
+    """
 
     user = ForeignKeyField(User, unique=True, backref="two_factor", on_delete="CASCADE")
     secret = CharField()
     enabled_at = DateTimeField(null=True)
     last_step = BigIntegerField(default=0)
-    failures = IntegerField(default=0)
-    first_failure_at = DateTimeField(null=True)
-    locked_until = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
 
 

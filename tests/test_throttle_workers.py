@@ -13,23 +13,32 @@ from db import database
 from tests.conftest import TEST_CONFIG, make_customer
 
 
-def _login(url, email, password):
-    """One login from a fresh browser (new connection, new cookies): (status, body)."""
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
-    page = opener.open(url + "/login", timeout=30).read().decode()
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _post(opener, url, fields):
+    """POST a form with the CSRF token of the login page, following no redirect: (status, body)."""
+    page = opener.open(url.rsplit("/login", 1)[0] + "/login", timeout=30).read().decode()
     token = html.unescape(re.search(r'name="csrf_token" value="([^"]+)"', page).group(1))
-    body = urllib.parse.urlencode({"csrf_token": token, "email": email, "password": password}).encode()
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    opener.add_handler(NoRedirect())
+    body = urllib.parse.urlencode({"csrf_token": token, **fields}).encode()
     try:
-        with opener.open(urllib.request.Request(url + "/login", data=body), timeout=30) as resp:
+        with opener.open(urllib.request.Request(url, data=body), timeout=30) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def browser():
+    """A fresh browser: its own cookies, and redirects are answers (not followed)."""
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(), _NoRedirect())
+
+
+def _login(url, email, password, opener=None):
+    """One login, from a fresh browser (new connection, new cookies) unless ``opener``: (status, body)."""
+    opener = opener or browser()
+    return _post(opener, url + "/login", {"email": email, "password": password})
 
 
 def test_two_workers_share_the_throttle(app, database_url, tmp_path):
@@ -48,5 +57,38 @@ def test_two_workers_share_the_throttle(app, database_url, tmp_path):
     assert len(workers) == 2, f"both workers must have answered logins: {workers}"
     assert codes[:5] == [401] * 5, codes
     # 5 free, then waits of 1, 2, 4 ... seconds: within `elapsed` seconds at most this many more get through.
+    allowed = 5 + 1 + int(math.log2(elapsed + 1))
+    assert codes.count(401) <= allowed and 429 in codes, (codes, elapsed)
+
+
+def test_two_workers_share_the_two_factor_code_throttle(app, database_url, tmp_path):
+    """Wrong second-factor codes from one pending login, answered by two workers, are delayed as one."""
+    import datetime as dt
+
+    import pyotp
+
+    from billing import twofactor
+    from db.models import User
+    from tests.conftest import PASSWORD
+
+    victim = make_customer()
+    setup = twofactor.begin(User.by_email(victim.email).id)
+    before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=60)
+    assert twofactor.confirm(User.by_email(victim.email).id, pyotp.TOTP(setup.secret).at(before), now=before)
+    database.close()
+    env = {k: str(v) for k, v in TEST_CONFIG.items() if k != "TESTING"}
+    env.update(DATABASE_URL=database_url, SANDBOX_WORKER="0", PAYMENT_PROCESSOR="sandbox")
+    access = tmp_path / "access.log"
+    with gunicorn("app:create_app()", env=env, workers=2, threads=1,
+                  extra_args=("--access-logfile", str(access), "--access-logformat", "%(p)s %(m)s %(U)s %(s)s")) as url:
+        opener = browser()
+        status, _ = _login(url, victim.email, PASSWORD, opener=opener)
+        assert status == 303
+        started = time.monotonic()
+        codes = [_post(opener, url + "/login/code", {"code": "000000"})[0] for _ in range(12)]
+        elapsed = time.monotonic() - started
+    served = [line.split() for line in access.read_text().splitlines() if " /login/code " in line]
+    assert len({pid for pid, *_ in served}) == 2, "both workers must have answered codes"
+    assert codes[:6] == [401] * 6, codes
     allowed = 5 + 1 + int(math.log2(elapsed + 1))
     assert codes.count(401) <= allowed and 429 in codes, (codes, elapsed)

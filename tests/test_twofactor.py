@@ -4,8 +4,8 @@ import datetime as dt
 import pyotp
 import pytest
 
-from billing import identity, twofactor
-from db.models import RecoveryCode, TwoFactor
+from billing import identity, throttle, twofactor
+from db.models import RecoveryCode, Throttle, TwoFactor
 
 T0 = dt.datetime(2026, 12, 1, 12, 0, 10, tzinfo=dt.timezone.utc)
 
@@ -51,7 +51,8 @@ def test_a_code_works_once_within_its_window_and_the_next_step_works(user):
     code = code_at(secret, later)
     assert twofactor.verify(user.id, code, now=later)
     assert not twofactor.verify(user.id, code, now=later + dt.timedelta(seconds=5)), "replayed in its window"
-    assert not twofactor.verify(user.id, code_at(secret, later - dt.timedelta(seconds=30)), now=later), \
+    assert not twofactor.verify(user.id, code_at(secret, later - dt.timedelta(seconds=30)),
+                                now=later + dt.timedelta(seconds=6)), \
         "an older step is refused once a later one was used"
     nxt = later + dt.timedelta(seconds=30)
     assert twofactor.verify(user.id, code_at(secret, nxt), now=nxt)
@@ -65,18 +66,68 @@ def test_one_step_of_clock_drift_is_accepted_and_two_are_not(user):
     assert not twofactor.verify(user.id, code_at(secret, now2 - dt.timedelta(seconds=90)), now=now2)
 
 
-def test_wrong_codes_are_throttled_like_passwords_and_a_lockout_holds_even_for_the_right_code(user):
+def test_wrong_codes_get_the_passwords_growing_delays_and_a_wait_holds_even_for_the_right_code(user):
     secret, _ = turned_on(user)
     now = T0 + dt.timedelta(minutes=1)
-    for _ in range(twofactor.MAX_FAILURES - 1):
-        assert not twofactor.verify(user.id, "123456", now=now)
+    for _ in range(twofactor.CODE.free):
+        assert not twofactor.verify(user.id, "123456", now=now, ip="203.0.113.9")
+    assert not twofactor.verify(user.id, "123456", now=now, ip="203.0.113.9")  # the 6th: now waits 1 s
+    with pytest.raises(twofactor.Throttled) as waited:
+        twofactor.verify(user.id, code_at(secret, now), now=now, ip="203.0.113.9")
+    assert waited.value.seconds == 2 and "Too many attempts" in waited.value.message()
+    now += dt.timedelta(seconds=1)
+    assert not twofactor.verify(user.id, "654321", now=now, ip="203.0.113.9")  # 7th: the wait doubles
     with pytest.raises(twofactor.Throttled):
-        twofactor.verify(user.id, "123456", now=now)
+        twofactor.verify(user.id, code_at(secret, now), now=now + dt.timedelta(seconds=1), ip="203.0.113.9")
+    later = now + dt.timedelta(seconds=2)  # a wait, not a lockout: the right code works once it is over
+    assert twofactor.verify(user.id, code_at(secret, later), now=later, ip="203.0.113.9")
+    assert not Throttle.select().where(Throttle.key == throttle.account_key("totp", user.id)).exists(), \
+        "a right code clears the login's count"
+
+
+def test_the_code_delays_are_capped_at_fifteen_minutes_and_allow_few_guesses_an_hour():
+    assert [throttle.delay(twofactor.CODE, n) for n in (5, 6, 7, 14, 15, 40)] == [0, 1, 2, 256, 512, 900]
+    assert throttle.guesses_per_hour(twofactor.CODE) == 18  # then 4 an hour while the attack goes on
+
+
+def test_the_owners_known_device_is_not_slowed_by_an_attack_on_the_code(user):
+    secret, _ = turned_on(user)
+    now = T0 + dt.timedelta(minutes=1)
+    for _ in range(12):
+        try:
+            twofactor.verify(user.id, "000000", now=now, ip="198.51.100.7")
+        except twofactor.Throttled:
+            pass
     with pytest.raises(twofactor.Throttled):
-        twofactor.verify(user.id, code_at(secret, now), now=now)
-    after = now + twofactor.LOCKOUT + dt.timedelta(seconds=1)
-    assert twofactor.verify(user.id, code_at(secret, after), now=after)
-    assert TwoFactor.get(TwoFactor.user == user.id).failures == 0
+        twofactor.verify(user.id, code_at(secret, now), now=now, ip="198.51.100.7")
+    other = identity.create_user("bo@example.test", "a long enough password")
+    with pytest.raises(twofactor.Throttled):  # a known device exempts its own login only
+        twofactor.verify(user.id, code_at(secret, now), now=now, ip="203.0.113.9", known_device_user=other.id)
+    assert twofactor.verify(user.id, code_at(secret, now), now=now, ip="203.0.113.9", known_device_user=user.id)
+
+
+def test_one_address_trying_codes_for_many_logins_is_delayed(user):
+    now = T0 + dt.timedelta(minutes=1)
+    logins = [identity.create_user(f"u{n}@example.test", "a long enough password") for n in range(8)]
+    for login in logins:
+        turned_on(login)
+    results = []
+    for n in range(throttle.ADDRESS.free + 3):
+        try:
+            results.append(twofactor.verify(logins[n % 8].id, "000000", now=now, ip="198.51.100.7"))
+        except twofactor.Throttled:
+            results.append("wait")
+    assert results[:throttle.ADDRESS.free + 1] == [False] * (throttle.ADDRESS.free + 1) and "wait" in results
+
+
+def test_a_replayed_code_is_refused_and_counted_as_a_wrong_one(user):
+    secret, _ = turned_on(user)
+    now = T0 + dt.timedelta(minutes=2)
+    code = code_at(secret, now)
+    assert twofactor.verify(user.id, code, now=now)
+    assert not twofactor.verify(user.id, code, now=now + dt.timedelta(seconds=3))
+    row = Throttle.get(Throttle.key == throttle.account_key("totp", user.id))
+    assert row.failures == 1
 
 
 def test_a_recovery_code_works_once(user):

@@ -84,3 +84,32 @@ def test_a_password_reset_link_still_asks_for_the_second_factor(app, client):
     assert portal.get("/").status_code == 302  # the emailed link alone opened no session
     ok = portal.post("/login/code", {"code": pyotp.TOTP(secret).now()})
     assert ok.status_code == 302 and portal.get("/").status_code == 200
+
+
+def test_wrong_codes_at_the_code_step_are_delayed_like_passwords_and_answer_429_with_retry_after(app):
+    customer = make_customer()
+    secret, _ = _turn_on(User.by_email(customer.email).id)
+    attacker = Portal(app.test_client())
+    assert attacker.login(customer.email, PASSWORD).location.endswith("/login/code")  # the password is known
+    codes = [attacker.post("/login/code", {"code": "000000"}).status_code for _ in range(8)]
+    assert codes[:6] == [401] * 6 and 429 in codes[6:], codes
+    resp = attacker.post("/login/code", {"code": pyotp.TOTP(secret).now()})  # even the right code waits
+    assert resp.status_code == 429 and int(resp.headers["Retry-After"]) >= 1
+    assert "Too many attempts" in resp.get_data(as_text=True) and attacker.get("/").status_code == 302
+
+
+def test_the_owners_usual_browser_passes_the_code_step_during_an_attack(app):
+    customer = make_customer()
+    secret, recovery = _turn_on(User.by_email(customer.email).id)
+    usual = Portal(app.test_client())
+    usual.login(customer.email, PASSWORD)
+    assert usual.post("/login/code", {"code": recovery[0]}).status_code == 302  # sets the known-device cookie
+    usual.post("/logout", {})
+    attacker = Portal(app.test_client())
+    attacker.login(customer.email, PASSWORD)
+    for _ in range(10):
+        attacker.post("/login/code", {"code": "000000"})
+    assert attacker.post("/login/code", {"code": "000000"}).status_code == 429
+    usual.login(customer.email, PASSWORD)
+    assert usual.post("/login/code", {"code": pyotp.TOTP(secret).now()}).status_code == 302
+    assert usual.get("/").status_code == 200

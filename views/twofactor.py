@@ -9,7 +9,7 @@ import time
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
-from billing import identity, twofactor
+from billing import identity, throttle, twofactor
 from db.models import User
 from views import isp
 
@@ -55,22 +55,23 @@ def _pending_user():
 @bp.route("/login/code", methods=["GET", "POST"])
 def code():
     """The second step of a login: the 6-digit code from the app, or a recovery code."""
-    from views.auth import begin_session
+    from views.auth import begin_session, known_device_user
 
     user, target = _pending_user()
     if user is None:
         return redirect(url_for("auth.login"), code=303)
-    error, status = None, 200
+    error, status, headers = None, 200, {}
     if request.method == "POST":
         try:
-            ok = twofactor.verify(user.id, request.form.get("code", ""))
+            ok = twofactor.verify(user.id, request.form.get("code", ""), ip=request.remote_addr or "",
+                                  known_device_user=known_device_user())
         except twofactor.Throttled as e:
-            error, status = (f"Too many wrong codes. Please wait until {e.until:%H:%M} UTC and try again.", 429)
+            error, status, headers = e.message(), 429, {"Retry-After": str(e.seconds)}
         else:
             if ok:
                 return begin_session(user, target)
             error, status = "That code is not right, or it was already used. Enter the newest code.", 401
-    return render_template("auth/code.html", error=error), status
+    return render_template("auth/code.html", error=error), status, headers
 
 
 # --- On the profile: turning it on and off. ---------------------------------------------------------------
@@ -104,10 +105,13 @@ def confirm():
     setup = twofactor.pending(uid)
     if setup is None:
         return redirect(url_for("twofactor.manage"), code=303)
+    from views.auth import known_device_user
+
     try:
-        codes = twofactor.confirm(uid, request.form.get("code", ""))
+        codes = twofactor.confirm(uid, request.form.get("code", ""), ip=request.remote_addr or "",
+                                  known_device_user=known_device_user())
     except twofactor.Throttled as e:
-        codes, error = None, f"Too many wrong codes. Please wait until {e.until:%H:%M} UTC and try again."
+        codes, error = None, e.message()
     else:
         error = "That code is not right. Enter the 6-digit code your app shows now."
     if not codes:
@@ -123,8 +127,9 @@ def recovery():
     user = current_user.user
     if not twofactor.enabled(user.id):
         abort(404)
-    if not _password_ok(user):
-        return _password_error(on=True)
+    problem = _password_problem(user)
+    if problem:
+        return _password_error(on=True, message=problem)
     codes = twofactor.regenerate_recovery_codes(user.id)
     return render_template("profile/two_factor.html", on=True, setup=None, left=len(codes), codes=codes, errors={})
 
@@ -139,20 +144,23 @@ def disable():
     if user.role == "staff" and isp().require_staff_2fa:
         return render_template("profile/two_factor.html", on=True, setup=None, left=twofactor.recovery_left(user.id),
                                codes=None, errors={"password": "Your ISP requires a second factor for staff."}), 422
-    if not _password_ok(user):
-        return _password_error(on=True)
+    problem = _password_problem(user)
+    if problem:
+        return _password_error(on=True, message=problem)
     twofactor.disable(user.id, actor=f"{user.role}:{user.id}")
     return redirect(url_for("twofactor.manage"), code=303)
 
 
-def _password_ok(user):
-    check = getattr(identity, "check_password", None)
-    if check is not None:
-        return check(user, request.form.get("password", ""), ip=request.remote_addr or "")
-    return identity.authenticate(user.email, request.form.get("password", "")) is not None
+def _password_problem(user):
+    """None when the password typed again is the user's, else what to say (throttled like a login)."""
+    try:
+        ok = identity.check_password(user, request.form.get("password", ""), ip=request.remote_addr or "")
+    except throttle.Throttled as e:
+        return e.message()
+    return None if ok else "That is not your password."
 
 
-def _password_error(on):
+def _password_error(on, message):
     uid = current_user.user.id
     return render_template("profile/two_factor.html", on=on, setup=None, left=twofactor.recovery_left(uid),
-                           codes=None, errors={"password": "That is not your password."}), 422
+                           codes=None, errors={"password": message}), 422
