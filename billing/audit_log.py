@@ -23,6 +23,7 @@ WHAT = {
     "payment.refund": "Refunded", "payment.return": "Returned by the bank", "payment.dispute": "Disputed",
     "payment.dispute_won": "Dispute won", "payment.counter_reversal": "Counter payment reversed",
     "refund.requested": "Refund asked for", "refund.failed": "Refund refused by the processor",
+    "refund.expired": "Refund not made (the processor had no record of it)", "refund.resolved": "Refund confirmed by reconcile",
     "invite.sent": "Invite queued", "invite.sent_all": "Invites queued", "paylink.sent": "Pay link queued",
     "email.requeued": "Failed email queued again", "email.resent": "Email sent again",
     "settings.updated": "Settings changed", "settings.logo": "Logo changed",

@@ -9,9 +9,15 @@ keys (localstripe ignores them; a crashed request must not be sent twice):
 3. Record the refund in the ledger through billing.payments.record_refunds (new reversing rows, the
    customer emailed), keyed by the processor's refund id, so the webhook reporting the same refund is a no-op.
 
-A request left 'requested' by a crash between 2 and 3 keeps its cents held; the processor's
-``charge.refunded`` webhook then records the refund itself.
+A request left 'requested' (a crash or a timeout between 1 and 3) holds its cents until ``resolve_stuck``,
+which ``reconcile`` runs, asks the processor about it once it is STUCK_AFTER old: a refund the processor
+made with the request's key is recorded and the request is done; if the processor has none, nothing was
+refunded, the request fails ("the processor has no record of this refund") and its cents are free again.
+STUCK_AFTER is far longer than any processor call may take (Stripe's client gives up after 80 s and a few
+retries), so a request still being answered is never settled under it; and if it were, the answer still
+wins: step 3 records a refund the processor made whatever the request's status.
 """
+import datetime as dt
 import re
 
 from peewee import IntegrityError, fn
@@ -27,6 +33,8 @@ REQUESTED = "requested"
 DONE = "done"
 FAILED = "failed"
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+STUCK_AFTER = dt.timedelta(minutes=15)
+NO_RECORD = "the processor has no record of this refund; nothing was refunded"
 
 
 def in_flight(payment_id):
@@ -105,11 +113,54 @@ def refund(payment_id, amount_text, reason, key, processor, actor):
                 (RefundRequest.id == request.id) & (RefundRequest.status == REQUESTED)).execute()
             accounts.audit(actor, "refund.failed", "payment", payment.ref, amount_cents=cents, error=str(e)[:255])
         raise FormErrors({"form": f"The processor refused the refund: {e}"}) from None
-    with write_tx():
-        RefundRequest.update(status=DONE, processor_ref=refund_id, updated_at=utcnow()).where(
-            (RefundRequest.id == request.id) & (RefundRequest.status == REQUESTED)).execute()
-        pay.record_refunds(payment.id, ((refund_id, refunded),), actor=actor, reason=reason)
+    _record(request.id, refund_id, refunded, actor)
     return RefundRequest.get_by_id(request.id)
+
+
+def _record(request_id, refund_id, refunded, actor):
+    """The processor made the refund: the request is done and the ledger takes it back (once by refund id)."""
+    with write_tx():
+        request = RefundRequest.get_by_id(request_id)
+        # Not only from 'requested': what the processor did wins over a request resolve_stuck gave up on.
+        RefundRequest.update(status=DONE, processor_ref=refund_id, error="", updated_at=utcnow()).where(
+            (RefundRequest.id == request.id) & (RefundRequest.status != DONE)).execute()
+        pay.record_refunds(request.payment_id, ((refund_id, refunded),), actor=actor, reason=request.reason)
+
+
+def resolve_stuck(processor, now=None, older_than=STUCK_AFTER):
+    """Settle refund requests left 'requested' longer than ``older_than`` by asking the processor; cron-safe.
+
+    Returns [(payment ref, cents, 'done' | 'failed' | 'requested')]: 'requested' when the processor could
+    not be reached (it is asked again next time).
+    """
+    now = now or utcnow()
+    stuck = (RefundRequest.select(RefundRequest, Payment).join(Payment)
+             .where((RefundRequest.status == REQUESTED) & (RefundRequest.updated_at < now - older_than)
+                    & (Payment.processor == processor.name))
+             .order_by(RefundRequest.id))
+    report = []
+    for request in stuck:
+        payment = request.payment
+        try:
+            found = processor.find_refund(payment.processor_ref, request.request_key)
+        except ProcessorError:
+            report.append((payment.ref, request.amount_cents, REQUESTED))
+            continue
+        if found is not None:
+            _record(request.id, found.id, found.amount_cents, "reconcile")
+            with write_tx():
+                accounts.audit("reconcile", "refund.resolved", "payment", payment.ref, amount_cents=found.amount_cents,
+                               refund=found.id)
+            report.append((payment.ref, request.amount_cents, DONE))
+            continue
+        with write_tx():
+            moved = RefundRequest.update(status=FAILED, error=NO_RECORD, updated_at=utcnow()).where(
+                (RefundRequest.id == request.id) & (RefundRequest.status == REQUESTED)).execute()
+            if moved:
+                accounts.audit("reconcile", "refund.expired", "payment", payment.ref,
+                               amount_cents=request.amount_cents, error=NO_RECORD)
+        report.append((payment.ref, request.amount_cents, FAILED if moved else REQUESTED))
+    return report
 
 
 def requests_for(payment_id):

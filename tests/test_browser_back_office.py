@@ -1,7 +1,9 @@
-"""Real Chromium, the back office: an owner adds a clerk, and the clerk is refused at an owner's page."""
+"""Real Chromium, the back office: an owner adds a clerk, and the clerk is refused at an owner's page; a clerk takes
+cash and voids and re-issues an invoice; an owner refunds a sandbox card payment."""
 import pytest
 
 from tests.staff_support import STAFF_EMAIL, STAFF_PASSWORD, make_staff
+from tests.test_staff_refunds_sandbox import paid  # noqa: F401
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -118,4 +120,31 @@ def test_a_clerk_voids_a_wrong_invoice_and_re_issues_it(app, open_page):
     expect(page.locator("#invoices")).to_contain_text(new.number)
     expect(page.locator("#invoices")).not_to_contain_text("INV-WRONG")
     expect(page.locator("#void-invoices")).to_contain_text("INV-WRONG")
+    assert tab.errors == []
+
+
+def test_an_owner_refunds_a_sandbox_card_payment_in_full_with_a_reason(app, paid, open_page):
+    from db.models import Outbox, Payment
+    from tests.test_staff_refunds_sandbox import sandbox_refunds
+
+    make_staff()
+    tab = open_page(java_script_enabled=False)
+    page = staff_login(tab, STAFF_EMAIL)
+    page.get_by_role("navigation", name="Staff").get_by_role("link", name="Payments").click()
+    page.get_by_role("link", name=paid.ref).click()
+    page.get_by_role("link", name="Refund…").click()
+    expect(page.get_by_label("Amount to refund")).to_have_value("50.00")  # all that is left, offered
+    page.get_by_label("Reason").fill("Paid twice, once at the counter")
+    page.get_by_role("button", name="Review refund").click()
+    expect(page.locator("#review-amount")).to_have_text("$50.00")
+    assert sandbox_refunds(paid) == []
+    page.get_by_role("button", name="Confirm refund of $50.00").dblclick()  # a double click refunds once
+    expect(page.locator("#staff-notice")).to_contain_text("Refund of $50.00 made.")
+    expect(page.locator("#payment-status")).to_have_text("Refunded")
+    expect(page.locator("#reversals")).to_contain_text("Paid twice, once at the counter")
+    expect(page.locator("#refund-requests")).to_contain_text("Refunded")
+    expect(page.locator("#refund-link")).to_have_count(0)  # nothing left to refund
+    assert sandbox_refunds(paid) == [5000]
+    assert Payment.get_by_id(paid.id).status == "refunded"
+    assert Outbox.select().where(Outbox.kind == "payment.reversal").count() == 1
     assert tab.errors == []

@@ -111,3 +111,31 @@ def test_a_clerk_cannot_refund(app, paid, stripe_server):
                       {"amount": "50.00", "reason": "x", "key": "k" * 32, "step": "confirm"}).status_code == 403
     assert 'id="refund-link"' not in clerk.get(f"/staff/payments/{paid.ref}").get_data(as_text=True)
     assert stripe_refunds(stripe_server, paid) == []
+
+
+def test_a_request_left_after_stripe_refunded_is_found_by_its_key_and_recorded_by_reconcile(
+        app, owner, paid, stripe_server, monkeypatch):
+    from billing import refunds
+    from db.models import utcnow
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    stripe_server.client.v1.refunds.create(params={"payment_intent": paid.processor_ref, "amount": 100})  # another
+    _, _, key = review(owner, paid, "15.00")
+    monkeypatch.setattr(refunds, "_record", crash)  # Stripe refunds, then the server dies
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(RuntimeError):
+        confirm(owner, paid, "15.00", key)
+    monkeypatch.undo()
+    request = RefundRequest.get(RefundRequest.request_key == key)
+    RefundRequest.update(updated_at=utcnow() - dt.timedelta(minutes=20)).where(RefundRequest.id == request.id).execute()
+    result = app.test_cli_runner().invoke(args=["reconcile"])
+    assert f"refund of $15.00 on {paid.ref}: made, now recorded" in result.output, result.output
+    request = RefundRequest.get_by_id(request.id)
+    made = [r for r in stripe_server.client.v1.refunds.list(params={"payment_intent": paid.processor_ref}).data
+            if r.amount == 1500]
+    assert request.status == "done" and [r.id for r in made] == [request.processor_ref]
+    assert PaymentReversal.select().where(PaymentReversal.payment == paid.id, PaymentReversal.amount_cents == 1500
+                                          ).count() == 1
+    assert stripe_refunds(stripe_server, paid) == [100, 1500]  # nothing sent twice

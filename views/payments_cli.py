@@ -8,6 +8,10 @@ from db.models import Payment
 from views.cli import run_once
 
 
+REFUND_OUTCOMES = {refunds.DONE: "made, now recorded", refunds.FAILED: "not made, released",
+                   refunds.REQUESTED: "the processor could not be reached; asked again next run"}
+
+
 def register_payments_cli(app):
     """Attach reconcile and refund to ``flask``."""
 
@@ -16,7 +20,7 @@ def register_payments_cli(app):
     @click.option("--minutes", default=5, show_default=True,
                   help="Only attempts left waiting at least this long (younger ones may still be in a browser).")
     def reconcile(minutes):
-        """Ask the processor about payment attempts left pending and settle each exactly once (cron-safe)."""
+        """Ask the processor about payment attempts and refunds left pending and settle each exactly once (cron-safe)."""
         import datetime as dt
 
         proc = app.extensions["processor"]
@@ -25,6 +29,9 @@ def register_payments_cli(app):
                 report = payments.reconcile(proc, older_than=dt.timedelta(minutes=minutes))
             except ProcessorError as e:
                 raise click.ClickException(f"the processor could not be reached: {e}") from None
+            stuck = refunds.resolve_stuck(proc)  # a processor it cannot reach leaves them for the next run
+        for ref, cents, outcome in stuck:
+            click.echo(f"refund of {money.format_money(cents)} on {ref}: {REFUND_OUTCOMES[outcome]}")
         moved = [(ref, before, after) for ref, before, after in report if before != after]
         for ref, before, after in moved:
             click.echo(f"{ref}: {before} -> {after}")

@@ -226,6 +226,14 @@ class Processor(abc.ABC):
     def refund(self, intent_id, amount_cents, idempotency_key):
         """Refund ``amount_cents`` (part or all) of a succeeded intent -> Refund. A repeated key is one refund."""
 
+    @abc.abstractmethod
+    def find_refund(self, intent_id, idempotency_key):
+        """The live refund of the intent made with this idempotency key -> Refund, or None if there is none.
+
+        A refund request the portal wrote down but never heard back about (a crash, a timeout) is settled
+        from this answer, so asking must never create a refund.
+        """
+
     # --- Webhooks. --------------------------------------------------------------------------------------
 
     @abc.abstractmethod

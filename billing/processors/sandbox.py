@@ -412,6 +412,12 @@ class SandboxProcessor(Processor):
             _emit("charge.refunded", intent_id)
             return Refund(row.id, row.amount_cents)
 
+    def find_refund(self, intent_id, idempotency_key):
+        """The refund of the intent made with this key, or None (nothing is created)."""
+        row = SandboxRefund.get_or_none((SandboxRefund.idempotency_key == idempotency_key)
+                                        & (SandboxRefund.intent == intent_id))
+        return Refund(row.id, row.amount_cents) if row is not None else None
+
     def _refunded(self, intent_id):
         return sum(r.amount_cents for r in SandboxRefund.select().where(SandboxRefund.intent == intent_id))
 

@@ -64,6 +64,7 @@ BRANDS = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express"
           "diners": "Diners Club", "jcb": "JCB", "unionpay": "UnionPay"}
 # How far back reconcile looks when it must list intents because search is unavailable.
 LIST_LOOKBACK = dt.timedelta(days=3)
+LIVE_REFUND = ("succeeded", "pending", "requires_action")  # a refund in these states is (or will be) money back
 
 
 class NotFound(ProcessorError):
@@ -450,10 +451,22 @@ class StripeProcessor(Processor):
 
     def refund(self, intent_id, amount_cents, idempotency_key):
         """Refund part or all of a paid intent -> Refund(id, cents)."""
+        # The key goes in the metadata too: find_refund looks for it there (idempotency keys are not listed).
         refund = self._call(self._client.v1.refunds.create,
-                            params={"payment_intent": intent_id, "amount": amount_cents},
+                            params={"payment_intent": intent_id, "amount": amount_cents,
+                                    "metadata": {"idempotency_key": idempotency_key}},
                             options={"idempotency_key": idempotency_key})
         return Refund(refund.id, int(refund.amount))
+
+    def find_refund(self, intent_id, idempotency_key):
+        """The intent's live refund whose metadata carries this key, or None (nothing is created)."""
+        page = self._call(self._client.v1.refunds.list, params={"payment_intent": intent_id, "limit": 100})
+        for r in page.auto_paging_iter():
+            r = r.to_dict()
+            if ((r.get("metadata") or {}).get("idempotency_key") == idempotency_key
+                    and r.get("status", "succeeded") in LIVE_REFUND):
+                return Refund(r["id"], int(r["amount"]))
+        return None
 
     def refunds_of(self, intent_id):
         """Every refund of the intent that has not failed or been canceled, as (refund id, cents)."""
@@ -461,7 +474,7 @@ class StripeProcessor(Processor):
         out = []
         for r in page.auto_paging_iter():
             r = r.to_dict()
-            if r.get("status", "succeeded") in ("succeeded", "pending", "requires_action"):
+            if r.get("status", "succeeded") in LIVE_REFUND:
                 out.append((r["id"], int(r["amount"])))
         return tuple(out)
 
