@@ -20,7 +20,8 @@ from db.models import AccountToken, Customer, Isp, LoginSession, Outbox, User, u
 INVITE, SIGNUP, RESET = "invite", "signup", "reset"
 LIFETIME = {INVITE: dt.timedelta(days=14), SIGNUP: dt.timedelta(days=2), RESET: dt.timedelta(hours=2)}
 MIN_PASSWORD = 10
-# At most this many sign-up or reset emails per account an hour, so the public forms cannot flood an inbox.
+# At most this many sign-up, reset or invite emails per account (or customer) an hour, so neither the public
+# forms nor a staff button pressed again and again can flood an inbox.
 HOURLY_EMAILS = 3
 DEFAULT_INVITE_SUBJECT = "Your {isp} customer portal is ready"
 DEFAULT_INVITE_TEXT = (
@@ -48,11 +49,11 @@ def _hash(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _new_token(kind, email, actor, customer_id=None, user_id=None, now=None):
+def _new_token(kind, email, actor, customer_id=None, user_id=None, now=None, lifetime=None):
     token = secrets.token_urlsafe(32)
     now = now or utcnow()
     AccountToken.create(kind=kind, token_hash=_hash(token), customer=customer_id, user=user_id, email=email,
-                        created_by=actor, created_at=now, expires_at=now + LIFETIME[kind])
+                        created_by=actor, created_at=now, expires_at=now + (lifetime or LIFETIME[kind]))
     return token
 
 
@@ -93,6 +94,10 @@ def invite(customer_id, link_for, actor="staff"):
         why = can_invite(customer)
         if why:
             raise ValueError(f"{customer.name} {why}.")
+        accounts.lock_customer(customer.id)  # two staff clicking at once count as two
+        if _recent(INVITE, AccountToken.customer == customer.id) >= HOURLY_EMAILS:
+            raise ValueError(f"{customer.name} was sent {HOURLY_EMAILS} invites in the last hour. Wait an hour "
+                             "before sending another, so their inbox is not flooded.")
         token = _new_token(INVITE, customer.email, actor, customer_id=customer.id)
         subject, text = invite_email(Isp.current() or Isp(name="Customer Portal"), customer, link_for(token))
         mail.enqueue(customer.email, subject, text, kind="invite")

@@ -454,7 +454,8 @@ class ApiToken(BaseModel):
 
 
 class AccountToken(BaseModel):
-    """A single-use, expiring emailed link: kind 'invite', 'signup' or 'reset'; stored hashed."""
+    """A single-use, expiring emailed link: kind 'invite', 'signup', 'reset' or
+    'email_change' (billing/email_change.py); stored hashed."""
 
     kind = CharField()
     token_hash = CharField(unique=True)

@@ -241,3 +241,16 @@ def test_reset_and_signup_emails_are_throttled_per_account(ledger_db):
     sent = [invites.request_reset("gail@example.test", link) for _ in range(5)]
     assert sum(1 for t in sent if t) == invites.HOURLY_EMAILS
     assert c
+
+
+def test_staff_invites_to_one_customer_are_capped_an_hour(ledger_db):
+    c = new_customer()
+    for _ in range(invites.HOURLY_EMAILS):
+        invites.invite(c.id, link, actor="staff:1")
+    with pytest.raises(ValueError, match="invites in the last hour"):
+        invites.invite(c.id, link, actor="staff:1")
+    assert Outbox.select().where(Outbox.kind == "invite").count() == invites.HOURLY_EMAILS
+    # An hour later another may go.
+    with write_tx():
+        AccountToken.update(created_at=utcnow() - dt.timedelta(hours=1, seconds=1)).execute()
+    invites.invite(c.id, link, actor="staff:1")

@@ -21,6 +21,7 @@ PUBLIC = {"auth.login", "account.accept", "account.reset_password", "account.sig
           "account.logo", "static", "assets.serve", "edge.healthz", "webhooks.receive",
           "sandbox.entry", "sandbox.challenge", "sandbox.setup",
           "twofactor.code",  # the second step of logging in (issue 16)
+          "profile.confirm_email",  # the link emailed to a new address is the credential
           "i18n.choose"}  # the language switcher, for everyone (it sets a cookie, stores nothing)
 PUBLIC_PREFIXES = ("paylink.",)  # the signed link is the credential
 # Authenticated by something other than the session cookie (a bearer token, a signature): no CSRF token.

@@ -75,3 +75,17 @@ def test_a_customer_without_a_login_has_nothing_to_disable(app, clerk):
         c = Customer.create(account_number="NOLOGIN-1", name="No Login")
     assert clerk.post(f"/staff/customers/{c.id}/login/disable", {}).status_code == 404
     assert "No portal login yet." in clerk.get(f"/staff/customers/{c.id}").get_data(as_text=True)
+
+
+def test_pressing_invite_again_and_again_is_refused_next_to_the_button_after_three(app, clerk):
+    from billing import invites
+    from db import write_tx
+    from db.models import Outbox
+
+    with write_tx():
+        c = Customer.create(account_number="INV-CAP", name="Ivy Cap", email="ivy@example.test", zip="78701")
+    for _ in range(invites.HOURLY_EMAILS):
+        assert clerk.post(f"/staff/customers/{c.id}/invite", {}).status_code == 303
+    resp = clerk.post(f"/staff/customers/{c.id}/invite", {})
+    assert resp.status_code == 422 and "invites in the last hour" in resp.get_data(as_text=True)
+    assert Outbox.select().where(Outbox.kind == "invite").count() == invites.HOURLY_EMAILS
