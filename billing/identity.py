@@ -61,9 +61,13 @@ def password_login(email, password, ip="", user_agent="", known_device_user=None
     attack on it (see billing/throttle.py).
     """
     email = (email or "").strip().lower()[:255]
-    account = throttle.account_key("login", email)
     known = User.by_email(email)
-    if known is None or known.id != known_device_user:
+    if known is not None and known.id == known_device_user:
+        # The account's usual browser: not held up by an attack from elsewhere, but counted on its own.
+        account = throttle.account_key("login-device", email)
+        throttle.attempt([(account, throttle.DEVICE)])
+    else:
+        account = throttle.account_key("login", email)
         throttle.attempt([(account, throttle.ACCOUNT), (throttle.address_key("login", ip), throttle.ADDRESS)])
     user = authenticate(email, password)
     if user is None:

@@ -11,7 +11,9 @@ by guessing on purpose:
   1, 2, 4, … seconds, at most ``max_delay``;
 - a key forgets its count after ``QUIET`` without a failure, and on a successful login (the account's key);
 - the customer's usual browser carries a signed "known device" cookie (views/auth.py) that exempts it from
-  its own account's and address's delays, so an attack on the account does not stop its owner.
+  its own account's and address's delays, so an attack on the account does not stop its owner. That browser
+  is counted under a key of its own instead (``DEVICE``), so whoever holds it (a shared or stolen computer)
+  still cannot guess that account's password quickly.
 
 At most ``guesses_per_hour(policy)`` guesses an hour reach one account (see SECURITY.md for the figures).
 The attempt is counted *before* the password is checked, inside one write transaction, so parallel requests
@@ -37,6 +39,7 @@ class Policy:
 ACCOUNT = Policy(free=5, max_delay=300)
 ADDRESS = Policy(free=20, max_delay=60)  # higher: many customers can share one address (CGNAT, an office)
 MAIL = Policy(free=5, max_delay=120)  # sign-up and reset requests from one address
+DEVICE = Policy(free=10, max_delay=60)  # the account's own usual browser: more room for typos, never unlimited
 
 
 class Throttled(Exception):

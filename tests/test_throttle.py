@@ -126,3 +126,16 @@ def test_a_success_clears_the_accounts_count(app):
         browser.login(victim.email, WRONG)
     assert browser.login(victim.email).status_code == 302
     assert not Throttle.select().where(Throttle.key == throttle.account_key("login", victim.email)).exists()
+
+
+def test_the_usual_browser_is_counted_on_its_own_so_holding_it_is_no_licence_to_guess(app):
+    victim = make_customer()
+    usual = _fresh_browser(app)
+    assert usual.login(victim.email).status_code == 302  # the known-device cookie
+    usual.post("/logout", {})
+    codes = [usual.login(victim.email, WRONG).status_code for _ in range(throttle.DEVICE.free + 2)]
+    assert codes[:-1] == [401] * (throttle.DEVICE.free + 1) and codes[-1] == 429
+    assert throttle.guesses_per_hour(throttle.DEVICE) < 100
+    # The device's count is its own: another browser is still judged by the account's key alone.
+    elsewhere = _fresh_browser(app)
+    assert elsewhere.login(victim.email).status_code == 302
