@@ -35,6 +35,7 @@ DEFAULTS = {
     "PUBLIC_URL": "http://127.0.0.1:5000",
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_MAX_HOURS": 12,
+    "LOGIN_AUDIT_DAYS": 365,  # `purge` drops login audit rows older than this (billing/retention.py)
     # Production serving (`make serve` sets PRODUCTION=true): see docs/deploy.md.
     "PRODUCTION": False,
     "TRUSTED_PROXIES": 0,  # proxies in front whose X-Forwarded-For/-Proto/-Host are believed (0: none)

@@ -96,6 +96,16 @@ def register_cli(app):
         click.echo("removed: " + ", ".join(f"{n} {t}" for t, n in sorted(removed.items())))
         click.echo("the demo logins are gone; `make serve` will start")
 
+    @app.cli.command("purge")
+    @run_once("purge")
+    def purge():
+        """Drop ended sessions, idle throttle counters, old links and login audit rows past LOGIN_AUDIT_DAYS
+        (for cron, daily); the payment trail is never touched."""
+        from billing import retention
+
+        done = retention.purge(login_days=app.config["LOGIN_AUDIT_DAYS"])
+        click.echo("purged: " + ", ".join(f"{n} {kind}" for kind, n in done.items()))
+
     @app.cli.command("send-mail")
     @run_once("send-mail")
     def send_mail():
