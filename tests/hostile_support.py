@@ -10,7 +10,7 @@ import pytest
 
 from db import database
 from db.models import BaseModel
-from tests.conftest import Portal, make_customer, make_invoice
+from tests.factories import Portal, make_customer, make_invoice
 from tests.staff_support import STAFF_EMAIL, STAFF_PASSWORD, make_staff
 
 # Rows that a request writes about itself, not data it was asked to change.

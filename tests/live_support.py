@@ -27,7 +27,7 @@ from app import create_app
 from billing import demo
 from db import database, migrate
 from db.models import Allocation, CreditEntry, Invoice, Payment
-from tests.conftest import TEST_CONFIG
+from tests.factories import TEST_CONFIG
 from tests.test_postgres import _fresh_database, pg_server  # noqa: F401 - the server fixture, reused
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ import stripe
 from app import create_app
 from db import database, migrate
 from db.models import Isp, Payment
-from tests.conftest import TEST_CONFIG
+from tests.factories import TEST_CONFIG
 
 SECRET_KEY = "sk_test_portal_4eC39HqLyjWDarjtT1zdp7dc"
 PUBLISHABLE_KEY = "pk_test_portal_TYooMQauvdEDq54NiTphI7jx"

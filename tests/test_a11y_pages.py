@@ -3,7 +3,7 @@ test_browser_a11y.py)."""
 import datetime as dt
 import re
 
-from tests.conftest import make_invoice
+from tests.factories import make_invoice
 from tests.test_pay_flow import BILLING, start
 from tests.test_ledger import pay
 

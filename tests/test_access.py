@@ -3,7 +3,7 @@ import pytest
 
 from billing import payments
 from db.models import MethodSetup, PaymentMethod
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 
 # Every customer route that takes a record id: (method, url template, form data).
 # A new such route must be added here; test_every_id_route_is_walked fails until it is.

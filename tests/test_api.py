@@ -7,7 +7,7 @@ from billing import accounts
 from billing import api as rules
 from db import write_tx
 from db.models import ApiToken, Customer, Invoice, Payment, utcnow
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.staff_support import staff  # noqa: F401
 
 

@@ -1,7 +1,7 @@
 """Logging in and out: new sessions, no replay after logout, CSRF, no enumeration."""
 import re
 
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 
 def test_login_with_the_right_password_lands_on_home(portal, customer):
@@ -32,7 +32,7 @@ def test_each_login_gets_a_new_session_cookie(app, customer):
     client = app.test_client()
     client.get("/login")
     before = client.get_cookie("session")
-    from tests.conftest import Portal
+    from tests.factories import Portal
 
     Portal(client).login(customer.email)
     after = client.get_cookie("session")

@@ -17,7 +17,7 @@ from db.models import (
     PaymentMethod,
     SandboxIntent,
 )
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 
 TODAY = dt.date.today()
 GOOD = "4242 4242 4242 4242"

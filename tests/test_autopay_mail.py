@@ -8,7 +8,7 @@ import pytest
 
 from billing import autopay, mail, payments
 from db.models import Outbox, utcnow
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.test_autopay import AUTHENTICATE, NO_FUNDS, enrolled, save_account
 
 TODAY = dt.date.today()

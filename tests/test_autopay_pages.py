@@ -7,7 +7,7 @@ from markupsafe import escape
 
 from billing import autopay, methods, payments
 from db.models import AutopayAuthorization, AutopayCharge, AutopayEnrolment, Outbox, Payment, PaymentMethod
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 
 TODAY = dt.date.today()
 BILLING = {"name": "Dana Demo", "street": "12 Ridge Road", "city": "Austin", "state": "TX", "zip": "78701",

@@ -7,7 +7,7 @@ import time
 from app import create_app
 from billing import accounts, demo
 from db import database
-from tests.conftest import TEST_CONFIG, make_customer, make_invoice
+from tests.factories import TEST_CONFIG, make_customer, make_invoice
 
 LEDGER = {
     "payments received": "SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE status = 'succeeded'",

@@ -13,7 +13,7 @@ import pytest
 from billing import autopay
 from db import write_tx
 from db.models import PaymentMethod
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect

@@ -55,7 +55,7 @@ def test_an_owner_adds_a_clerk_who_is_refused_at_the_owners_pages(app, open_page
 
 def test_a_clerk_records_a_cash_payment_and_gets_its_receipt_then_reverses_a_check(app, open_page):
     from db.models import Outbox, Payment
-    from tests.conftest import make_customer, make_invoice
+    from tests.factories import make_customer, make_invoice
     from tests.staff_support import CLERK_EMAIL
 
     make_staff(CLERK_EMAIL, staff_role="clerk", name="Cary Clerk")
@@ -94,7 +94,7 @@ def test_a_clerk_voids_a_wrong_invoice_and_re_issues_it(app, open_page):
     import datetime as dt
 
     from db.models import Invoice
-    from tests.conftest import make_customer, make_invoice
+    from tests.factories import make_customer, make_invoice
     from tests.staff_support import CLERK_EMAIL
 
     make_staff(CLERK_EMAIL, staff_role="clerk", name="Cary Clerk")

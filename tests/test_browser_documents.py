@@ -5,7 +5,7 @@ import pytest
 
 from billing import receipts
 from db.models import Payment
-from tests.conftest import Portal, make_customer, make_invoice
+from tests.factories import Portal, make_customer, make_invoice
 from tests.test_documents import pdf_text
 from tests.test_pay_flow import GOOD_CARD, make_payment, pay_at_processor
 

@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 
 from db.models import Allocation, CreditEntry, Payment, SandboxIntent
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.test_browser_pay import choose, fill_card, make_payment, pay_in_popup
 from tests.test_fees import set_fees
 

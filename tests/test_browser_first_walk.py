@@ -10,7 +10,7 @@ import re
 import pytest
 
 from db.models import Payment
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.test_browser_pay import choose, fill_ach, fill_card, make_payment, pay_in_popup
 from views.sandbox import tick
 

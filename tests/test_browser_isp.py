@@ -103,7 +103,7 @@ def test_staff_imports_and_invites_then_the_customer_sets_a_password_and_pays(ap
 
 def test_pay_by_link_works_with_javascript_off(app, open_page):
     from billing import paylinks
-    from tests.conftest import TEST_CONFIG, make_customer, make_invoice
+    from tests.factories import TEST_CONFIG, make_customer, make_invoice
 
     c = make_customer()
     make_invoice(c, cents=2500, number="OTHER-1")

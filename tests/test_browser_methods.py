@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 
 from db.models import AutopayEnrolment, PaymentMethod
-from tests.conftest import PASSWORD, make_customer, make_invoice
+from tests.factories import PASSWORD, make_customer, make_invoice
 from tests.test_browser_pay import choose, fill_card, make_payment, pay_in_popup, watch
 
 pytestmark = pytest.mark.browser

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from db.models import Allocation, Payment, PaymentInvoice, SandboxIntent
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect

@@ -3,7 +3,7 @@ import datetime as dt
 
 import pytest
 
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect

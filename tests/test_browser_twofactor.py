@@ -5,7 +5,7 @@ import time
 import pyotp
 import pytest
 
-from tests.conftest import PASSWORD, make_customer
+from tests.factories import PASSWORD, make_customer
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect

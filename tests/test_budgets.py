@@ -12,7 +12,7 @@ import pytest
 from bench import flow
 from db import write_tx
 from db.models import Payment
-from tests.conftest import PASSWORD, make_customer, make_invoice
+from tests.factories import PASSWORD, make_customer, make_invoice
 from views import assets
 
 LOGIN_PAGE_BYTES = 14_000  # what fits in TCP's first round trip (10 segments)

@@ -6,7 +6,7 @@ from peewee import fn
 from billing import payments
 from billing.processors import SUCCEEDED, IntentState, IntentUpdate
 from db.models import Allocation, Payment, WebhookEvent
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 
 
 def race(n, fn_):

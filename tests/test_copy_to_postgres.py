@@ -6,7 +6,7 @@ from app import create_app
 from billing import accounts
 from db import database
 from db.models import Customer, Invoice
-from tests.conftest import TEST_CONFIG, make_customer, make_invoice
+from tests.factories import TEST_CONFIG, make_customer, make_invoice
 from tests.test_postgres import _fresh_database, pg_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.postgres

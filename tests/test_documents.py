@@ -8,7 +8,7 @@ import pytest
 from billing import receipts, settings
 from db import write_tx
 from db.models import Isp, Payment
-from tests.conftest import Portal, make_customer, make_invoice
+from tests.factories import Portal, make_customer, make_invoice
 from tests.test_pay_flow import GOOD_CARD, make_payment, pay_at_processor
 
 PDF_BUDGET = 30_000

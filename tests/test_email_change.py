@@ -6,7 +6,7 @@ import pytest
 from billing import email_change, identity, invites, throttle
 from db import write_tx
 from db.models import AccountToken, AuditLog, Customer, Outbox, User
-from tests.conftest import PASSWORD, make_customer
+from tests.factories import PASSWORD, make_customer
 
 LINK = re.compile(r"http://[^\s]+/email-change/([A-Za-z0-9_-]+)")
 

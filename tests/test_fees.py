@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from billing import accounts, autopay, fees, receipts
 from db import write_tx
 from db.models import Allocation, CreditEntry, Isp, Outbox, Payment, SandboxIntent
-from tests.conftest import make_invoice
+from tests.factories import make_invoice
 from tests.staff_support import staff  # noqa: F401 - fixture
 from tests.test_pay_flow import BILLING, GOOD_CARD, key, make_payment, pay_at_processor, ref_of, start
 
@@ -164,7 +164,7 @@ def test_staff_export_and_the_api_feed_carry_the_fee_apart_from_the_amount(app, 
     import json
 
     from billing import api as api_rules
-    from tests.conftest import Portal
+    from tests.factories import Portal
     from tests.staff_support import STAFF_EMAIL, STAFF_PASSWORD, make_staff
 
     set_fees(card=(0, 250))

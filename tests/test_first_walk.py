@@ -7,7 +7,7 @@ import pytest
 
 from billing import accounts
 from db.models import Payment
-from tests.conftest import make_invoice
+from tests.factories import make_invoice
 from tests.test_pay_flow import ACH_OK, BILLING, GOOD_CARD, pay_at_processor, ref_of, start
 from views.sandbox import tick
 
@@ -150,7 +150,7 @@ def test_a_saved_card_with_ach_is_refused_naming_the_clash_and_nothing_stays_cho
 
 
 def test_someone_elses_saved_method_is_refused_without_naming_it(logged_in, customer):
-    from tests.conftest import make_customer
+    from tests.factories import make_customer
 
     make_invoice(customer, 3000, due=TODAY + dt.timedelta(days=5))
     other = _saved(make_customer(), "card", "Visa", "1881")
@@ -238,7 +238,7 @@ def _key(html):
 @pytest.fixture
 def filed(app):
     """A customer whose file the ISP filled in, and an invoice of theirs."""
-    from tests.conftest import make_customer
+    from tests.factories import make_customer
 
     c = make_customer(name="Rosa Filed", street="7 Quiet Ln", city="Wimberley", state="TX", zip="78676",
                       phone="512-555-0177", email="rosa.filed@example.test")
@@ -246,10 +246,10 @@ def filed(app):
 
 
 def test_a_card_by_link_asks_no_billing_fields_and_uses_the_file_without_showing_it(app, client, filed):
-    from tests.conftest import PASSWORD  # noqa: F401  (no login happens here)
+    from tests.factories import PASSWORD  # noqa: F401  (no login happens here)
     from db.models import Outbox
     from tests.test_pay_flow import pay_at_processor as pay
-    from tests.conftest import Portal
+    from tests.factories import Portal
 
     c, inv = filed
     portal = Portal(client)
@@ -298,7 +298,7 @@ def test_stripe_bank_debit_by_link_asks_the_holders_name_and_email_only(app, fil
     ("0.50", "The minimum payment is $1.00."), ("abc", None),
 ])
 def test_a_pay_link_may_pay_part_of_the_invoice_down_to_the_minimum(app, client, filed, amount, message):
-    from tests.conftest import Portal
+    from tests.factories import Portal
 
     c, inv = filed
     portal = Portal(client)
@@ -320,7 +320,7 @@ def test_a_pay_link_may_pay_part_of_the_invoice_down_to_the_minimum(app, client,
 def test_when_the_minimum_is_the_whole_balance_the_link_pays_it_all(app, client, filed):
     from db import write_tx
     from db.models import Isp
-    from tests.conftest import Portal
+    from tests.factories import Portal
 
     c, inv = filed
     with write_tx():
@@ -363,7 +363,7 @@ def test_pay_after_logging_out_says_signed_out_and_links_to_sign_in_and_resume(l
 
 
 def test_an_expired_pay_link_window_form_does_not_talk_of_signing_out(app, client, filed):
-    from tests.conftest import Portal
+    from tests.factories import Portal
 
     c, inv = filed
     portal = Portal(client)
@@ -550,7 +550,7 @@ def test_the_html_part_links_every_address_and_the_text_part_is_unchanged(app):
 def test_a_sent_pay_link_email_has_a_working_link_in_its_html_part(app):
     from billing import paylinks
     from db.models import Outbox, Invoice, Customer
-    from tests.conftest import make_customer
+    from tests.factories import make_customer
 
     c = make_customer()
     inv = make_invoice(c, 3000)

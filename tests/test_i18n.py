@@ -10,7 +10,7 @@ from babel.messages.pofile import read_po
 
 from db import write_tx
 from db.models import Customer, Isp
-from tests.conftest import PASSWORD, make_customer, make_invoice
+from tests.factories import PASSWORD, make_customer, make_invoice
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PO = ROOT / "translations" / "es" / "LC_MESSAGES" / "messages.po"

@@ -7,7 +7,7 @@ import pytest
 
 from billing import accounts, imports
 from db.models import AuditLog, CreditEntry, Customer, Invoice, InvoiceLine, Payment
-from tests.conftest import make_customer
+from tests.factories import make_customer
 from tests.staff_support import staff  # noqa: F401
 
 SAMPLES = pathlib.Path(__file__).parent.parent / "samples"

@@ -9,7 +9,7 @@ import time
 
 from billing import accounts
 from db.models import Customer, Invoice
-from tests.conftest import TEST_CONFIG
+from tests.factories import TEST_CONFIG
 from tests.live_support import BILLING, ROOT, Session, ledger_holds, live, live_db, pay_in_window, pg_server, start  # noqa: F401
 
 CUSTOMERS = 10_000

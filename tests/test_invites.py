@@ -11,7 +11,7 @@ from db.models import Throttle
 from billing import identity, invites
 from db.models import AccountToken, AuditLog, Customer, LoginSession, Outbox, User, utcnow
 from db import write_tx
-from tests.conftest import PASSWORD, make_customer
+from tests.factories import PASSWORD, make_customer
 from tests.staff_support import last_link, staff  # noqa: F401
 
 NEW_PASSWORD = "a brand new password"

@@ -13,7 +13,7 @@ from app import create_app
 from db import database, migrate
 from db.jobs import EXIT_BUSY, JobBusy, job_lock
 from db.models import Isp
-from tests.conftest import TEST_CONFIG
+from tests.factories import TEST_CONFIG
 from tests.test_postgres import _fresh_database, pg_server  # noqa: F401 (a fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from billing import accounts, ledger, payments
 from billing.ledger import OpenInvoice, allocate, invoice_status
 from billing.processors import SUCCEEDED, IntentState
 from db.models import Allocation, CreditEntry, Invoice, Payment
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 
 D = dt.date
 

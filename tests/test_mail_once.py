@@ -17,7 +17,7 @@ import pytest
 from billing import mail
 from db import write_tx
 from db.models import Outbox, utcnow
-from tests.conftest import TEST_CONFIG
+from tests.factories import TEST_CONFIG
 from tests.live_support import ROOT, live_db, pg_server  # noqa: F401 - fixtures
 from tests.test_autopay_mail import free_port
 

@@ -4,7 +4,7 @@ import re
 
 from billing import accounts
 from db.models import Allocation, AuditLog, CreditEntry, Invoice, OfflinePayment, Outbox, Payment, PaymentReversal
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.staff_support import clerk, staff  # noqa: F401
 
 TODAY = dt.date.today()
@@ -129,7 +129,7 @@ def test_a_bounced_check_is_reversed_by_new_rows_and_the_invoice_reopens(app, cl
 
 
 def test_the_customer_sees_a_counter_payment_in_the_portal(app, clerk, client):
-    from tests.conftest import PASSWORD, Portal
+    from tests.factories import PASSWORD, Portal
 
     c = make_customer()
     make_invoice(c, cents=2500)

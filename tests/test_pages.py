@@ -4,7 +4,7 @@ import re
 
 from billing import demo
 from db.models import Isp
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.test_ledger import pay
 
 TODAY = dt.date.today()

@@ -11,7 +11,7 @@ import pytest
 
 from billing import accounts, payments
 from db.models import Allocation, Payment, PaymentInvoice, PaymentMethod, SandboxEvent, WebhookEvent
-from tests.conftest import make_invoice
+from tests.factories import make_invoice
 from views.sandbox import deliver_events, tick
 
 TODAY = dt.date.today()

@@ -7,7 +7,7 @@ import pytest
 
 from billing import accounts, paylinks
 from db.models import Invoice, Payment
-from tests.conftest import TEST_CONFIG, make_customer, make_invoice
+from tests.factories import TEST_CONFIG, make_customer, make_invoice
 from tests.staff_support import last_link, staff  # noqa: F401
 
 SECRET = TEST_CONFIG["SECRET_KEY"]

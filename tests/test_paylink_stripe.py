@@ -12,7 +12,7 @@ from app import create_app
 from billing import accounts, paylinks
 from db import database, migrate
 from db.models import Allocation, AuditLog, Invoice, Isp, Payment
-from tests.conftest import TEST_CONFIG, Portal, make_customer, make_invoice
+from tests.factories import TEST_CONFIG, Portal, make_customer, make_invoice
 from tests.stripe_support import (  # noqa: F401  (fixtures)
     BILLING,
     CARD_3DS,

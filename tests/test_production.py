@@ -14,7 +14,7 @@ from app import ProductionConfigError, create_app
 from billing import demo
 from db import database, migrate
 from db.models import Isp
-from tests.conftest import TEST_CONFIG
+from tests.factories import TEST_CONFIG
 from views.access_log import redact
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

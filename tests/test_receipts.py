@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from billing import receipts
 from db import write_tx
 from db.models import Isp, Outbox, Payment
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.test_pay_flow import GOOD_CARD, make_payment, pay_at_processor
 
 LOOKALIKES = set("0O1IL2Z5S8B")
@@ -118,7 +118,7 @@ def test_a_payment_made_before_codes_existed_gets_one_on_its_receipt(logged_in, 
 
 
 def test_another_customers_receipt_is_not_found(app, owes, logged_in):
-    from tests.conftest import Portal
+    from tests.factories import Portal
 
     payment = paid(logged_in)
     other = Portal(app.test_client())
@@ -142,7 +142,7 @@ def test_receipt_email_carries_the_same_code(logged_in, owes):
 
 
 def test_staff_find_a_payment_by_the_code_read_to_them(app, owes, logged_in):
-    from tests.conftest import Portal
+    from tests.factories import Portal
     from tests.staff_support import STAFF_EMAIL, STAFF_PASSWORD, make_staff
 
     payment = paid(logged_in)
@@ -173,7 +173,7 @@ def test_an_unknown_page_is_a_404_for_a_logged_in_customer_not_an_error(logged_i
 
 
 def test_a_check_taken_at_the_counter_has_a_code_and_a_receipt_the_customer_can_keep(app, tmp_path):
-    from tests.conftest import Portal
+    from tests.factories import Portal
     from tests.staff_support import CLERK_EMAIL, STAFF_PASSWORD, make_staff
     from tests.test_documents import pdf_text
     from tests.test_offline_payments import record

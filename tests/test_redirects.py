@@ -4,7 +4,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import make_customer
+from tests.factories import make_customer
 from tests.test_pay_flow import GOOD_CARD, make_payment, owing, pay_at_processor  # noqa: F401
 
 # Each of these sends a browser off the portal (or into a script) when used as a Location as it is.
@@ -19,7 +19,7 @@ VECTORS = [
 
 
 def _login_next(client, email, target):
-    from tests.conftest import PASSWORD, Portal
+    from tests.factories import PASSWORD, Portal
 
     portal = Portal(client)
     return portal.post("/login?next=" + quote(target, safe=""), {"email": email, "password": PASSWORD})

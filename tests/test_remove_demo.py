@@ -1,7 +1,7 @@
 """`remove-demo`: the demo's customers and everything of theirs go, in one transaction; real customers stay."""
 from billing import accounts, demo
 from db.models import AuditLog, Customer, Invoice, Outbox, Payment, User
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.test_pay_flow import GOOD_CARD, make_payment, pay_at_processor
 
 

@@ -4,7 +4,7 @@ import datetime as dt
 from billing import accounts, identity, retention, throttle
 from db import write_tx
 from db.models import AccountToken, AuditLog, LoginSession, Throttle, User, utcnow
-from tests.conftest import make_customer
+from tests.factories import make_customer
 
 
 def _old(days):

@@ -13,7 +13,7 @@ import pytest
 from app import create_app
 from billing import methods, payments
 from db.models import PaymentMethod
-from tests.conftest import TEST_CONFIG, make_customer, make_invoice
+from tests.factories import TEST_CONFIG, make_customer, make_invoice
 from tests.hostile_support import World, stored_digest
 
 # Reachable without logging in, by design (each has its own tests).

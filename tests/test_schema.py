@@ -6,7 +6,7 @@ from peewee import SqliteDatabase
 from app import create_app
 from db import database, migrate, open_database
 from db.models import BaseModel, Customer, Invoice
-from tests.conftest import TEST_CONFIG
+from tests.factories import TEST_CONFIG
 
 
 def all_models():

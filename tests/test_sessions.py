@@ -56,7 +56,7 @@ def test_session_expires_counts_down_from_the_idle_timeout(app, customer):
 
 
 def test_changing_the_password_asks_the_current_one_and_ends_the_other_sessions(app, logged_in, customer):
-    from tests.conftest import PASSWORD, Portal
+    from tests.factories import PASSWORD, Portal
 
     elsewhere = Portal(app.test_client())
     assert elsewhere.login(customer.email).status_code == 302

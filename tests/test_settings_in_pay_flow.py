@@ -3,7 +3,7 @@ from db.models import Isp, Payment
 
 
 def test_a_payment_type_the_isp_does_not_offer_is_neither_shown_nor_accepted(logged_in, customer):
-    from tests.conftest import make_invoice
+    from tests.factories import make_invoice
     make_invoice(customer, cents=5000)
     Isp.update(accept_ach=False).execute()
     page = logged_in.get("/payments").get_data(as_text=True)
@@ -14,7 +14,7 @@ def test_a_payment_type_the_isp_does_not_offer_is_neither_shown_nor_accepted(log
 
 
 def test_the_maximum_payment_is_enforced(logged_in, customer):
-    from tests.conftest import make_invoice
+    from tests.factories import make_invoice
     make_invoice(customer, cents=50000)
     Isp.update(max_payment_cents=30000).execute()
     resp = logged_in.post("/pay", {"amount": "300.01", "method_type": "card", "key": "k" * 24})

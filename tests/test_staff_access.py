@@ -8,7 +8,7 @@ import re
 import pytest
 
 from app import create_app
-from tests.conftest import PASSWORD, TEST_CONFIG, make_customer
+from tests.factories import PASSWORD, TEST_CONFIG, make_customer
 from tests.staff_support import (  # noqa: F401
     CLERK_EMAIL,
     STAFF_EMAIL,

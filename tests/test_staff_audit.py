@@ -5,9 +5,9 @@ import datetime as dt
 import io
 
 from db.models import AuditLog, Invoice
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.staff_support import CLERK_EMAIL, STAFF_EMAIL, log_in_staff, make_staff, staff  # noqa: F401
-from tests.conftest import Portal
+from tests.factories import Portal
 from tests.test_offline_payments import record
 
 TODAY = dt.date.today()

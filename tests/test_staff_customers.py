@@ -1,6 +1,6 @@
 """A customer on the staff pages: details edited, everything on one page, and the portal login disabled."""
 from db.models import AuditLog, Customer, LoginSession, User
-from tests.conftest import PASSWORD, Portal, make_customer, make_invoice
+from tests.factories import PASSWORD, Portal, make_customer, make_invoice
 from tests.staff_support import clerk  # noqa: F401
 
 GOOD = {"name": "Ana Reyes-Ortiz", "email": "Ana.New@Example.test", "phone": "512-555-0199", "street": "14 Ranch Rd",

@@ -8,7 +8,7 @@ import brotli
 from billing import payments as pay
 from db import write_tx
 from db.models import Allocation, Payment
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.staff_support import staff  # noqa: F401 (a fixture)
 
 

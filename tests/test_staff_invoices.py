@@ -5,7 +5,7 @@ import re
 
 from billing import accounts
 from db.models import Allocation, AuditLog, CreditEntry, Invoice, InvoiceLine, Payment, PaymentReversal
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.staff_support import clerk  # noqa: F401
 from tests.test_offline_payments import record
 

@@ -4,7 +4,7 @@ import pytest
 from billing import identity
 from billing import staff as staff_rules
 from db.models import AuditLog, LoginSession, User
-from tests.conftest import Portal
+from tests.factories import Portal
 from tests.staff_support import CLERK_EMAIL, STAFF_EMAIL, STAFF_PASSWORD, log_in_staff, make_staff, staff  # noqa: F401
 
 NEW = {"name": "Rosa Counter", "email": "Rosa@ISP.example.test", "role": "clerk",
@@ -88,7 +88,7 @@ def test_making_a_clerk_an_owner_takes_effect_at_once(app, staff):
 
 
 def test_customers_cannot_be_managed_as_staff_logins(app, staff):
-    from tests.conftest import make_customer
+    from tests.factories import make_customer
 
     c = make_customer()
     user = User.get(User.customer == c.id)

@@ -9,7 +9,7 @@ import zlib
 
 from db import write_tx
 from db.models import AuditLog, Isp, Payment, utcnow
-from tests.conftest import PASSWORD, make_customer, make_invoice
+from tests.factories import PASSWORD, make_customer, make_invoice
 from tests.staff_support import staff  # noqa: F401
 
 GOOD = {"name": "Hill Country Wireless", "support_phone": "830-555-0199", "support_email": "help@hcw.example",

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from db.models import Allocation, AuditLog, Outbox, Payment, PaymentReversal, RefundRequest
-from tests.conftest import Portal, make_invoice
+from tests.factories import Portal, make_invoice
 from tests.staff_support import CLERK_EMAIL, STAFF_EMAIL, log_in_staff, make_staff
 from tests.stripe_support import app, localstripe, pay_card, start_payment, stripe_server  # noqa: F401
 

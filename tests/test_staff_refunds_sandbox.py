@@ -7,7 +7,7 @@ import pytest
 
 from billing import refunds
 from db.models import Allocation, AuditLog, Outbox, Payment, PaymentReversal, RefundRequest, SandboxRefund, utcnow
-from tests.conftest import Portal, make_invoice
+from tests.factories import Portal, make_invoice
 from tests.staff_support import STAFF_EMAIL, log_in_staff, make_staff
 from tests.test_pay_flow import GOOD_CARD, make_payment, pay_at_processor
 from tests.test_staff_refunds import confirm, review

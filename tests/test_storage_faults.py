@@ -12,7 +12,7 @@ import pytest
 from app import create_app
 from db import database, migrate
 from db.models import Isp
-from tests.conftest import TEST_CONFIG, make_customer
+from tests.factories import TEST_CONFIG, make_customer
 
 
 @pytest.fixture

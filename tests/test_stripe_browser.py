@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from db.models import Allocation, Payment
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.stripe_support import (  # noqa: F401  (fixtures)
     CARD_3DS,
     CARD_OK,

@@ -13,7 +13,7 @@ import pytest
 
 from billing import payments
 from db.models import AuditLog, AutopayCharge, MethodSetup, Payment, PaymentMethod, StripeCustomer, utcnow
-from tests.conftest import make_invoice
+from tests.factories import make_invoice
 from tests.stripe_support import (  # noqa: F401  (fixtures)
     CARD_3DS,
     CARD_CHARGE_FAILS,
@@ -94,7 +94,7 @@ def test_add_opens_a_setup_intent_on_the_customers_stripe_customer_and_a_stripe_
 
 
 def test_the_setup_window_is_only_for_its_owner(app, logged_in, stripe_server):
-    from tests.conftest import Portal, make_customer
+    from tests.factories import Portal, make_customer
 
     setup = start_add(logged_in)
     other = Portal(app.test_client())
@@ -356,7 +356,7 @@ def _browser_setup():
 
 @pytest.mark.browser
 def test_add_a_card_in_the_stripe_popup_and_see_it_listed(open_page, app, stripe_server):
-    from tests.conftest import make_customer
+    from tests.factories import make_customer
 
     expect, fill_card, watch = _browser_setup()
     customer = make_customer()
@@ -382,7 +382,7 @@ def test_add_a_card_in_the_stripe_popup_and_see_it_listed(open_page, app, stripe
 
 @pytest.mark.browser
 def test_add_a_card_with_stripe_inline_when_the_popup_is_blocked(open_page, app, stripe_server):
-    from tests.conftest import make_customer
+    from tests.factories import make_customer
 
     expect, fill_card, _ = _browser_setup()
     customer = make_customer()
@@ -402,7 +402,7 @@ def test_add_a_card_with_stripe_inline_when_the_popup_is_blocked(open_page, app,
 
 @pytest.mark.browser
 def test_a_card_that_asks_for_the_bank_check_completes_it_in_the_setup_window(open_page, app, stripe_server):
-    from tests.conftest import make_customer
+    from tests.factories import make_customer
 
     expect, fill_card, watch = _browser_setup()
     customer = make_customer()

@@ -22,7 +22,7 @@ from db.models import (
     WebhookEvent,
     utcnow,
 )
-from tests.conftest import make_invoice
+from tests.factories import make_invoice
 from tests.stripe_support import (  # noqa: F401  (fixtures)
     BILLING,
     CARD_3DS,
@@ -183,7 +183,7 @@ def test_paying_twice_or_reopening_the_window_charges_once(logged_in, owing, str
 
 
 def test_the_window_is_only_for_the_payment_owner(app, logged_in, owing, stripe_server):
-    from tests.conftest import Portal, make_customer
+    from tests.factories import Portal, make_customer
 
     payment = start_payment(logged_in, "30.00")
     other = make_customer()

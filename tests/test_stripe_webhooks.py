@@ -28,7 +28,7 @@ from db.models import (
     StripeCustomer,
     WebhookEvent,
 )
-from tests.conftest import make_invoice
+from tests.factories import make_invoice
 from tests.stripe_support import (  # noqa: F401  (fixtures)
     WEBHOOK_SECRET,
     app,

@@ -7,7 +7,7 @@ import pytest
 
 from billing import throttle
 from db.models import AuditLog, Throttle, utcnow
-from tests.conftest import PASSWORD, Portal, make_customer
+from tests.factories import PASSWORD, Portal, make_customer
 
 WRONG = "not the password"
 

@@ -10,7 +10,7 @@ import urllib.request
 
 from bench.server import gunicorn
 from db import database
-from tests.conftest import TEST_CONFIG, make_customer
+from tests.factories import TEST_CONFIG, make_customer
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -69,7 +69,7 @@ def test_two_workers_share_the_two_factor_code_throttle(app, database_url, tmp_p
 
     from billing import twofactor
     from db.models import User
-    from tests.conftest import PASSWORD
+    from tests.factories import PASSWORD
 
     victim = make_customer()
     setup = twofactor.begin(User.by_email(victim.email).id)

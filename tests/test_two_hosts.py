@@ -17,7 +17,7 @@ import pytest
 from bench.server import gunicorn
 from db import database
 from db.models import Allocation, Payment
-from tests.conftest import PASSWORD, TEST_CONFIG, make_customer, make_invoice
+from tests.factories import PASSWORD, TEST_CONFIG, make_customer, make_invoice
 from tests.test_postgres import _fresh_database, pg_server  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.postgres]

@@ -6,7 +6,7 @@ import pyotp
 from billing import twofactor
 from db import write_tx
 from db.models import Isp, User
-from tests.conftest import PASSWORD, Portal, make_customer
+from tests.factories import PASSWORD, Portal, make_customer
 from tests.staff_support import STAFF_EMAIL, STAFF_PASSWORD, make_staff
 
 
