@@ -13,7 +13,7 @@ from peewee import IntegrityError
 
 from billing import accounts, identity, invites
 from billing.errors import FormErrors
-from db import write_tx
+from db import is_postgres, write_tx
 from db.models import LoginSession, User
 
 OWNER = "owner"
@@ -75,8 +75,29 @@ def add_staff(form, actor):
         raise FormErrors({"email": "This email already has a login."}) from None
 
 
-def _active_owners():
-    return User.select().where((User.role == STAFF) & (User.staff_role == OWNER) & User.disabled_at.is_null())
+def _lock_active_owners():
+    """The ids of the active owners, locked until the transaction ends.
+
+    Two owners demoting or disabling each other at once must not both see "another owner is left". SQLite's
+    BEGIN IMMEDIATE (write_tx) already lets one writer in at a time. On PostgreSQL each change locks every
+    active owner row, in id order (so two changes cannot deadlock), before counting: the second waits for
+    the first to commit, and READ COMMITTED then re-checks the locked rows against the WHERE, so an owner the
+    first change demoted or disabled is no longer counted.
+    """
+    q = (User.select(User.id).where((User.role == STAFF) & (User.staff_role == OWNER) & User.disabled_at.is_null())
+         .order_by(User.id))
+    if is_postgres():
+        q = q.for_update()
+    return [u.id for u in q]
+
+
+def _check_owner_change(user, by_user_id):
+    """Refuse a change that would leave no owner, or one made by someone no longer an active owner."""
+    owners = _lock_active_owners()
+    if user.id in owners and len(owners) <= 1:
+        raise ValueError("This is the last owner; add another owner first.")
+    if by_user_id is not None and by_user_id not in owners:
+        raise ValueError("Only an owner can change staff logins.")
 
 
 def _staff_login(user_id):
@@ -93,8 +114,7 @@ def set_disabled(user_id, disabled, actor, by_user_id):
         if disabled:
             if user.id == by_user_id:
                 raise ValueError("You cannot disable your own login.")
-            if user.staff_role == OWNER and user.disabled_at is None and _active_owners().count() <= 1:
-                raise ValueError("This is the last owner; add another owner first.")
+            _check_owner_change(user, by_user_id)
         identity.set_login_disabled(user.id, disabled, actor)
     return User.get_by_id(user.id)
 
@@ -109,8 +129,7 @@ def set_role(user_id, role, actor, by_user_id):
             return user
         if user.id == by_user_id:
             raise ValueError("You cannot change your own role.")
-        if user.staff_role == OWNER and _active_owners().count() <= 1:
-            raise ValueError("This is the last owner; add another owner first.")
+        _check_owner_change(user, by_user_id)
         User.update(staff_role=role).where(User.id == user.id).execute()
         # A role change takes effect at once: the login's open sessions end, as when it is disabled.
         LoginSession.delete().where(LoginSession.user == user.id).execute()

@@ -35,3 +35,6 @@ from tests.test_offline_payments import (  # noqa: E402,F401
     test_cash_pays_the_chosen_invoice_first_then_the_oldest_and_the_rest_is_credit,
 )
 from tests.staff_support import clerk  # noqa: E402,F401
+from tests.test_staff_logins import (  # noqa: E402,F401
+    test_two_owners_demoting_and_disabling_each_other_at_once_leave_an_owner,
+)

@@ -94,3 +94,53 @@ def test_customers_cannot_be_managed_as_staff_logins(app, staff):
     user = User.get(User.customer == c.id)
     assert staff.post(f"/staff/staff/{user.id}/disable", {}).status_code == 404
     assert User.get_by_id(user.id).disabled_at is None
+
+
+def test_two_owners_demoting_and_disabling_each_other_at_once_leave_an_owner(app, monkeypatch):
+    """Each change waits, after its write and before its commit, for the other to get as far: without a lock
+    both would pass the "another owner is left" check and commit, and no owner would be left."""
+    import threading
+
+    from billing import accounts
+    from db import database
+
+    ann = make_staff("ann@isp.example.test", name="Ann Owner")
+    bob = make_staff("bob@isp.example.test", name="Bob Owner")
+    both_written = threading.Barrier(2)
+    real_audit = accounts.audit
+
+    def audit_then_wait(actor, action, *args, **kwargs):
+        real_audit(actor, action, *args, **kwargs)
+        if action in ("staff.role_changed", "user.disabled"):
+            try:
+                both_written.wait(timeout=3)  # with the lock the other change is still waiting: go on alone
+            except threading.BrokenBarrierError:
+                pass
+
+    monkeypatch.setattr(accounts, "audit", audit_then_wait)
+    outcomes = {}
+
+    def run(name, change):
+        try:
+            change()
+            outcomes[name] = "done"
+        except ValueError as e:
+            outcomes[name] = str(e)
+        finally:
+            database.close()
+
+    threads = [
+        threading.Thread(target=run, args=("ann demotes bob", lambda: staff_rules.set_role(
+            bob.id, "clerk", f"staff:{ann.id}", by_user_id=ann.id))),
+        threading.Thread(target=run, args=("bob disables ann", lambda: staff_rules.set_disabled(
+            ann.id, True, f"staff:{bob.id}", by_user_id=bob.id))),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    monkeypatch.undo()
+    assert len(outcomes) == 2, outcomes
+    assert list(outcomes.values()).count("done") == 1, outcomes  # the other was refused
+    owners = User.select().where((User.role == "staff") & (User.staff_role == "owner") & User.disabled_at.is_null())
+    assert owners.count() == 1, outcomes
