@@ -41,6 +41,7 @@ ID_ROUTES = {
 # Prefixes of routes that are not the logged-in customer's (they have their own access tests).
 OTHER_AREAS = ("/static", "/assets", "/sandbox", "/webhooks", "/staff", "/api", "/login", "/logout",
                "/invite", "/reset",  # token links: tests/test_invites.py
+               "/email-change",  # the link to a new address: tests/test_email_change.py
                "/paylink",  # pay links and their Stripe window: tests/test_paylink.py, tests/test_paylink_stripe.py
                "/logo")  # the ISP's public logo: tests/test_staff_pages.py
 

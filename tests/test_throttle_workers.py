@@ -78,17 +78,16 @@ def test_two_workers_share_the_two_factor_code_throttle(app, database_url, tmp_p
     database.close()
     env = {k: str(v) for k, v in TEST_CONFIG.items() if k != "TESTING"}
     env.update(DATABASE_URL=database_url, SANDBOX_WORKER="0", PAYMENT_PROCESSOR="sandbox")
-    access = tmp_path / "access.log"
-    with gunicorn("app:create_app()", env=env, workers=2, threads=1,
-                  extra_args=("--access-logfile", str(access), "--access-logformat", "%(p)s %(m)s %(U)s %(s)s")) as url:
+    # Two servers (one worker process each) on one database, the codes alternating between them: which
+    # worker of one server accepts a connection is the kernel's choice, so this is how "two processes" is sure.
+    with gunicorn("app:create_app()", env=env, workers=1, threads=1) as one, \
+            gunicorn("app:create_app()", env=env, workers=1, threads=1) as two:
         opener = browser()
-        status, _ = _login(url, victim.email, PASSWORD, opener=opener)
+        status, _ = _login(one, victim.email, PASSWORD, opener=opener)
         assert status == 303
         started = time.monotonic()
-        codes = [_post(opener, url + "/login/code", {"code": "000000"})[0] for _ in range(12)]
+        codes = [_post(opener, (one, two)[n % 2] + "/login/code", {"code": "000000"})[0] for n in range(12)]
         elapsed = time.monotonic() - started
-    served = [line.split() for line in access.read_text().splitlines() if " /login/code " in line]
-    assert len({pid for pid, *_ in served}) == 2, "both workers must have answered codes"
     assert codes[:6] == [401] * 6, codes
     allowed = 5 + 1 + int(math.log2(elapsed + 1))
     assert codes.count(401) <= allowed and 429 in codes, (codes, elapsed)
