@@ -9,6 +9,8 @@
 """
 import datetime as dt
 
+from peewee import IntegrityError
+
 from billing import accounts, identity, mail, validation
 from billing.invites import PasswordError, TokenError, _hash, _new_token, find
 from db import write_tx
@@ -79,6 +81,15 @@ def find_link(token, now=None):
 def confirm_change(token, ip="", now=None):
     """Switch the login to the address its link was sent to; returns the User. Raises TokenError."""
     row = find_link(token, now)
+    try:
+        return _switch(token, row, ip)
+    except IntegrityError:
+        # Two logins confirming the same new address at once on PostgreSQL: both passed the check below
+        # before either committed, and the UNIQUE email index refused the second. Nothing was written.
+        raise TokenError("Another login already uses that address, so it cannot be yours as well.") from None
+
+
+def _switch(token, row, ip):
     with write_tx():
         spent = (AccountToken.update(used_at=utcnow())
                  .where((AccountToken.token_hash == _hash(token)) & AccountToken.used_at.is_null()).execute())

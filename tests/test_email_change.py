@@ -139,3 +139,14 @@ def test_the_profile_page_is_in_spanish(app, logged_in, customer):
     assert "Cambiar su correo electrónico" in body and "Change your email" not in body
     resp = logged_in.post("/profile/email", {"email": "es@example.test", "email_password": PASSWORD})
     assert "Enviamos un enlace a su nueva dirección" in resp.get_data(as_text=True)
+
+
+def test_losing_a_race_for_the_address_is_a_clear_page_not_a_500(app, logged_in, customer, monkeypatch):
+    logged_in.post("/profile/email", {"email": "raced@example.test", "email_password": PASSWORD})
+    token = _link_in_latest_mail("raced@example.test")
+    make_customer(email="raced@example.test")
+    # As on PostgreSQL when another transaction took the address after our check: only the UNIQUE index sees it.
+    monkeypatch.setattr(User, "by_email", classmethod(lambda cls, email: None))
+    resp = logged_in.post(f"/email-change/{token}")
+    assert resp.status_code == 410 and "Another login already uses that address" in resp.get_data(as_text=True)
+    assert User.get(User.customer == customer.id).email == customer.email
