@@ -147,6 +147,6 @@ def _first_invoice_id(app, email):
     with app.app_context():
         database.connect(reuse_if_open=True)
         c = Customer.get(Customer.email == email)
-        inv = accounts.invoice_views(c.id, per_page=1)[0]
+        inv = accounts.invoice_page(c.id, 1, 1).rows[0]
         database.close()
         return inv.invoice.id

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from peewee import JOIN, fn
 
 from billing import ledger
-from db import database, is_postgres, write_tx
+from db import database, is_postgres, pages, write_tx
 from db.models import (
     Allocation,
     AuditLog,
@@ -130,17 +130,27 @@ def _view(inv, pending, on):
     )
 
 
-def invoice_views(customer_id, on=None, page=1, per_page=None, newest_first=True):
-    """One page of a customer's invoices as InvoiceViews."""
+def invoice_views(customer_id, on=None, newest_first=True):
+    """All of a customer's invoices as InvoiceViews (one page of them: invoice_page)."""
     on = on or today()
     q = Invoice.for_customer(customer_id)
     if newest_first:
         q = q.order_by(Invoice.due_date.desc(), Invoice.number.desc())
-    if per_page:
-        q = q.paginate(page, per_page)
     invoices = list(q)
     pending = pending_by_invoice([inv.id for inv in invoices])
     return [_view(inv, pending, on) for inv in invoices]
+
+
+def invoice_page(customer_id, page, per_page, on=None):
+    """One page (db.pages.Page) of a customer's invoices, newest first, as InvoiceViews."""
+    on = on or today()
+    q = Invoice.for_customer(customer_id).order_by(Invoice.due_date.desc(), Invoice.number.desc())
+
+    def views(invoices):
+        pending = pending_by_invoice([inv.id for inv in invoices])
+        return [_view(inv, pending, on) for inv in invoices]
+
+    return pages.paginate(q, page, per_page).map(views)
 
 
 def invoice_count(customer_id):

@@ -7,13 +7,14 @@ before it reaches a query: a database integer holds at most 2^63-1, Python's dat
 import datetime as dt
 import re
 
+from db.pages import MAX_PAGE
+
 MAX_DB_INT = 2**63 - 1
 # The largest single amount (an invoice, a payment, a setting): $10,000,000.00. Even 900 million invoices of
 # this size stay below 2^63 cents, so no customer's total can overflow a BIGINT sum.
 MAX_CENTS = 10_000_000_00
 MIN_DATE = dt.date(1970, 1, 1)
 MAX_DATE = dt.date(2199, 12, 31)
-MAX_PAGE = 1_000_000
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", re.ASCII)
 
 

@@ -11,7 +11,7 @@ from peewee import fn
 
 from billing import accounts, mail
 from billing.errors import FormErrors
-from db import write_tx
+from db import pages, write_tx
 from db.models import Outbox, utcnow
 
 STATUSES = (mail.QUEUED, mail.SENDING, mail.SENT, mail.FAILED)
@@ -26,11 +26,11 @@ def counts():
 
 
 def rows(status=None, page=1, per_page=50):
-    """Emails newest first, optionally in one state."""
+    """One page (db.pages.Page) of emails, newest first, optionally in one state."""
     q = Outbox.select().order_by(Outbox.id.desc())
     if status in STATUSES:
         q = q.where(Outbox.status == status)
-    return list(q.paginate(page, per_page)), q.count()
+    return pages.paginate(q, page, per_page)
 
 
 def stale(minutes, now=None):

@@ -25,7 +25,7 @@ from peewee import IntegrityError
 from billing import accounts, bounds, fees, money, moves, receipts
 from billing import processors as proc
 from billing.errors import FormErrors  # noqa: F401  (billing.payments.FormErrors stays importable)
-from db import write_tx
+from db import pages, write_tx
 from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
 
 CREATED = "created"
@@ -724,12 +724,14 @@ def for_customer(customer_id, ref):
     return Payment.get_or_none((Payment.ref == ref) & (Payment.customer == customer_id))
 
 
-def history(customer_id, page=1, per_page=20):
-    """The customer's payments, newest first, excluding abandoned ones never confirmed."""
-    return list(
+HISTORY_PER_PAGE = 20
+
+
+def history(customer_id, page=1, per_page=HISTORY_PER_PAGE):
+    """One page (db.pages.Page) of the customer's payments, newest first, without abandoned ones never confirmed."""
+    return pages.paginate(
         Payment.select().where((Payment.customer == customer_id) & (Payment.status != CREATED))
-        .order_by(Payment.created_at.desc(), Payment.id.desc()).paginate(page, per_page)
-    )
+        .order_by(Payment.created_at.desc(), Payment.id.desc()), page, per_page)
 
 
 ABANDONED_AFTER = dt.timedelta(days=1)

@@ -57,6 +57,13 @@ def _load(token):
     return PortalUser(token, user) if user else None
 
 
+def page_number():
+    """The page asked for in the query string (?page=), bounded: 1 when missing or not a number."""
+    from billing import bounds
+
+    return bounds.parse_page(request.args.get("page"))
+
+
 def wants_fragment():
     """True for an htmx request that should get only the changed part of the page."""
     return request.headers.get("HX-Request") == "true" and not request.headers.get("HX-History-Restore-Request")

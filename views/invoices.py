@@ -5,13 +5,9 @@ from flask import Blueprint, abort, current_app, request
 from flask_login import current_user
 
 from billing import accounts, bounds
-from views import customer_required, render, tab_required
+from views import customer_required, page_number, render, tab_required
 
 bp = Blueprint("invoices", __name__)
-
-
-def _page():
-    return bounds.parse_page(request.args.get("page"))
 
 
 @bp.route("/invoices")
@@ -20,13 +16,8 @@ def _page():
 def index():
     """Every invoice, newest first, a page at a time."""
     cid = current_user.customer_id
-    page, per_page = _page(), current_app.config["PER_PAGE"]
-    total = accounts.invoice_count(cid)
-    return render(
-        "invoices/index.html", "invoices/_list.html",
-        views=accounts.invoice_views(cid, page=page, per_page=per_page),
-        page=page, pages=max((total + per_page - 1) // per_page, 1), total=total,
-    )
+    return render("invoices/index.html", "invoices/_list.html",
+                  views=accounts.invoice_page(cid, page_number(), current_app.config["PER_PAGE"]))
 
 
 @bp.route("/invoices/<int:invoice_id>")

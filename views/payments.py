@@ -5,7 +5,7 @@ from flask_login import current_user
 from billing import accounts, autopay, methods, money, payments
 from billing.processors import ProcessorError
 from db.models import PaymentMethod
-from views import customer_required, pay_start_url, processor, render, tab_required, wants_fragment, windows
+from views import customer_required, page_number, pay_start_url, processor, render, tab_required, wants_fragment, windows
 
 bp = Blueprint("payments", __name__)
 
@@ -54,7 +54,7 @@ def index():
     cid = current_user.customer_id
     return render(
         "payments/index.html", "payments/_index.html",
-        history=payments.history(cid), in_flight=payments.resumable(cid), labels=payments.LABELS,
+        history=payments.history(cid, page_number()), in_flight=payments.resumable(cid), labels=payments.LABELS,
         **_method_ctx(cid),
     )
 

@@ -20,9 +20,9 @@ from billing.staff import CLERK, OWNER
 from billing import api as api_rules
 from billing import money
 from billing import payments as pay
-from db import keyset_chunks, models
+from db import keyset_chunks, models, pages
 from db.models import Customer, Invoice, Isp, Payment, User
-from views import login_manager, processor
+from views import login_manager, page_number, processor
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 PER_PAGE = 50
@@ -95,10 +95,6 @@ def paylink_url(invoice_id):
     return public_url("paylink.show", token=paylinks.make(paylinks.keys(current_app.config), invoice_id))
 
 
-def _page():
-    return bounds.parse_page(request.args.get("page"))
-
-
 @bp.route("/")
 @allow(CLERK)
 def index():
@@ -118,11 +114,9 @@ def index():
 def outbox_page():
     """The outbox: queued, sent and failed emails with the reason, and Resend."""
     status = request.args.get("status") if request.args.get("status") in outbox.STATUSES else ""
-    page = _page()
-    rows, total = outbox.rows(status, page, PER_PAGE)
+    page = outbox.rows(status, page_number(), PER_PAGE)
     notice = "Email queued again; it goes out with the next send-mail run." if request.args.get("resent") else None
-    return render_template("staff/outbox.html", rows=rows, total=total, page=page, per_page=PER_PAGE,
-                           status=status, counts=outbox.counts(), labels=outbox.LABELS, notice=notice,
+    return render_template("staff/outbox.html", rows=page.rows, page=page, status=status, counts=outbox.counts(), labels=outbox.LABELS, notice=notice,
                            key=pay.new_idempotency_key(), args=request.args,
                            stale=outbox.stale(current_app.config["OUTBOX_STALE_MINUTES"]),
                            stale_minutes=current_app.config["OUTBOX_STALE_MINUTES"])
@@ -137,8 +131,8 @@ def resend_email(row_id):
     except LookupError:
         abort(404)
     except pay.FormErrors as e:
-        rows, total = outbox.rows(None, 1, PER_PAGE)
-        return render_template("staff/outbox.html", rows=rows, total=total, page=1, per_page=PER_PAGE, status="",
+        page = outbox.rows(None, 1, PER_PAGE)
+        return render_template("staff/outbox.html", rows=page.rows, page=page, status="",
                                counts=outbox.counts(), labels=outbox.LABELS, error=e.errors["form"],
                                key=pay.new_idempotency_key(), args={}, stale=None, stale_minutes=0), 422
     return redirect(url_for("staff.outbox_page", resent=1), code=303)
@@ -154,12 +148,9 @@ def customers():
         like = f"%{q.lower()}%"
         query = query.where(fn.LOWER(Customer.name) ** like | (Customer.account_number ** like)
                             | (Customer.email ** like))
-    total = query.count()
-    page = _page()
-    rows = list(query.order_by(Customer.name, Customer.id).paginate(page, PER_PAGE))
-    logins = {u.customer_id for u in User.select(User.customer).where(User.customer.in_([c.id for c in rows]))}
-    return render_template("staff/customers.html", rows=rows, q=q, total=total, page=page, per_page=PER_PAGE,
-                           logins=logins)
+    page = pages.paginate(query.order_by(Customer.name, Customer.id), page_number(), PER_PAGE)
+    logins = {u.customer_id for u in User.select(User.customer).where(User.customer.in_([c.id for c in page]))}
+    return render_template("staff/customers.html", rows=page.rows, q=q, total=page.total, page=page, logins=logins)
 
 
 def _offline_form(form=None):
@@ -471,13 +462,10 @@ COUNT_CAP = 10_000  # past this many matches the list says "more than" instead o
 
 
 def _payments_page(f, errors, page, args, **extra):
-    q = _payments_query(f)
-    rows = list(q.paginate(page, 100).limit(101))  # one more than a page: is there a next page?
     # Counting a million payments costs a second; nobody pages that far, so the count stops at the cap.
-    total = q.select(Payment.id).limit(COUNT_CAP + 1).count()
+    page = pages.paginate(_payments_query(f), page, 100, count_cap=COUNT_CAP)
     return render_template(
-        "staff/payments.html", rows=rows[:100], has_next=len(rows) > 100, total=min(total, COUNT_CAP),
-        total_capped=total > COUNT_CAP, page=page, per_page=100,
+        "staff/payments.html", rows=page.rows, total=page.total, total_capped=page.total_capped, page=page,
         f=f, errors=errors, statuses=STATUSES, methods=ALL_METHODS, labels=pay.LABELS,
         pending_ach=list(_payments_query({"status": pay.PROCESSING, "method": "ach"}).limit(50)),
         failed_autopays=_failed_autopays(), args=args, **extra,
@@ -489,7 +477,7 @@ def _payments_page(f, errors, page, args, **extra):
 def payments():
     """Payments by date, status and method; pending ACH and failed autopays shown."""
     f, errors = _payment_filters()
-    return _payments_page(f, errors, _page(), request.args)
+    return _payments_page(f, errors, page_number(), request.args)
 
 
 @bp.route("/payments/find")
@@ -588,9 +576,9 @@ def audit():
     """The audit log in words: who (name and role), what, which record, when and from where; filterable."""
     f, errors = _audit_filters()
     q = audit_log.query(f)
-    page = _page()
-    return render_template("staff/audit.html", rows=audit_log.readable(q.paginate(page, 100)), filters=f,
-                           errors=errors, page=page, per_page=100, total=q.count(), args=request.args)
+    page = pages.paginate(q, page_number(), 100).map(audit_log.readable)
+    return render_template("staff/audit.html", rows=page.rows, filters=f, errors=errors, page=page,
+                           total=page.total, args=request.args)
 
 
 AUDIT_COLUMNS = ("at", "who", "role", "actor", "what", "action", "record", "entity", "entity_id", "ip", "details")
