@@ -60,7 +60,7 @@ def test_payments_list_stops_counting_at_its_cap_and_still_pages(app, staff, mon
     _many_payments(120, make_invoice(c, cents=1_000_000))
     first = staff.get("/staff/payments").get_data(as_text=True)
     assert "More than 50 payment(s)." in first
-    assert "Page 1\n" in first and ">Next<" in first and ">Previous<" not in first
+    assert ">Page 1<" in first and ">Next<" in first and ">Previous<" not in first
     listed = first.split('id="payment-list"')[1].split("</table>")[0]
     assert listed.count(">PAY-EXP") == 100 and "PAY-EXP00119" in listed and "PAY-EXP00019" not in listed
     second = staff.get("/staff/payments?page=2").get_data(as_text=True)
