@@ -21,7 +21,8 @@ TRANSLATED = ["layout.html", "auth/login.html", "home/_home.html", "invoices/_li
               "invoices/_status.html", "payments/_index.html", "payments/_method.html", "payments/_billing.html",
               "payments/_status.html", "payments/_poll.html", "payments/_history.html", "payments/_in_flight.html",
               "payments/_pay_now.html", "sandbox/entry.html", "sandbox/done.html", "sandbox/challenge.html",
-              "methods/_autopay_home.html", "macros.html"]
+              "methods/_autopay_home.html", "macros.html", "account/forgot.html", "account/link_error.html",
+              "account/sent.html", "account/set_password.html", "account/signup.html", "error.html"]
 
 
 def extracted():
@@ -166,3 +167,15 @@ def test_staff_settings_set_the_default_language_and_turn_spanish_off(app, porta
     assert staff.post("/staff/settings", {**GOOD, "default_language": "en"}).status_code == 303
     assert Isp.current().offer_spanish is False
     assert '<html lang="en">' in app.test_client().get("/login", headers=SPANISH).get_data(as_text=True)
+
+
+def test_sign_up_reset_and_error_pages_speak_spanish(client):
+    signup = client.get("/signup", headers=SPANISH).get_data(as_text=True)
+    assert "Regístrese en el portal de clientes" in signup and "Número de cuenta" in signup
+    refused = client.post("/signup", data={}, headers=SPANISH)
+    assert refused.status_code in (400, 422)
+    reset = client.get("/reset", headers=SPANISH).get_data(as_text=True)
+    assert "Restablecer su contraseña" in reset and "Enviarme un enlace" in reset
+    missing = client.get("/no-such-page", headers=SPANISH)
+    assert missing.status_code == 404 and "No encontramos esa página." in missing.get_data(as_text=True)
+    assert "Link not valid" not in client.get("/reset/nope", headers=SPANISH).get_data(as_text=True)

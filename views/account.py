@@ -3,6 +3,7 @@ import base64
 import hashlib
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request, url_for
+from flask_babel import gettext as _
 from markupsafe import Markup
 
 from billing import invites, settings, throttle
@@ -10,8 +11,12 @@ from views import isp
 
 bp = Blueprint("account", __name__)
 
-SENT = ("If the details match our records, we have sent an email to that address. "
-        "Follow the link in it within {hours}. Nothing arrived? Check your spam folder, or call us.")
+
+
+def _sent(hours):
+    """The answer to a sign-up or reset request, the same whether or not the details matched."""
+    return _("If the details match our records, we have sent an email to that address. Follow the link in it "
+             "within %(hours)s. Nothing arrived? Check your spam folder, or call us.", hours=hours)
 
 
 def _link(endpoint):
@@ -66,13 +71,13 @@ def _set_password(token, kinds, template_title):
 @bp.route("/invite/<token>", methods=["GET", "POST"])
 def accept(token):
     """Follow an invite or sign-up link: set a password and log in."""
-    return _set_password(token, (invites.INVITE, invites.SIGNUP), "Set your password")
+    return _set_password(token, (invites.INVITE, invites.SIGNUP), _("Set your password"))
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 def reset_password(token):
     """Follow a password-reset link: choose a new password and log in."""
-    return _set_password(token, (invites.RESET,), "Choose a new password")
+    return _set_password(token, (invites.RESET,), _("Choose a new password"))
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -82,20 +87,19 @@ def signup():
     errors = {}
     if request.method == "POST":
         if not (form.get("account_number") or "").strip():
-            errors["account_number"] = "Enter the account number from your bill."
+            errors["account_number"] = _("Enter the account number from your bill.")
         if not (form.get("zip") or "").strip():
-            errors["zip"] = "Enter the ZIP code of your service address."
+            errors["zip"] = _("Enter the ZIP code of your service address.")
         email = (form.get("email") or "").strip()
         if "@" not in email or "." not in email.split("@")[-1] or len(email) > 254:
-            errors["email"] = "Enter your email address, like name@example.com."
+            errors["email"] = _("Enter your email address, like name@example.com.")
         waiting = None if errors else _mail_throttled("signup", form.get("account_number"))
         if waiting:
             return render_template("account/signup.html", form=form, errors={"email": waiting.message()}), 429, {
                 "Retry-After": str(waiting.seconds)}
         if not errors:
             invites.request_signup(form.get("account_number"), form.get("zip"), email, _link("account.accept"))
-            return render_template("account/sent.html", title="Check your email",
-                                   message=SENT.format(hours="2 days"))
+            return render_template("account/sent.html", title=_("Check your email"), message=_sent(_("2 days")))
     return render_template("account/signup.html", form=form, errors=errors), (422 if errors else 200)
 
 
@@ -107,14 +111,13 @@ def forgot():
     if request.method == "POST":
         email = (form.get("email") or "").strip()
         if "@" not in email or len(email) > 254:
-            errors["email"] = "Enter your email address, like name@example.com."
+            errors["email"] = _("Enter your email address, like name@example.com.")
         elif waiting := _mail_throttled("reset"):
             return render_template("account/forgot.html", form=form, errors={"email": waiting.message()}), 429, {
                 "Retry-After": str(waiting.seconds)}
         else:
             invites.request_reset(email, _link("account.reset_password"))
-            return render_template("account/sent.html", title="Check your email",
-                                   message=SENT.format(hours="2 hours"))
+            return render_template("account/sent.html", title=_("Check your email"), message=_sent(_("2 hours")))
     return render_template("account/forgot.html", form=form, errors=errors), (422 if errors else 200)
 
 

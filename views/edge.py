@@ -27,14 +27,21 @@ bp = Blueprint("edge", __name__)
 JSON_MAX_DEPTH = 32
 # Endpoints whose body is JSON whatever its Content-Type says (a processor's signed webhooks).
 JSON_BODY_ENDPOINTS = {"webhooks.receive"}
+
+
+def N_(text):
+    """Mark an error page's words for the catalogue; error.html translates them where shown."""
+    return text
+
+
 _MESSAGES = {
-    400: "The request could not be understood.",
-    403: "You do not have access to that page.",
-    404: "We could not find that page.",
-    405: "That page cannot be used that way.",
-    413: "That upload is too large.",
-    429: "Too many attempts. Wait a moment and try again.",
-    500: "Something went wrong on our side. Please try again.",
+    400: N_("The request could not be understood."),
+    403: N_("You do not have access to that page."),
+    404: N_("We could not find that page."),
+    405: N_("That page cannot be used that way."),
+    413: N_("That upload is too large."),
+    429: N_("Too many attempts. Wait a moment and try again."),
+    500: N_("Something went wrong on our side. Please try again."),
 }
 
 
@@ -145,7 +152,7 @@ def _http_error(e):
     if code in (400, 413, 429) and e.description and not e.description.startswith(("The browser", "The server")):
         message = e.description  # our own words, given to abort()
     if "CSRF" in message:
-        message = "This form has expired. Go back, reload the page and try again."
+        message = N_("This form has expired. Go back, reload the page and try again.")
     if _wants_json():
         response = jsonify(error=message)
     else:
