@@ -32,6 +32,9 @@ def sum_cents(field):
     return fn.COALESCE(fn.SUM(field), 0).cast("BIGINT")
 
 
+_ISP_VERSION_SQL = "SELECT id, settings_version FROM isp ORDER BY id LIMIT 1"
+
+
 class BaseModel(Model):
     class Meta:
         database = database
@@ -71,11 +74,47 @@ class Isp(BaseModel):
     default_language = CharField(default="en")  # for visitors whose browser asks for no language offered (0050)
     offer_spanish = BooleanField(default=True)
     require_staff_2fa = BooleanField(default=False)  # staff must log in with a second factor (0073)
+    settings_version = IntegerField(default=0)  # bumped by every write, see current() (0180)
 
     @classmethod
     def current(cls):
-        """The ISP row, or None before set-up."""
-        return cls.select().order_by(cls.id).first()
+        """The ISP row, or None before set-up.
+
+        The row (with its logo) is kept per process, per database handle, and re-read only when its
+        ``settings_version`` changed: one small parameterless query a call instead of loading the whole row.
+        Every write through ``update``/``save`` bumps the version, so a change made by any worker or host is
+        seen by the next call everywhere. A row read inside a transaction is not kept: the transaction may
+        roll back, and another writer could then reach the same version with different settings.
+        """
+        db = database.obj
+        row = db.execute_sql(_ISP_VERSION_SQL).fetchone()
+        if row is None:
+            return None
+        key = (row[0], row[1])
+        cached = getattr(db, "_isp_cache", None)
+        if cached is None or cached[0] != key:
+            isp = cls.select().where(cls.id == row[0]).first()
+            if isp is None:
+                return None
+            if not db.in_transaction() and isp.settings_version == row[1]:
+                db._isp_cache = (key, dict(isp.__data__))
+            return isp
+        isp = cls(**cached[1])  # a copy: a caller may change its own
+        isp._dirty.clear()
+        return isp
+
+    @classmethod
+    def update(cls, __data=None, **update):
+        """An UPDATE that also bumps ``settings_version``, so every worker's cached row is refreshed."""
+        query = super().update(__data, **update)
+        query._update[cls.settings_version] = cls.settings_version + 1
+        return query
+
+    def save(self, *args, **kwargs):
+        """Save, then bump ``settings_version`` in SQL (not from this copy's number, which may be stale)."""
+        result = super().save(*args, **kwargs)
+        type(self).update().where(type(self).id == self.id).execute()
+        return result
 
 
 class Customer(BaseModel):
