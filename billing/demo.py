@@ -49,12 +49,36 @@ def _pay(customer_id, invoice_id, cents, processor, on):
     return Payment.get_by_id(payment.id)
 
 
+DEMO_ACCOUNTS = ("100-2001", "100-2002")
+
+
+class RealCustomers(Exception):
+    """The database holds customers that are not the demo's: demo logins with a published password must never
+    be added beside them."""
+
+    def __init__(self, count):
+        super().__init__(f"this database holds {count} real customer(s); the demo is not loaded into it")
+        self.count = count
+
+
+def real_customer_count():
+    """Customers other than the demo's two (by their account numbers)."""
+    return Customer.select().where(Customer.account_number.not_in(DEMO_ACCOUNTS)).count()
+
+
 def load(processor, today=None):
-    """Create the demo ISP, customers and invoices once; return False if they already exist."""
+    """Create the demo ISP, customers and invoices once; return False if they already exist.
+
+    Raises RealCustomers, writing nothing, when the database holds any customer of the ISP's own: the demo's
+    logins have a password printed in the README, and its payments would show in the ISP's lists and exports.
+    """
     today = today or accounts.today()
-    with write_tx():  # all or nothing
+    with write_tx():  # all or nothing, and the check is in the same transaction as the load
         if User.by_email(DEMO_EMAIL) is not None:
             return False
+        real = real_customer_count()
+        if real:
+            raise RealCustomers(real)
         _load(processor, today)
     return True
 

@@ -2,8 +2,10 @@
 import datetime as dt
 import re
 
+import pytest
+
 from billing import demo
-from db.models import Isp
+from db.models import Customer, Isp
 from tests.factories import make_customer, make_invoice
 from tests.test_ledger import pay
 
@@ -144,6 +146,25 @@ def test_demo_is_idempotent_and_shows_four_invoices(app, runner, portal):
     portal.post("/logout")
     portal.login(demo.OTHER_EMAIL, demo.DEMO_PASSWORD)
     assert "Account credit $10.00" in text(portal.get("/"))
+
+
+def test_demo_refuses_a_database_with_real_customers_and_writes_nothing(app, runner):
+    from db import database
+    from db.models import AuditLog, Invoice, Payment, User
+
+    real = make_customer(name="Real Customer")
+    make_invoice(real, cents=4500)
+    tables = (Customer, User, Invoice, Payment, AuditLog)
+    before = {t.__name__: t.select().count() for t in tables}
+    result = runner.invoke(args=["demo"])
+    assert result.exit_code == 1
+    assert "1 real customer(s); the demo is not loaded" in result.output
+    assert {t.__name__: t.select().count() for t in tables} == before
+    assert User.by_email(demo.DEMO_EMAIL) is None
+    with pytest.raises(demo.RealCustomers):
+        demo.load(app.extensions["processor"])
+    assert {t.__name__: t.select().count() for t in tables} == before
+    database.close()
 
 
 def test_demo_if_empty_leaves_a_real_database_alone(runner):

@@ -78,7 +78,13 @@ def register_cli(app):
         proc = demo_data.sandbox_processor(app.config)
         if proc.name != app.extensions["processor"].name:
             click.echo(f"demo payments go through the sandbox; {app.extensions['processor'].name} is not charged")
-        created = demo_data.load(proc)
+        try:
+            created = demo_data.load(proc)
+        except demo_data.RealCustomers as refused:
+            click.echo(f"{refused}: demo logins share a password printed in the README, and its payments would "
+                       "appear in your lists and exports. Load the demo into a database of its own "
+                       "(DATABASE_URL=sqlite:///demo.sqlite3).", err=True)
+            raise SystemExit(1)
         click.echo("demo data loaded" if created else "demo data already present")
         click.echo(f"demo login: {demo_data.DEMO_EMAIL} / {demo_data.DEMO_PASSWORD}")
 
