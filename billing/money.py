@@ -7,6 +7,9 @@ from babel.numbers import format_currency
 from billing.bounds import MAX_CENTS
 
 MAX_INPUT_LENGTH = 20
+# The smallest charge a processor takes: Stripe's minimum for USD (and most currencies) is $0.50, and the
+# sandbox follows it. A balance smaller than this cannot be paid by card or bank; it waits for the next bill.
+SMALLEST_CHARGE_CENTS = 50
 # ASCII only: "١٢" is a number to Python's \d but not an amount we accept.
 _AMOUNT = re.compile(r"^\$?(?P<whole>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<frac>[0-9]+))?$", re.ASCII)
 _SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "NZD": "$", "EUR": "€", "GBP": "£"}

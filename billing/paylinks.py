@@ -166,7 +166,7 @@ def masked_email(address):
 
 def amount_rules(isp, due_cents):
     """(lowest, highest) a link may pay now: the invoice's balance, or part of it down to the ISP's minimum."""
-    return min(isp.min_payment_cents, due_cents), due_cents
+    return max(min(isp.min_payment_cents, due_cents), money.SMALLEST_CHARGE_CENTS), due_cents
 
 
 def check_amount(isp, due_cents, text):
@@ -176,6 +176,10 @@ def check_amount(isp, due_cents, text):
     except money.AmountError as e:
         raise payments.FormErrors({"amount": str(e)}) from None
     low, high = amount_rules(isp, due_cents)
+    if high < low:
+        raise payments.FormErrors({"amount": f"This invoice's balance of {money.format_money(high, isp.currency)} "
+                                             "is less than the smallest payment we can take; it is carried to "
+                                             "the next bill."})
     if cents > high:
         raise payments.FormErrors(
             {"amount": f"This link pays this invoice only: at most {money.format_money(high, isp.currency)}."})

@@ -134,6 +134,13 @@ class Room:
         """The most all new money together may be: owed, plus the allowance, less credit held."""
         return max(self.balance_cents - self.others_cents + self.allowance_cents - self.credit_cents, 0)
 
+    def minimum_cents(self, isp_minimum):
+        """The smallest payment allowed now: the ISP's minimum, or the whole of what is owed when that is
+        less (so a small balance can be paid off), but never under the smallest charge a processor takes."""
+        if 0 < self.owed_cents < isp_minimum:
+            return max(self.owed_cents, money.SMALLEST_CHARGE_CENTS)
+        return max(isp_minimum, money.SMALLEST_CHARGE_CENTS)
+
     def limit_cents(self, credit_chosen=None):
         """The most one attempt may charge; ``credit_chosen`` caps the part of it that becomes credit."""
         if credit_chosen is None:
@@ -212,7 +219,7 @@ def check_fits(payment, now=None):
     limit = now_room.limit_cents(credit_chosen(payment))
     if payment.amount_cents > limit:
         isp = Isp.current()
-        raise NoLongerFits(payment, now_room, limit if limit >= isp.min_payment_cents else 0)
+        raise NoLongerFits(payment, now_room, limit if limit >= now_room.minimum_cents(isp.min_payment_cents) else 0)
     return now_room
 
 
@@ -229,7 +236,7 @@ def amount_limits(customer_id):
     """(minimum, maximum, room) for a payment now, from the ISP's settings and the account."""
     isp = Isp.current()
     now_room = room(customer_id)
-    return isp.min_payment_cents, now_room.limit_cents(), now_room
+    return now_room.minimum_cents(isp.min_payment_cents), now_room.limit_cents(), now_room
 
 
 def suggested_amount(customer_id, invoice_id=None):
@@ -251,6 +258,9 @@ def check_amount(customer_id, text):
         raise FormErrors({"amount": str(e)}) from None
     low, high, now_room = amount_limits(customer_id)
     fmt = lambda c: money.format_money(c, isp.currency)  # noqa: E731
+    if 0 < now_room.owed_cents < money.SMALLEST_CHARGE_CENTS and high < low:
+        raise FormErrors({"amount": f"Your balance of {fmt(now_room.owed_cents)} is less than the smallest "
+                                    f"payment we can take ({fmt(low)}); it is carried to your next bill."})
     if cents < low:
         raise FormErrors({"amount": f"The minimum payment is {fmt(low)}."})
     if isp.max_payment_cents and cents > isp.max_payment_cents:  # the ISP's per-payment cap (Settings)
@@ -544,7 +554,8 @@ def staleness(payment):
     if payment.status == CANCELED and payment.failure_code == NO_LONGER_FITS:
         limit = room(payment.customer_id).limit_cents(credit_chosen(payment))
         new = min(payment.amount_cents, limit)
-        return Stale(payment.failure_message, new if new >= Isp.current().min_payment_cents else 0)
+        low = room(payment.customer_id).minimum_cents(Isp.current().min_payment_cents)
+        return Stale(payment.failure_message, new if new >= low else 0)
     return None
 
 
@@ -565,7 +576,7 @@ def renew(payment, processor, actor="customer"):
         accounts.lock_customer(payment.customer_id)
         now_room = room(payment.customer_id)
         cents = min(payment.amount_cents, now_room.limit_cents(credit_chosen(payment)))
-        if cents < Isp.current().min_payment_cents:
+        if cents < now_room.minimum_cents(Isp.current().min_payment_cents):
             return None
         if payment.target_invoice_id is not None:
             view = accounts.invoice_view(payment.customer_id, payment.target_invoice_id)

@@ -112,6 +112,10 @@ def clean(form):
     if not (data["show_invoices"] or data["show_payments"]):
         errors["show_invoices"] = "Show at least the Invoices or the Payments tab, so customers can pay."
     data["min_payment_cents"] = _cents(form, "min_payment", errors, required=True)
+    if "min_payment" not in errors and data["min_payment_cents"] < money.SMALLEST_CHARGE_CENTS:
+        errors["min_payment"] = (f"The minimum payment must be at least "
+                                 f"{money.format_money(money.SMALLEST_CHARGE_CENTS)}: "
+                                 "no processor takes a smaller charge.")
     data["max_payment_cents"] = _cents(form, "max_payment", errors)
     data["max_prepay_cents"] = _cents(form, "max_prepay", errors) if data["allow_prepay"] else 0
     if data["allow_prepay"] and not data["max_prepay_cents"] and "max_prepay" not in errors:

@@ -4,7 +4,7 @@ import re
 
 from db import pages
 from db.models import Customer, Payment
-from tests.conftest import make_customer, make_invoice
+from tests.factories import make_customer, make_invoice
 from tests.staff_support import staff  # noqa: F401
 
 
