@@ -799,13 +799,19 @@ def _after_move(payment_id, status):
 
 
 def create_off_session(customer_id, *, method, amount_cents, invoice_id, idempotency_key, processor_name,
-                       actor="autopay"):
-    """Record a payment of a saved method that nobody is present for; call inside write_tx()."""
+                       actor="autopay", fee_cents=None):
+    """Record a payment of a saved method that nobody is present for; call inside write_tx().
+
+    ``fee_cents`` is the convenience fee the caller may charge (autopay: only one its authorization names);
+    None applies the ISP's rule.
+    """
     customer = Customer.get_by_id(customer_id)
     isp = Isp.current()
+    if fee_cents is None:
+        fee_cents = fees.fee_cents(isp, method.method_type, amount_cents)  # the same rule as on-session
     payment = Payment.create(
         ref=_new_ref(), customer=customer_id, idempotency_key=idempotency_key, amount_cents=amount_cents,
-        fee_cents=fees.fee_cents(isp, method.method_type, amount_cents),  # the same rule as on-session
+        fee_cents=fee_cents,
         currency=isp.currency, method_type=method.method_type, status=CREATED,
         target_invoice=invoice_id, processor=processor_name, payment_method=method.id, origin="autopay",
         billing_name=customer.name, billing_street=customer.street, billing_city=customer.city,
