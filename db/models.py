@@ -691,7 +691,8 @@ class TwoFactor(BaseModel):
     """
 
     user = ForeignKeyField(User, unique=True, backref="two_factor", on_delete="CASCADE")
-    secret = CharField()
+    secret = CharField(default="")  # legacy plain value only (before migration 0191); '' once sealed
+    sealed_secret = CharField(default="")  # the secret sealed by billing.sealed (AES-GCM, SECRET_KEY)
     enabled_at = DateTimeField(null=True)
     last_step = BigIntegerField(default=0)
     created_at = DateTimeField(default=utcnow)
