@@ -606,7 +606,8 @@ def resume_interrupted(processor, summary, echo, actor="autopay", older_than=dt.
 def _ask_to_reauthorize(customer_id, auth, method_type, isp):
     """Email the customer once (per authorization and fee rule) that a fee awaits their agreement; audited."""
     rule = fees.rule_for(isp, method_type)
-    key = f"autopay-reauthorize-{customer_id}-{auth.id if auth else 0}-{method_type}-{rule.percent_bp}-{rule.fixed_cents}"
+    key = (f"autopay-reauthorize-{customer_id}-{auth.id if auth else 0}-{method_type}-"
+           f"{rule.percent_bp}-{rule.fixed_cents}")
     if Outbox.select().where(Outbox.dedupe_key == key).exists():
         return False
     notices.autopay_reauthorize(Customer.get_by_id(customer_id), method_type, rule.describe(isp.currency), key)

@@ -91,6 +91,8 @@ def ledger_holds(payment):
 
 
 def test_a_full_refund_returns_the_whole_charge(app, owner, paid):
+    shown = owner.get(f"/staff/payments/{paid.ref}").get_data(as_text=True)
+    assert "up to $50.00, with up to $1.78 of its fee" in shown
     page = owner.get(f"/staff/payments/{paid.ref}/refund").get_data(as_text=True)
     assert 'id="fee-refundable">$1.78<' in page
     resp, shown, key = review(owner, paid, "50.00")
@@ -120,6 +122,8 @@ def test_a_partial_refund_returns_the_fee_share_and_more_than_the_charge_is_refu
     assert sandbox_refunds(paid) == [1553] and parts(paid) == [(1500, 53)]
     assert refunds.refundable(Payment.get_by_id(paid.id)) == 3500
     assert refunds.fee_refundable(Payment.get_by_id(paid.id)) == FEE - 53
+    shown = owner.get(f"/staff/payments/{paid.ref}").get_data(as_text=True)
+    assert "up to $35.00, with up to $1.25 of its fee" in shown
     assert "We refunded $15.53" in Outbox.get(Outbox.kind == "payment.reversal").text_body
     resp, shown, _ = review(owner, paid, "35.01")
     assert resp.status_code == 422 and "at most $35.00" in shown

@@ -257,7 +257,8 @@ def _payment_ctx(payment, **extra):
                 counter=offline.details_of(payment), ledger=accounts.payment_ledger(payment.id),
                 credit_cents=accounts.credit_left(payment.id), reversals=list(payment.reversals),
                 reversal_labels=accounts.REVERSAL_LABELS, receipt=offline.receipt_email(payment),
-                refundable=refunds.refundable(payment), refund_requests=refunds.requests_for(payment.id),
+                refundable=refunds.refundable(payment), fee_refundable=refunds.fee_refundable(payment),
+                refund_requests=refunds.requests_for(payment.id),
                 can_refund=refunds.can_refund(processor()), errors={}, **extra)
 
 
