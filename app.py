@@ -5,7 +5,7 @@ import secrets
 
 from flask import Flask, request
 
-from billing import identity
+from billing import identity, sealed
 from billing.processors import build_processor
 from db import database, is_sqlite, open_database
 
@@ -124,6 +124,7 @@ def create_app(config=None):
 
     identity.configure(app.config["PASSWORD_HASH_TIME_COST"], app.config["PASSWORD_HASH_MEMORY_COST"])
     identity.configure_sessions(app.config["SESSION_IDLE_MINUTES"], app.config["SESSION_MAX_HOURS"])
+    sealed.configure(app.config["SECRET_KEY"], app.config["SECRET_KEY_FALLBACKS"])
     open_database(app.config["DATABASE_URL"], pool_size=int(app.config["DATABASE_POOL"] or 0))
     if app.config["PRODUCTION"]:
         _refuse_demo_data(app)

@@ -17,8 +17,13 @@ Rules:
   hand. "Authentication required" waits for the customer: the email links to
   the payment, where the bank's check runs on-session.
 - Each outcome's email is queued in the transaction that records it.
+- A convenience fee is charged only when the authorization the customer accepted names the ISP's current
+  fee for the method's type (``fee_authorized``). A fee turned on or changed after that acceptance is not
+  charged: the invoice is still paid, without the fee, the Payment methods page asks the customer to accept
+  the new terms, and they are emailed once per authorization and fee.
 """
 import datetime as dt
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -109,6 +114,43 @@ def authorization_text(pol=None, isp_name=None):
     for kind, rule in fees.rules(isp, FEE_KINDS).items():
         text += FEE_TEXT.format(kind=FEE_KINDS[kind], isp=isp_name, rule=rule.describe(isp.currency))
     return text
+
+
+def fee_authorized(auth, method_type, isp=None):
+    """Whether the accepted authorization ``auth`` names the ISP's current fee for ``method_type`` (or none is due).
+
+    The accepted text is kept word for word, so the fee sentence it carried is looked for in it, with any
+    ISP name (a rename is not a new fee). A fee that is off needs no agreement.
+    """
+    isp = isp or Isp.current() or Isp(name="the ISP")
+    rule = fees.rule_for(isp, method_type)
+    if not rule.on:
+        return True
+    if auth is None or method_type not in FEE_KINDS:
+        return False
+    head, tail = FEE_TEXT.split("{isp}")
+    pattern = (re.escape(head.format(kind=FEE_KINDS[method_type]).strip()) + ".{1,255}?"
+               + re.escape(tail.format(rule=rule.describe(isp.currency))))
+    return re.search(pattern, auth.text or "") is not None
+
+
+def autopay_fee(auth, method_type, amount_cents, isp=None):
+    """The fee an autopay charge of ``amount_cents`` carries: the ISP's rule if ``auth`` agreed to it, else 0."""
+    isp = isp or Isp.current()
+    return fees.fee_cents(isp, method_type, amount_cents) if fee_authorized(auth, method_type, isp) else 0
+
+
+def unagreed_fee(customer_id):
+    """The fee rule, in words, that the customer's autopay is on without having agreed to; '' when none."""
+    enrol = enrolment(customer_id)
+    if enrol is None or not enrol.enabled or enrol.payment_method_id is None:
+        return ""
+    method = PaymentMethod.get_or_none(PaymentMethod.id == enrol.payment_method_id)
+    auth = AutopayAuthorization.get_or_none(AutopayAuthorization.id == enrol.authorization_id)
+    isp = Isp.current()
+    if method is None or fee_authorized(auth, method.method_type, isp):
+        return ""
+    return fees.rule_for(isp, method.method_type).describe(isp.currency)
 
 
 def retry_text(pol, isp_name):
@@ -223,6 +265,7 @@ class Status:
     next_invoices: list
     when: str
     disabled_reason: str = ""
+    unagreed_fee: str = ""  # a fee the customer's authorization does not name (charged without it)
 
 
 def _cycle(invoice):
@@ -271,11 +314,13 @@ def status(customer_id, on=None):
         else:
             continue
         plan.append((charge_on, inv, cents))
+    unagreed = unagreed_fee(customer_id)
     if not plan:
-        return Status(True, method, None, 0, [], when_text(pol))
+        return Status(True, method, None, 0, [], when_text(pol), unagreed_fee=unagreed)
     first = min(p[0] for p in plan)
     chosen = [(inv, cents) for day, inv, cents in plan if day == first]
-    return Status(True, method, first, sum(c for _, c in chosen), [inv for inv, _ in chosen], when_text(pol))
+    return Status(True, method, first, sum(c for _, c in chosen), [inv for inv, _ in chosen], when_text(pol),
+                  unagreed_fee=unagreed)
 
 
 @dataclass(frozen=True)
@@ -385,6 +430,7 @@ class RunSummary:
     errors: int = 0
     total_cents: int = 0
     upcoming_notices: int = 0
+    reauthorize_notices: int = 0
     expiry_notices: int = 0
     dry_run: bool = False
     seconds: float = 0.0
@@ -410,12 +456,14 @@ class _Candidate:
     invoice: Invoice
     method: PaymentMethod
     balance_cents: int
+    authorization_id: int = None
 
 
 def _candidates(horizon):
     """Open invoices of enrolled customers due by ``horizon``, oldest first per customer."""
     q = (Invoice.select(Invoice, Invoice.paid_sql().alias("paid_cents"),
-                    AutopayEnrolment.payment_method.alias("autopay_method_id"))
+                    AutopayEnrolment.payment_method.alias("autopay_method_id"),
+                    AutopayEnrolment.authorization.alias("autopay_authorization_id"))
          .join(AutopayEnrolment, on=(AutopayEnrolment.customer == Invoice.customer))
          .where(AutopayEnrolment.enabled & (Invoice.void == False)  # noqa: E712
                 & (Invoice.due_date <= horizon) & (Invoice.total_cents > Invoice.paid_sql()))
@@ -424,7 +472,8 @@ def _candidates(horizon):
     method_ids = {r.autopay_method_id for r in rows if r.autopay_method_id}
     by_id = {m.id: m for m in PaymentMethod.select().where(PaymentMethod.id.in_(list(method_ids))
                                                            & PaymentMethod.removed_at.is_null())}
-    return [_Candidate(r, by_id.get(r.autopay_method_id), r.total_cents - r.paid_cents) for r in rows]
+    return [_Candidate(r, by_id.get(r.autopay_method_id), r.total_cents - r.paid_cents, r.autopay_authorization_id)
+            for r in rows]
 
 
 def _busy_customers(now):
@@ -502,9 +551,15 @@ def _record_attempt(c, attempt, on, processor, summary, echo, actor):
             summary.failed += 1
             echo(f"  failed  {inv.number}: card ending {method.last4} expired")
             return None, None
+        auth = AutopayAuthorization.get_or_none(AutopayAuthorization.id == c.authorization_id)
+        isp = Isp.current()
+        fee = autopay_fee(auth, method.method_type, cents, isp)
+        if not fee and fees.fee_cents(isp, method.method_type, cents):
+            _ask_to_reauthorize(inv.customer_id, auth, method.method_type, isp)
         payment = payments.create_off_session(
             inv.customer_id, method=method, amount_cents=cents, invoice_id=inv.id,
-            idempotency_key=f"autopay-{inv.id}-{cycle}-{attempt}", processor_name=processor.name, actor=actor)
+            idempotency_key=f"autopay-{inv.id}-{cycle}-{attempt}", processor_name=processor.name, actor=actor,
+            fee_cents=fee)
         _set(charge, CHARGING, payment=payment.id)
     return payment, charge
 
@@ -548,6 +603,40 @@ def resume_interrupted(processor, summary, echo, actor="autopay", older_than=dt.
         _finish(charge.id, Payment.get_by_id(charge.payment_id), processor, summary, echo, actor)
 
 
+def _ask_to_reauthorize(customer_id, auth, method_type, isp):
+    """Email the customer once (per authorization and fee rule) that a fee awaits their agreement; audited."""
+    rule = fees.rule_for(isp, method_type)
+    key = (f"autopay-reauthorize-{customer_id}-{auth.id if auth else 0}-{method_type}-"
+           f"{rule.percent_bp}-{rule.fixed_cents}")
+    if Outbox.select().where(Outbox.dedupe_key == key).exists():
+        return False
+    notices.autopay_reauthorize(Customer.get_by_id(customer_id), method_type, rule.describe(isp.currency), key)
+    accounts.audit("autopay", "autopay.fee_not_agreed", "customer", customer_id, method_type=method_type,
+                   authorization=auth.id if auth else None, rule=rule.describe(isp.currency))
+    return True
+
+
+def send_reauthorize_notices():
+    """Email, once, each enrolled customer whose authorization does not name the fee now due; returns how many."""
+    isp = Isp.current()
+    if not fees.rules(isp, FEE_KINDS):
+        return 0
+    q = (AutopayEnrolment.select(AutopayEnrolment, PaymentMethod, AutopayAuthorization)
+         .join(PaymentMethod, on=(AutopayEnrolment.payment_method == PaymentMethod.id))
+         .switch(AutopayEnrolment)
+         .join(AutopayAuthorization, JOIN.LEFT_OUTER, on=(AutopayEnrolment.authorization == AutopayAuthorization.id))
+         .where(AutopayEnrolment.enabled & PaymentMethod.removed_at.is_null()))
+    sent = 0
+    for enrol in q:
+        method = enrol.payment_method
+        auth = enrol.authorization if enrol.authorization_id else None
+        if fee_authorized(auth, method.method_type, isp):
+            continue
+        with write_tx():
+            sent += _ask_to_reauthorize(enrol.customer_id, auth, method.method_type, isp)
+    return sent
+
+
 def send_upcoming_notices(on, pol):
     """Email customers whose autopay charge is due within the notice period (once per invoice and cycle)."""
     if pol.upcoming_notice_days <= 0:
@@ -563,9 +652,11 @@ def send_upcoming_notices(on, pol):
         if f"autopay-upcoming-{c.invoice.id}-{_cycle(c.invoice)}" in done or c.balance_cents <= 0:
             continue
         charge_on = c.invoice.due_date - dt.timedelta(days=pol.days_before)
+        auth = AutopayAuthorization.get_or_none(AutopayAuthorization.id == c.authorization_id)
         with write_tx():
             notices.autopay_upcoming(Customer.get_by_id(c.invoice.customer_id), c.invoice, c.balance_cents,
-                                     charge_on, c.method, _cycle(c.invoice))
+                                     charge_on, c.method, _cycle(c.invoice),
+                                     fee=autopay_fee(auth, c.method.method_type, c.balance_cents))
         sent += 1
     return sent
 
@@ -608,6 +699,7 @@ def run(processor, on=None, dry_run=False, echo=print, progress_every=1000, acto
             echo(f"  {n}/{total} … charged {summary.charged}, failed {summary.failed}, skipped {summary.skipped}")
     if not dry_run:
         summary.upcoming_notices = send_upcoming_notices(on, pol)
+        summary.reauthorize_notices = send_reauthorize_notices()
         autopay_ids = {e.payment_method_id for e in AutopayEnrolment.select(AutopayEnrolment.payment_method)
                        .where(AutopayEnrolment.enabled)}
         summary.expiry_notices = methods.send_expiry_notices(on, pol.expiry_notice_days, autopay_ids)

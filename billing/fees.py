@@ -86,3 +86,39 @@ def rules(isp, method_types):
     """{method_type: FeeRule} for the offered types that have a fee (empty when fees are off)."""
     found = {t: rule_for(isp, t) for t in method_types}
     return {t: r for t, r in found.items() if r.on}
+
+
+# --- Refunds: the fee goes back in proportion to the amount refunded. --------------------------------
+# The share is cumulative: after refunds totalling R of a payment's amount A, the fee returned in all is
+# F × R / A rounded half up to a cent, and each refund returns that total less what earlier refunds
+# returned. So successive partial refunds never drift: once R reaches A they have returned exactly F.
+
+
+def fee_share(amount_cents, fee_cents, refunded_cents):
+    """The fee returned in all once ``refunded_cents`` of the amount are refunded: F × R / A, rounded half up."""
+    if amount_cents <= 0 or fee_cents <= 0:
+        return 0
+    refunded = min(max(refunded_cents, 0), amount_cents)
+    return (2 * fee_cents * refunded + amount_cents) // (2 * amount_cents)
+
+
+def refund_fee(amount_cents, fee_cents, refunded_before, fee_refunded_before, cents):
+    """The fee to return with a refund of ``cents`` more of the amount, after refunds already made."""
+    due = fee_share(amount_cents, fee_cents, refunded_before + cents) - fee_refunded_before
+    return min(max(due, 0), max(fee_cents - fee_refunded_before, 0))
+
+
+def split_refund(amount_cents, fee_cents, refunded_before, fee_refunded_before, charge_cents):
+    """(amount part, fee part) of a refund of ``charge_cents`` of the whole charge, the inverse of refund_fee.
+
+    The amount part is the largest one whose refund with its fee share fits in ``charge_cents``; the fee
+    part is the rest. The caller refuses a refund bigger than what is left of the charge.
+    """
+    lo, hi = 0, max(min(charge_cents, amount_cents - refunded_before), 0)
+    while lo < hi:  # amount + its fee share grows strictly with the amount: bisect
+        mid = (lo + hi + 1) // 2
+        if mid + refund_fee(amount_cents, fee_cents, refunded_before, fee_refunded_before, mid) <= charge_cents:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo, charge_cents - lo

@@ -10,7 +10,7 @@ from db.models import Customer, Isp
 
 KINDS = (
     "payment_receipt", "ach_pending", "ach_settled", "ach_failed",
-    "autopay_upcoming", "autopay_charged", "autopay_failed", "card_expiring",
+    "autopay_upcoming", "autopay_charged", "autopay_failed", "autopay_reauthorize", "card_expiring",
 )
 _public_url = "http://127.0.0.1:5000"
 
@@ -124,15 +124,26 @@ def ach_failed(payment):
     return _queue("ach_failed", _to(payment), "Bank payment failed", body, f"payment-{payment.id}-ach-failed")
 
 
-def autopay_upcoming(customer, invoice, cents, charge_on, method, cycle):
-    """Autopay will charge an invoice in a few days."""
-    fee = fees.fee_cents(_isp(), method.method_type, cents)
+def autopay_upcoming(customer, invoice, cents, charge_on, method, cycle, fee=None):
+    """Autopay will charge an invoice in a few days (``fee``: the fee it will add; by default the ISP's rule)."""
+    fee = fees.fee_cents(_isp(), method.method_type, cents) if fee is None else fee
     plus = f" plus a {_money(fee)} {fees.LABELS.get(method.method_type, 'fee').lower()}" if fee else ""
     body = (f"Autopay will charge {_money(cents)}{plus} for invoice {invoice.number} on {charge_on:%B %-d, %Y} to your "
             f"{_method(method.brand, method.last4)}.\n\nNothing to do. To change the method or turn autopay off, "
             f"visit {link('/methods')}")
     return _queue("autopay_upcoming", customer.email, f"Autopay on {charge_on:%b %-d}: {_money(cents)}", body,
                   f"autopay-upcoming-{invoice.id}-{cycle}")
+
+
+def autopay_reauthorize(customer, method_type, rule_text, key):
+    """The ISP added (or changed) a fee the customer's autopay authorization does not name: charged without it."""
+    label = fees.LABELS.get(method_type, "fee").lower()
+    body = (f"{_isp().name} now adds a {label} of {rule_text} to each {'card' if method_type == 'card' else 'bank'} "
+            f"payment. The autopay authorization you accepted does not mention it, so autopay keeps paying your "
+            f"invoices without the fee.\n\nTo accept the new terms with the fee, or to change how autopay pays, "
+            f"visit {link('/methods')}. You do not need to do anything for autopay to keep working.")
+    return _queue("autopay_reauthorize", customer.email, "Your autopay terms: a new fee needs your agreement",
+                  body, key)
 
 
 def autopay_charged(customer, payment, invoice, charge_id):

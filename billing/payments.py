@@ -810,13 +810,19 @@ def _after_move(payment_id, status):
 
 
 def create_off_session(customer_id, *, method, amount_cents, invoice_id, idempotency_key, processor_name,
-                       actor="autopay"):
-    """Record a payment of a saved method that nobody is present for; call inside write_tx()."""
+                       actor="autopay", fee_cents=None):
+    """Record a payment of a saved method that nobody is present for; call inside write_tx().
+
+    ``fee_cents`` is the convenience fee the caller may charge (autopay: only one its authorization names);
+    None applies the ISP's rule.
+    """
     customer = Customer.get_by_id(customer_id)
     isp = Isp.current()
+    if fee_cents is None:
+        fee_cents = fees.fee_cents(isp, method.method_type, amount_cents)  # the same rule as on-session
     payment = Payment.create(
         ref=_new_ref(), customer=customer_id, idempotency_key=idempotency_key, amount_cents=amount_cents,
-        fee_cents=fees.fee_cents(isp, method.method_type, amount_cents),  # the same rule as on-session
+        fee_cents=fee_cents,
         currency=isp.currency, method_type=method.method_type, status=CREATED,
         target_invoice=invoice_id, processor=processor_name, payment_method=method.id, origin="autopay",
         billing_name=customer.name, billing_street=customer.street, billing_city=customer.city,
@@ -912,8 +918,14 @@ def taken_back(payment_id):
             .where(PaymentReversal.payment == payment_id).scalar())
 
 
+def fee_taken_back(payment_id):
+    """Cents of a payment's convenience fee returned so far with its refunds."""
+    return (PaymentReversal.select(fn.COALESCE(fn.SUM(PaymentReversal.fee_cents), 0))
+            .where(PaymentReversal.payment == payment_id).scalar())
+
+
 def refundable(payment):
-    """Cents of a payment that can still be refunded."""
+    """Cents of a payment's amount that can still be refunded (its fee share goes with them: billing.fees)."""
     return payment.amount_cents - taken_back(payment.id) if payment.status == SUCCEEDED else 0
 
 
@@ -963,24 +975,46 @@ def _tell_customer(payment, key, subject, text):
         mail.enqueue(to, subject, text, kind="payment.reversal", dedupe_key=f"reversal:{key}")
 
 
-def _reversal(payment, kind, cents, processor_ref, reason, actor):
-    """Record one reversal and its ledger rows; False when this processor_ref was already recorded."""
+def _reversal(payment, kind, cents, processor_ref, reason, actor, fee_cents=0):
+    """Record one reversal and its ledger rows; False when this processor_ref was already recorded.
+
+    ``fee_cents`` is the convenience fee returned with a refund: recorded on the reversal, never in the ledger.
+    """
     if PaymentReversal.get_or_none(PaymentReversal.processor_ref == processor_ref) is not None:
         return False
-    PaymentReversal.create(payment=payment.id, kind=kind, amount_cents=cents, processor_ref=processor_ref,
-                           reason=reason[:255], actor=actor)
+    PaymentReversal.create(payment=payment.id, kind=kind, amount_cents=cents, fee_cents=fee_cents,
+                           processor_ref=processor_ref, reason=reason[:255], actor=actor)
     if cents > 0:
         reopened = _take_back(payment, cents)
-    else:
+    elif cents < 0:
         _give_back(payment, -cents)
         reopened = []
+    else:  # only fee went back
+        reopened = []
+    extra = {"fee_cents": fee_cents} if fee_cents else {}
     accounts.audit(actor, f"payment.{kind}", "payment", payment.ref, amount_cents=cents,
-                   processor_ref=processor_ref, reopened=reopened)
+                   processor_ref=processor_ref, reopened=reopened, **extra)
     return True
 
 
+def refund_split(payment, refund_id, cents):
+    """(amount part, fee part) of a refund of ``cents`` of the charge: as staff confirmed it, else in proportion."""
+    from db.models import RefundRequest
+
+    asked = RefundRequest.get_or_none(RefundRequest.processor_ref == refund_id)
+    if asked is not None and asked.payment_id == payment.id and asked.amount_cents + asked.fee_cents == cents:
+        return asked.amount_cents, asked.fee_cents
+    return fees.split_refund(payment.amount_cents, payment.fee_cents or 0, taken_back(payment.id),
+                             fee_taken_back(payment.id), cents)
+
+
 def record_refunds(payment_id, refunds, actor="processor", reason=""):
-    """Take back each refund (refund id, cents) not seen before; refunded in full moves to refunded."""
+    """Take back each refund (refund id, cents of the charge) not seen before; refunded in full moves to refunded.
+
+    A refund of the charge returns the convenience fee in proportion (billing.fees.split_refund): its amount
+    part comes off invoices and credit, its fee part is recorded on the reversal only. A refund larger than
+    what is left of the whole charge (amount and fee) is refused.
+    """
     with write_tx():
         payment = Payment.get_by_id(payment_id)
         accounts.lock_customer(payment.customer_id)
@@ -989,17 +1023,22 @@ def record_refunds(payment_id, refunds, actor="processor", reason=""):
         applied = False
         for refund_id, cents in refunds:
             left = payment.amount_cents - taken_back(payment.id)
-            # A refund can include the convenience fee (a full refund from the processor's dashboard is the
-            # whole charge); only the part up to the applied amount comes off invoices and credit.
-            ledger_cents = min(cents, left)
-            if (cents <= 0 or ledger_cents <= 0 or cents > left + payment.fee_cents
-                    or not _reversal(payment, "refund", ledger_cents, refund_id, reason, actor)):
+            fee_left = (payment.fee_cents or 0) - fee_taken_back(payment.id)
+            if cents <= 0 or cents > left + fee_left:
+                continue
+            ledger_cents, fee_part = refund_split(payment, refund_id, cents)
+            if ledger_cents > left or fee_part > fee_left or not _reversal(
+                    payment, "refund", ledger_cents, refund_id, reason, actor, fee_cents=fee_part):
                 continue
             applied = True
-            _tell_customer(payment, refund_id, f"Refund of {money.format_money(cents, payment.currency)}",
-                           f"We refunded {money.format_money(cents, payment.currency)} of your payment "
-                           f"{payment.ref}. It reaches your account in 5-10 business days. Any invoice it "
-                           f"was applied to shows the amount as due again.")
+            total = money.format_money(cents, payment.currency)
+            fee_words = (f" That is {money.format_money(ledger_cents, payment.currency)} of the payment and "
+                         f"{money.format_money(fee_part, payment.currency)} of its "
+                         f"{fees.LABELS.get(payment.method_type, 'fee').lower()}." if fee_part else "")
+            _tell_customer(payment, refund_id, f"Refund of {total}",
+                           f"We refunded {total} of your payment {payment.ref}.{fee_words} It reaches your "
+                           f"account in 5-10 business days. Any invoice it was applied to shows the amount "
+                           f"as due again.")
         if applied and taken_back(payment.id) >= payment.amount_cents:
             _transition(payment.id, REFUNDED)
         return applied

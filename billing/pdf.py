@@ -5,10 +5,16 @@ compressed page streams, and the ISP's small logo as the only image, so a docume
 text can be searched and copied, and ``pdftotext`` reads it back (the tests do). Why ReportLab over
 fpdf2 and WeasyPrint, with the figures measured: see the README's "Bills and receipts" section.
 
-The built-in fonts cover Windows-1252 (Latin letters with accents, the euro sign, dashes); a character
-outside it is written as "?" rather than as an empty box.
+The built-in fonts cover Windows-1252 (Latin letters with accents, the euro sign, dashes). Text outside it is
+written as its closest Windows-1252 form (``cp1252_text``) rather than as "?" or an empty box: accents the
+fonts lack are dropped ("Nguyễn" -> "Nguyen", "Łódź" -> "Lodz"), a small table covers letters that do not
+decompose (ł, đ, ħ, ı, ŋ …), Greek and Cyrillic are romanized, arrows and math signs get ASCII forms
+("→" -> "->"), and emoji and other pictographs are left out. Only a letter of a script with no Latin form
+here (CJK, Arabic, Hebrew, Indic …) is still "?": that would need an embedded font, which PDFs here avoid.
 """
 import io
+import re
+import unicodedata
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
@@ -31,9 +37,74 @@ _LINE = colors.HexColor("#d5dae0")
 LOGO_HEIGHT = 0.5 * inch
 
 
+# Letters that do not decompose into a base letter and accents, and signs with a plain-text form.
+_LATIN = {
+    "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ħ": "h", "Ħ": "H", "ı": "i", "ŀ": "l", "Ŀ": "L", "ŋ": "n",
+    "Ŋ": "N", "ŧ": "t", "Ŧ": "T", "ĸ": "k", "ſ": "s", "ə": "e", "Ə": "E", "ǝ": "e", "Ǝ": "E", "ɛ": "e",
+    "Ɛ": "E", "ɔ": "o", "Ɔ": "O", "ʻ": "'", "ʼ": "'", "ƀ": "b", "ɨ": "i", "ʉ": "u", "ĳ": "ij", "Ĳ": "IJ",
+    "ő": "ö", "Ő": "Ö", "ű": "ü", "Ű": "Ü",  # Hungarian: the umlaut is closer than no accent
+}
+_SIGNS = {
+    "→": "->", "←": "<-", "↔": "<->", "⇒": "=>", "⇐": "<=", "⇔": "<=>", "↑": "^", "↓": "v",
+    "≤": "<=", "≥": ">=", "≠": "!=", "≈": "~", "−": "-", "∞": "inf", "√": "sqrt", "∙": "·", "⋅": "·",
+    "‐": "-", "‑": "-", "‒": "-", "―": "—", "′": "'", "″": '"', "✓": "v", "✔": "v",
+    "✗": "x", "✘": "x", "№": "No.", "℃": "°C", "℉": "°F",
+}
+_CYRILLIC = dict(zip(
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюяєіїґў",
+    ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p", "r", "s", "t", "u",
+     "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya", "ye", "i", "yi", "g", "u"]))
+_GREEK = dict(zip(
+    "αβγδεζηθικλμνξοπρσςτυφχψω",
+    ["a", "v", "g", "d", "e", "z", "i", "th", "i", "k", "l", "m", "n", "x", "o", "p", "r", "s", "s", "t", "y",
+     "f", "ch", "ps", "o"]))
+_ROMAN = {**_CYRILLIC, **_GREEK}
+
+
+def _fits(text):
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _closest(ch, depth=0):
+    """The closest Windows-1252 text for one character outside it ('' for a pictograph, '?' if none)."""
+    if _fits(ch):
+        return ch
+    if ch in _LATIN:
+        return _LATIN[ch]
+    if ch in _SIGNS:
+        return _SIGNS[ch]
+    low = ch.lower()
+    if low in _ROMAN:
+        roman = _ROMAN[low]
+        return roman.capitalize() if ch != low else roman
+    parts = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    if parts and parts != ch and depth < 3:  # accents dropped, or a compatibility form (ligature, full width)
+        return "".join(_closest(c, depth + 1) for c in parts)
+    kind = unicodedata.category(ch)
+    if kind == "Zs":
+        return " "
+    if kind[0] in "LN":
+        return "?"  # a letter of a script with no Latin form here (CJK, Arabic …)
+    return ""  # emoji, pictographs, joiners and stray accents: nothing to print
+
+
+def cp1252_text(value):
+    """``value`` as the closest text the built-in fonts can draw (Windows-1252), never '?' for a Latin,
+    Greek or Cyrillic letter."""
+    text = unicodedata.normalize("NFC", str(value))  # an accent typed as its own character joins its letter
+    if _fits(text):
+        return text
+    out = "".join(_closest(ch) for ch in text)
+    return re.sub(r"(?<=\S) {2,}(?=\S)", " ", out).strip() if out != text else out
+
+
 def _text(value):
     """Text safe for a Paragraph: escaped, and limited to what the built-in fonts can draw."""
-    return escape(str(value).encode("cp1252", "replace").decode("cp1252"))
+    return escape(cp1252_text(value))
 
 
 def _date(value):
@@ -120,7 +191,7 @@ class _Builder:
         canvas.setFont("Helvetica", 7.5)
         canvas.setFillColor(colors.HexColor("#5b6570"))
         text = f"{self.isp.name} - {self.title} - page {doc.page}"
-        canvas.drawString(doc.leftMargin, 0.45 * inch, text.encode("cp1252", "replace").decode("cp1252"))
+        canvas.drawString(doc.leftMargin, 0.45 * inch, cp1252_text(text))
         canvas.restoreState()
 
 

@@ -1,5 +1,9 @@
 """Refunds staff ask for: full or part of a processor payment, with a reason, once per confirmed form.
 
+Staff give the part of the payment's amount to refund; its convenience fee goes back with it in proportion
+(billing.fees.refund_fee), so a full refund returns the whole charge. The request keeps the two parts apart
+and the processor is asked for their sum.
+
 The order of work makes a double click or a retry harmless whatever the processor does with idempotency
 keys (localstripe ignores them; a crashed request must not be sent twice):
 
@@ -22,7 +26,7 @@ import re
 
 from peewee import IntegrityError, fn
 
-from billing import accounts, money
+from billing import accounts, fees, money
 from billing import payments as pay
 from billing.errors import FormErrors
 from billing.processors import Capability, ProcessorError
@@ -37,10 +41,14 @@ STUCK_AFTER = dt.timedelta(minutes=15)
 NO_RECORD = "the processor has no record of this refund; nothing was refunded"
 
 
-def in_flight(payment_id):
-    """Cents of refunds asked for and not yet recorded or failed."""
-    return (RefundRequest.select(fn.COALESCE(fn.SUM(RefundRequest.amount_cents), 0))
+def _in_flight(payment_id, column):
+    return (RefundRequest.select(fn.COALESCE(fn.SUM(column), 0))
             .where((RefundRequest.payment == payment_id) & (RefundRequest.status == REQUESTED)).scalar())
+
+
+def in_flight(payment_id):
+    """Cents of the amount in refunds asked for and not yet recorded or failed."""
+    return _in_flight(payment_id, RefundRequest.amount_cents)
 
 
 def refundable(payment):
@@ -50,16 +58,34 @@ def refundable(payment):
     return max(pay.refundable(payment) - in_flight(payment.id), 0)
 
 
+def fee_refundable(payment):
+    """Cents of the payment's convenience fee not yet returned nor held by a refund in flight."""
+    if payment.processor == pay.OFFLINE or payment.status != pay.SUCCEEDED:
+        return 0
+    return max((payment.fee_cents or 0) - pay.fee_taken_back(payment.id)
+               - _in_flight(payment.id, RefundRequest.fee_cents), 0)
+
+
+def fee_for(payment, cents):
+    """The convenience fee that goes back with a refund of ``cents`` of the amount now (billing.fees.refund_fee)."""
+    before = payment.amount_cents - refundable(payment) if payment.status == pay.SUCCEEDED else payment.amount_cents
+    fee_before = (payment.fee_cents or 0) - fee_refundable(payment)
+    return fees.refund_fee(payment.amount_cents, payment.fee_cents or 0, before, fee_before, cents)
+
+
 def can_refund(processor):
     """Whether the configured processor declares refunds."""
     return processor.can(Capability.REFUNDS)
 
 
 def check(payment, amount_text, reason):
-    """(cents, reason) for a refund of this payment, or FormErrors by field; nothing is written."""
+    """(cents, fee cents, reason) for a refund of this payment, or FormErrors by field; nothing is written.
+
+    ``cents`` is of the payment's amount, as staff typed it; the fee share goes back with it.
+    """
     errors = {}
     left = refundable(payment)
-    cents = None
+    cents = fee = None
     if payment.processor == pay.OFFLINE:
         errors["form"] = "A payment taken at the counter is reversed from its page, not refunded."
     elif payment.status != pay.SUCCEEDED or left <= 0:
@@ -73,6 +99,11 @@ def check(payment, amount_text, reason):
         else:
             if cents > left:
                 errors["amount"] = f"You can refund at most {money.format_money(left, payment.currency)}."
+            else:
+                fee = fee_for(payment, cents)
+                # Checked again with the fee: amount and fee together never exceed what is left of the charge.
+                if cents + fee > left + fee_refundable(payment):
+                    errors["amount"] = "That refund and its fee share are more than is left of the charge."
     reason = (reason or "").strip()
     if not reason:
         errors["reason"] = "Say why, for example: charged twice."
@@ -80,7 +111,7 @@ def check(payment, amount_text, reason):
         errors["reason"] = "Keep the reason to 255 characters."
     if errors:
         raise FormErrors(errors)
-    return cents, reason
+    return cents, fee, reason
 
 
 def refund(payment_id, amount_text, reason, key, processor, actor):
@@ -97,21 +128,23 @@ def refund(payment_id, amount_text, reason, key, processor, actor):
             if existing.payment_id != payment.id:
                 raise FormErrors({"form": "This confirmation has expired. Start the refund again."})
             return existing
-        cents, reason = check(payment, amount_text, reason)
+        cents, fee, reason = check(payment, amount_text, reason)
         try:
             with write_tx():
                 request = RefundRequest.create(request_key=key, payment=payment.id, amount_cents=cents,
-                                               reason=reason, actor=actor, status=REQUESTED)
+                                               fee_cents=fee, reason=reason, actor=actor, status=REQUESTED)
         except IntegrityError:  # the same confirmation, committed meanwhile by another worker
             return RefundRequest.get(RefundRequest.request_key == key)
-        accounts.audit(actor, "refund.requested", "payment", payment.ref, amount_cents=cents, reason=reason)
+        accounts.audit(actor, "refund.requested", "payment", payment.ref, amount_cents=cents, fee_cents=fee,
+                       reason=reason)
     try:
-        refund_id, refunded = processor.refund(payment.processor_ref, cents, key)
+        refund_id, refunded = processor.refund(payment.processor_ref, cents + fee, key)
     except ProcessorError as e:
         with write_tx():
             RefundRequest.update(status=FAILED, error=str(e)[:255], updated_at=utcnow()).where(
                 (RefundRequest.id == request.id) & (RefundRequest.status == REQUESTED)).execute()
-            accounts.audit(actor, "refund.failed", "payment", payment.ref, amount_cents=cents, error=str(e)[:255])
+            accounts.audit(actor, "refund.failed", "payment", payment.ref, amount_cents=cents, fee_cents=fee,
+                           error=str(e)[:255])
         raise FormErrors({"form": f"The processor refused the refund: {e}"}) from None
     _record(request.id, refund_id, refunded, actor)
     return RefundRequest.get_by_id(request.id)
@@ -130,8 +163,8 @@ def _record(request_id, refund_id, refunded, actor):
 def resolve_stuck(processor, now=None, older_than=STUCK_AFTER):
     """Settle refund requests left 'requested' longer than ``older_than`` by asking the processor; cron-safe.
 
-    Returns [(payment ref, cents, 'done' | 'failed' | 'requested')]: 'requested' when the processor could
-    not be reached (it is asked again next time).
+    Returns [(payment ref, cents of the charge, 'done' | 'failed' | 'requested')]: 'requested' when the
+    processor could not be reached (it is asked again next time).
     """
     now = now or utcnow()
     stuck = (RefundRequest.select(RefundRequest, Payment).join(Payment)
@@ -144,22 +177,22 @@ def resolve_stuck(processor, now=None, older_than=STUCK_AFTER):
         try:
             found = processor.find_refund(payment.processor_ref, request.request_key)
         except ProcessorError:
-            report.append((payment.ref, request.amount_cents, REQUESTED))
+            report.append((payment.ref, request.amount_cents + request.fee_cents, REQUESTED))
             continue
         if found is not None:
             _record(request.id, found.id, found.amount_cents, "reconcile")
             with write_tx():
                 accounts.audit("reconcile", "refund.resolved", "payment", payment.ref, amount_cents=found.amount_cents,
                                refund=found.id)
-            report.append((payment.ref, request.amount_cents, DONE))
+            report.append((payment.ref, request.amount_cents + request.fee_cents, DONE))
             continue
         with write_tx():
             moved = RefundRequest.update(status=FAILED, error=NO_RECORD, updated_at=utcnow()).where(
                 (RefundRequest.id == request.id) & (RefundRequest.status == REQUESTED)).execute()
             if moved:
                 accounts.audit("reconcile", "refund.expired", "payment", payment.ref,
-                               amount_cents=request.amount_cents, error=NO_RECORD)
-        report.append((payment.ref, request.amount_cents, FAILED if moved else REQUESTED))
+                               amount_cents=request.amount_cents, fee_cents=request.fee_cents, error=NO_RECORD)
+        report.append((payment.ref, request.amount_cents + request.fee_cents, FAILED if moved else REQUESTED))
     return report
 
 

@@ -12,17 +12,24 @@
   so an attacker cannot lock the owner out. The owner's usual browser (the signed "known device" cookie)
   skips the delays, as it does for the password; a right code clears the login's count.
 - The QR code is drawn as SVG here (segno), so the secret never leaves the portal for a QR service.
+- The secret is stored sealed (billing.sealed: AES-GCM under a key derived from SECRET_KEY, bound to the
+  login), in ``sealed_secret``; the database alone never yields it. A legacy plain value in ``secret``
+  (written before migration 0191) is still read, and is sealed by ``db-upgrade`` (``reseal_all``) or at
+  the login's next right code, which also re-seals a value still under a SECRET_KEY_FALLBACKS key. A value
+  no configured key opens fails cleanly: no TOTP code matches it (and it is logged); recovery codes,
+  stored as hashes, still work.
 """
 import datetime as dt
 import hashlib
 import io
+import logging
 import secrets
 from dataclasses import dataclass
 
 import pyotp
 import segno
 
-from billing import accounts, throttle
+from billing import accounts, sealed, throttle
 from db import write_tx
 from db.models import RecoveryCode, TwoFactor, User, utcnow
 
@@ -37,6 +44,8 @@ _RECOVERY_LENGTH = 16
 CODE = throttle.Policy(free=5, max_delay=900)
 PURPOSE = "totp"
 Throttled = throttle.Throttled  # raised when a key must wait: its ``seconds`` and ``message()``
+SEAL_PURPOSE = "two_factor.secret"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,45 @@ class Setup:
 
 def _row(user_id):
     return TwoFactor.get_or_none(TwoFactor.user == user_id)
+
+
+def _sealed_fields(user_id, secret):
+    """The columns that store ``secret`` for this login: sealed, with no plain copy left."""
+    return {"sealed_secret": sealed.seal(SEAL_PURPOSE, secret, f"user:{user_id}"), "secret": ""}
+
+
+def _secret_of(row):
+    """(the row's TOTP secret or None, whether it should be sealed again with the current key)."""
+    if row.sealed_secret:
+        try:
+            secret, current = sealed.unseal(SEAL_PURPOSE, row.sealed_secret, f"user:{row.user_id}")
+        except sealed.SealError as e:
+            log.warning("two-factor secret of user %s cannot be opened: %s", row.user_id, e)
+            return None, False
+        return secret, not current
+    if row.secret:  # a legacy plain value, from before secrets were sealed
+        return row.secret, True
+    return None, False
+
+
+def reseal_all():
+    """Seal every legacy plain secret, and re-seal those under a fallback key, with the current key.
+
+    Returns (sealed, unreadable): how many were written, and how many no configured key opens (left alone).
+    """
+    done = unreadable = 0
+    for row in TwoFactor.select().order_by(TwoFactor.id):
+        secret, stale = _secret_of(row)
+        if secret is None:
+            unreadable += bool(row.sealed_secret or row.secret)
+            continue
+        if not stale:
+            continue
+        with write_tx():
+            done += TwoFactor.update(**_sealed_fields(row.user_id, secret)).where(
+                (TwoFactor.id == row.id) & (TwoFactor.secret == row.secret)
+                & (TwoFactor.sealed_secret == row.sealed_secret)).execute()
+    return done, unreadable
 
 
 def enabled(user_id):
@@ -81,9 +129,9 @@ def begin(user_id):
         if row is not None and row.enabled_at:
             raise ValueError("two-factor login is already on")
         if row is None:
-            TwoFactor.create(user=user_id, secret=secret)
+            TwoFactor.create(user=user_id, **_sealed_fields(user_id, secret))
         else:
-            TwoFactor.update(secret=secret, last_step=0).where(
+            TwoFactor.update(last_step=0, **_sealed_fields(user_id, secret)).where(
                 TwoFactor.id == row.id).execute()
     return setup_for(user, secret)
 
@@ -100,7 +148,8 @@ def pending(user_id):
     row = _row(user_id)
     if row is None or row.enabled_at:
         return None
-    return setup_for(User.get_by_id(user_id), row.secret)
+    secret, _stale = _secret_of(row)
+    return setup_for(User.get_by_id(user_id), secret) if secret else None
 
 
 def _normal(code):
@@ -108,9 +157,9 @@ def _normal(code):
 
 
 def _matching_step(secret, code, now):
-    """The time step whose code this is (current one or one either side), or None."""
+    """The time step whose code this is (current one or one either side), or None (also with no secret)."""
     code = _normal(code)
-    if len(code) != DIGITS or not code.isdigit():
+    if not secret or len(code) != DIGITS or not code.isdigit():
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     current = int(now.timestamp()) // STEP_SECONDS
@@ -149,13 +198,15 @@ def confirm(user_id, code, now=None, ip="", known_device_user=None):
     if row is None or row.enabled_at:
         return None
     _count(user_id, ip, known_device_user, now)
-    step = _matching_step(row.secret, code, now)
+    secret, stale = _secret_of(row)
+    step = _matching_step(secret, code, now)
     if step is None:
         with write_tx():
             accounts.audit(f"user:{user_id}", "2fa.failed", "user", user_id)
         return None
+    reseal = _sealed_fields(user_id, secret) if stale else {}
     with write_tx():
-        if not TwoFactor.update(enabled_at=utcnow(), last_step=step).where(
+        if not TwoFactor.update(enabled_at=utcnow(), last_step=step, **reseal).where(
                 (TwoFactor.id == row.id) & TwoFactor.enabled_at.is_null()).execute():
             return None  # confirmed meanwhile (a double submit): its codes were shown to that request
         codes = _new_recovery_codes(user_id)
@@ -206,12 +257,15 @@ def verify(user_id, code, now=None, ip="", known_device_user=None):
         row = _row(user_id)
         if row is None or not row.enabled_at:  # turned off meanwhile
             return False
-        step = _matching_step(row.secret, code, now)
+        secret, stale = _secret_of(row)
+        step = _matching_step(secret, code, now)
         ok = False
         how = "totp"
         if step is not None:
+            # A legacy plain secret, or one under a fallback key, is sealed with the current key as it is used.
+            reseal = _sealed_fields(user_id, secret) if stale else {}
             # Guarded: only a step later than the last one used moves it, so a replay (or a racing twin) fails.
-            ok = bool(TwoFactor.update(last_step=step).where(
+            ok = bool(TwoFactor.update(last_step=step, **reseal).where(
                 (TwoFactor.id == row.id) & (TwoFactor.last_step < step)).execute())
         elif len(_normal(code)) == _RECOVERY_LENGTH:
             how = "recovery"

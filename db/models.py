@@ -637,6 +637,7 @@ class PaymentReversal(BaseModel):
     payment = ForeignKeyField(Payment, backref="reversals", on_delete="RESTRICT")
     kind = CharField()  # refund | return | dispute | dispute_won
     amount_cents = BigIntegerField()  # taken back; negative when given back
+    fee_cents = BigIntegerField(default=0)  # of the convenience fee, returned with a refund (migration 0190)
     processor_ref = CharField(unique=True)
     reason = CharField(default="")
     actor = CharField(default="")
@@ -666,7 +667,8 @@ class RefundRequest(BaseModel):
 
     request_key = CharField(unique=True)
     payment = ForeignKeyField(Payment, backref="refund_requests", on_delete="RESTRICT")
-    amount_cents = BigIntegerField()
+    amount_cents = BigIntegerField()  # of the payment's amount; the processor refunds this + fee_cents
+    fee_cents = BigIntegerField(default=0)  # the fee's share (migration 0190)
     reason = CharField()
     actor = CharField()
     status = CharField()  # requested | done | failed
@@ -689,7 +691,8 @@ class TwoFactor(BaseModel):
     """
 
     user = ForeignKeyField(User, unique=True, backref="two_factor", on_delete="CASCADE")
-    secret = CharField()
+    secret = CharField(default="")  # legacy plain value only (before migration 0191); '' once sealed
+    sealed_secret = CharField(default="")  # the secret sealed by billing.sealed (AES-GCM, SECRET_KEY)
     enabled_at = DateTimeField(null=True)
     last_step = BigIntegerField(default=0)
     created_at = DateTimeField(default=utcnow)

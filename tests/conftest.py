@@ -4,7 +4,7 @@ Only fixtures live here; factories and helpers are in tests/factories.py."""
 import pytest
 
 from app import create_app
-from billing import identity
+from billing import identity, sealed
 from db import database, migrate, open_database
 from db.models import Isp
 from tests.factories import CHROMIUM, CHROMIUM_ARGS, TEST_CONFIG, LiveServer, Page, Portal, make_customer
@@ -35,6 +35,7 @@ def app(database_url, tmp_path):
 def ledger_db(tmp_path):
     """The database alone, with no Flask app: for the Flask-free billing package."""
     identity.configure(1, 1024)
+    sealed.configure("ledger-test-secret-key")
     open_database(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     migrate.upgrade()
     Isp.create(name="Test ISP", max_prepay_cents=20000)

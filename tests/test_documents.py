@@ -145,7 +145,37 @@ def test_a_customer_downloads_only_their_own_documents(app, logged_in, bills):
 def test_non_latin_text_does_not_break_a_pdf(logged_in, customer, isp_details, tmp_path):
     inv = make_invoice(customer, 1234, number="INV-UNI-1", lines=[("Vé tháng – 光纤 € 5", 1, 1234)])
     text = pdf_text(logged_in.get(f"/invoices/{inv.id}.pdf").get_data(), tmp_path)
-    assert "V" in text and "€ 5" in text and "$12.34" in text
+    assert "Vé tháng – ?? € 5" in text and "$12.34" in text  # CJK has no Latin form without an embedded font
+
+
+def test_names_outside_windows_1252_print_as_their_closest_latin_letters(app, isp_details, tmp_path):
+    with write_tx():
+        Isp.update(name="Łódź Światłowód", address="ul. Piękna 5\nŁódź").execute()
+    customer = make_customer(name="Nguyễn Thị Minh Khai", street="Đường Lê Lợi 7", city="Győr")
+    portal = Portal(app.test_client())
+    assert portal.login(customer.email).status_code == 302
+    inv = make_invoice(customer, 2500, number="INV-UNI-2",
+                       lines=[("Plan → Pro 🚀 upgrade", 1, 1500), ("Straße Øster ﬁber, Иван Жуков", 1, 1000)])
+    data = portal.get(f"/invoices/{inv.id}.pdf").get_data()
+    assert len(data) < PDF_BUDGET
+    text = pdf_text(data, tmp_path)
+    for name in ("Lódz Swiatlowód", "ul. Piekna 5", "Nguyen Thi Minh Khai", "Duong Lê Loi 7", "Györ",
+                 "Plan -> Pro upgrade", "Straße Øster fiber, Ivan Zhukov"):
+        assert name in text, (name, text)
+    assert "?" not in text  # no letter, arrow or emoji became a question mark
+    fonts = pdf_fonts(data, tmp_path).splitlines()[2:]
+    assert fonts and all(f.startswith("Helvetica") and " no " in f for f in fonts)  # built in, nothing embedded
+
+
+@pytest.mark.parametrize("raw,shown", [
+    ("Łódź", "Lódz"), ("Nguyễn", "Nguyen"), ("Đorđe Ħal", "Dorde Hal"), ("Szűcs", "Szücs"), ("Αθήνα", "Athina"),
+    ("a → b ≤ c", "a -> b <= c"), ("Dana 👩\u200d👩\u200d👧 Doe", "Dana Doe"), ("Café", "Café"),
+    ("e\u0301", "é"), ("Ａ１", "A1"), ("12\u202f345", "12 345"),
+])
+def test_text_is_transliterated_to_the_closest_windows_1252_form(raw, shown):
+    from billing.pdf import cp1252_text
+
+    assert cp1252_text(raw) == shown
 
 
 # --- Printable pages. -------------------------------------------------------------------------

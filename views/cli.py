@@ -64,6 +64,23 @@ def register_cli(app):
         """Create the database or bring it up to date, keeping every row."""
         ran = migrate.upgrade(log=click.echo)
         click.echo(f"database is up to date ({len(ran)} migration(s) applied)")
+        _reseal_two_factor()
+
+    def _reseal_two_factor():
+        from billing import twofactor
+
+        done, unreadable = twofactor.reseal_all()
+        if done:
+            click.echo(f"sealed {done} two-factor secret(s) with the current SECRET_KEY")
+        if unreadable:
+            click.echo(f"{unreadable} two-factor secret(s) open with no configured SECRET_KEY; those logins "
+                       "can use a recovery code, then set two-factor up again", err=True)
+
+    @app.cli.command("reseal-2fa")
+    def reseal_2fa():
+        """Seal two-factor secrets with the current SECRET_KEY (legacy plain ones, and any under a fallback key)."""
+        _reseal_two_factor()
+        click.echo("two-factor secrets are sealed with the current SECRET_KEY")
 
     @app.cli.command("demo")
     @click.option("--if-empty", is_flag=True, help="Only load the demo when there are no customers yet.")

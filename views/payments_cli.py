@@ -62,5 +62,11 @@ def register_payments_cli(app):
             payment = Payment.get_by_id(payment.id)
             if done.status == refunds.FAILED:
                 raise click.ClickException(f"the processor refused the refund: {done.error}")
-            left = money.format_money(refunds.refundable(payment), payment.currency)
-            click.echo(f"refunded {payment.ref} ({done.processor_ref}); status {payment.status}; {left} still refundable")
+            cur = payment.currency
+            left = money.format_money(refunds.refundable(payment), cur)
+            parts = money.format_money(done.amount_cents, cur)
+            if done.fee_cents:
+                parts = (f"{money.format_money(done.amount_cents + done.fee_cents, cur)}: {parts} of the payment "
+                         f"+ {money.format_money(done.fee_cents, cur)} fee share")
+            click.echo(f"refunded {parts} of {payment.ref} ({done.processor_ref}); status {payment.status}; "
+                       f"{left} still refundable")

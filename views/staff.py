@@ -257,7 +257,8 @@ def _payment_ctx(payment, **extra):
                 counter=offline.details_of(payment), ledger=accounts.payment_ledger(payment.id),
                 credit_cents=accounts.credit_left(payment.id), reversals=list(payment.reversals),
                 reversal_labels=accounts.REVERSAL_LABELS, receipt=offline.receipt_email(payment),
-                refundable=refunds.refundable(payment), refund_requests=refunds.requests_for(payment.id),
+                refundable=refunds.refundable(payment), fee_refundable=refunds.fee_refundable(payment),
+                refund_requests=refunds.requests_for(payment.id),
                 can_refund=refunds.can_refund(processor()), errors={}, **extra)
 
 
@@ -270,8 +271,11 @@ def payment(ref):
     notice = None
     done = refunds.request_by_id(bounds.parse_id(request.args.get("refunded")))
     if done is not None and done.payment_id == p.id:
-        notice = (f"Refund of {money.format_money(done.amount_cents, p.currency)} made. "
-                  "The customer's email about it is queued.")
+        made = money.format_money(done.amount_cents + done.fee_cents, p.currency)
+        if done.fee_cents:
+            made += (f" ({money.format_money(done.amount_cents, p.currency)} of the payment and "
+                     f"{money.format_money(done.fee_cents, p.currency)} of its fee)")
+        notice = f"Refund of {made} made. The customer's email about it is queued."
     return render_template("staff/payment.html", **_payment_ctx(p, notice=notice))
 
 
@@ -280,24 +284,26 @@ def payment(ref):
 def refund_payment(ref):
     """Refund a payment, in full or in part, with a reason: a form, a review to confirm, then the refund once."""
     p = offline.by_ref(ref) or abort(404)
-    ctx = dict(payment=p, customer=Customer.get_by_id(p.customer_id), refundable=refunds.refundable(p))
+    ctx = dict(payment=p, customer=Customer.get_by_id(p.customer_id), refundable=refunds.refundable(p),
+               fee_refundable=refunds.fee_refundable(p))
     form = {"amount": request.form.get("amount", money.cents_to_input(ctx["refundable"])),
             "reason": request.form.get("reason", "")}
     if request.method == "GET" or request.form.get("step") == "edit":
         return render_template("staff/refund.html", step="form", form=form, errors={}, **ctx)
     if request.form.get("step") != "confirm":
         try:
-            cents, reason = refunds.check(p, form["amount"], form["reason"])
+            cents, fee, reason = refunds.check(p, form["amount"], form["reason"])
         except pay.FormErrors as e:
             return render_template("staff/refund.html", step="form", form=form, errors=e.errors, **ctx), 422
         # The key is made when the refund is reviewed: confirming twice sends the same key, and refunds once.
-        return render_template("staff/refund.html", step="review", form=form, cents=cents, reason=reason,
-                               key=pay.new_idempotency_key(), errors={}, **ctx)
+        return render_template("staff/refund.html", step="review", form=form, cents=cents, fee=fee,
+                               total=cents + fee, reason=reason, key=pay.new_idempotency_key(), errors={}, **ctx)
     try:
         done = refunds.refund(p.id, form["amount"], form["reason"], request.form.get("key", ""), processor(),
                               actor=_actor())
     except pay.FormErrors as e:
-        ctx["refundable"] = refunds.refundable(Payment.get_by_id(p.id))
+        fresh = Payment.get_by_id(p.id)
+        ctx.update(refundable=refunds.refundable(fresh), fee_refundable=refunds.fee_refundable(fresh))
         return render_template("staff/refund.html", step="form", form=form, errors=e.errors, **ctx), 422
     if done.status == refunds.FAILED:
         return render_template("staff/refund.html", step="form", form=form,
