@@ -4,6 +4,7 @@
                       |                 (ACH settles later)
                       +-> succeeded | failed | canceled
     awaiting_details | processing -> held  (the processor reported another amount or currency)
+    held -> succeeded | canceled  (an owner's decision only: billing.held)
 
 What a customer may be charged is decided by one rule, ``check_fits``, under the customer's
 lock inside a write transaction: when the amount is chosen (Continue), at Make Payment, and
@@ -44,7 +45,7 @@ TRANSITIONS = {
     CREATED: {AWAITING_DETAILS, CANCELED},
     AWAITING_DETAILS: {PROCESSING, SUCCEEDED, FAILED, CANCELED, HELD},
     PROCESSING: {SUCCEEDED, FAILED, HELD},
-    HELD: set(),  # only staff resolve it, after checking with the processor
+    HELD: set(),  # only staff resolve it, after checking with the processor: see STAFF_RESOLVES
     SUCCEEDED: {REFUNDED, DISPUTED, REVERSED},
     FAILED: set(),
     CANCELED: set(),
@@ -52,6 +53,9 @@ TRANSITIONS = {
     DISPUTED: {REVERSED},  # a won dispute returns to succeeded: see _reinstate, kept out of here on purpose
     REVERSED: set(),
 }
+# Moves no processor report may make, only a staff decision (billing.held): kept out of TRANSITIONS so that
+# apply_intent_state can never take a held payment out of HELD.
+STAFF_RESOLVES = {HELD: {SUCCEEDED, CANCELED}}
 IN_FLIGHT = (CREATED, AWAITING_DETAILS, PROCESSING)
 LABELS = {
     CREATED: "Started",
@@ -628,6 +632,103 @@ def _hold(payment, state, mismatch, actor):
         accounts.audit(actor, "payment.held", "payment", payment.ref, reported_status=state.status,
                        reported_amount_cents=state.amount_cents, reported_currency=state.currency,
                        mismatch=mismatch)
+
+
+def _resolve_held(payment_id, target, **fields):
+    """Move a held payment to ``target`` by a staff decision; True for the one caller that did."""
+    assert target in STAFF_RESOLVES[HELD]
+    fields["updated_at"] = utcnow()
+    return bool(Payment.update(status=target, **fields)
+                .where((Payment.id == payment_id) & (Payment.status == HELD)).execute())
+
+
+HELD_REFUNDED = "held_refunded"  # Payment.failure_code of a held payment staff refunded and closed
+HELD_NOT_CHARGED = "held_not_charged"  # ... of one the processor, asked again, had not charged after all
+
+
+def accept_held(payment_id, state, reason, actor):
+    """Staff accept a held payment as the processor reported it (``state``, re-read just now).
+
+    The reported charge less the payment's fee becomes the payment's amount, and is applied by the usual
+    ledger rules: the chosen invoice first, then oldest first, the rest to credit. Refused (FormErrors) when
+    the processor took another currency, or when the credit it would leave is more than the prepayment
+    allowance lets an account hold. Returns True for the one caller that accepted it, False if already resolved.
+    """
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        payment = Payment.get_by_id(payment_id)  # re-read under the lock
+        if payment.status != HELD:
+            return False
+        cents = accepted_cents(payment, state)
+        now_room = room(payment.customer_id, exclude_payment_id=payment.id)
+        if cents > now_room.limit_cents():
+            fmt = lambda c: money.format_money(c, payment.currency)  # noqa: E731
+            raise FormErrors({"form": (
+                f"Accepting {fmt(cents)} would leave the account holding more credit than the prepayment "
+                f"allowance ({fmt(now_room.allowance_cents)}): at most {fmt(now_room.limit_cents())} can be "
+                "applied now. Refund it instead.")})
+        expected = expected_charge_cents(payment)
+        if not _resolve_held(payment.id, SUCCEEDED, amount_cents=cents, settled_at=utcnow(), failure_code="",
+                             failure_message="", method_brand=state.brand or payment.method_brand,
+                             method_last4=state.last4 or payment.method_last4):
+            return False
+        payment = Payment.get_by_id(payment.id)
+        plan = accounts.post_payment(payment)
+        accounts.audit(actor, "payment.held_accepted", "payment", payment.ref, reason=reason,
+                       expected_charge_cents=expected, amount_cents=cents, reported_amount_cents=state.amount_cents,
+                       reported_currency=state.currency, allocations=plan.allocations, credit_cents=plan.credit_cents)
+        _after_move(payment.id, SUCCEEDED)
+    return True
+
+
+def accepted_cents(payment, state):
+    """Cents of a held payment that accepting the processor's ``state`` would apply, or FormErrors why not."""
+    fmt = lambda c: money.format_money(c, payment.currency)  # noqa: E731
+    if state.status != proc.SUCCEEDED:
+        raise FormErrors({"form": not_settled(payment, state)})
+    if (state.currency or "").upper() != (payment.currency or "").upper():
+        took = (money.format_money(state.amount_cents, state.currency) if state.currency
+                else f"{state.amount_cents} cents in a currency it did not report")
+        raise FormErrors({"form": (f"The processor took {took}, and the account is kept in {payment.currency}: "
+                                   "it cannot be applied. Refund it instead.")})
+    cents = state.amount_cents - (payment.fee_cents or 0)
+    if cents <= 0:
+        raise FormErrors({"form": (f"The processor took {fmt(state.amount_cents)}, no more than the "
+                                   f"{fmt(payment.fee_cents)} fee: nothing is left to apply. Refund it instead.")})
+    return cents
+
+
+def not_settled(payment, state):
+    """Why a held payment cannot be resolved yet from the processor's ``state``."""
+    if state.status == proc.PROCESSING:
+        return ("The processor is still settling this bank payment. Accept or refund it once it has settled "
+                "(come back to this page then).")
+    return f"The processor reports this payment as {state.status.replace('_', ' ')}, not as charged."
+
+
+def close_held(payment_id, code, reason, actor, refunded_cents=0):
+    """Close a held payment that staff refunded (or that the processor never charged): its reservation ends.
+
+    Nothing was allocated while it was held, so nothing in the ledger changes; the customer is emailed
+    about a refund. Returns True for the one caller that closed it.
+    """
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        words = "Refunded by staff" if code == HELD_REFUNDED else "Not charged, closed by staff"
+        if not _resolve_held(payment.id, CANCELED, failure_code=code, failure_message=f"{words}: {reason}"[:255]):
+            return False
+        PaymentInvoice.delete().where(PaymentInvoice.payment == payment.id).execute()
+        accounts.audit(actor, f"payment.{code}", "payment", payment.ref, reason=reason,
+                       refunded_cents=refunded_cents)
+        if refunded_cents:
+            amount = money.format_money(refunded_cents, payment.currency)
+            _tell_customer(payment, f"held:{payment.ref}", f"Refund of {amount}",
+                           f"We refunded {amount} for your payment {payment.ref}, which we could not apply to your "
+                           "account as charged. It reaches your account in 5-10 business days. Your invoices "
+                           "still show what is due; please pay them again, or contact us.")
+    return True
 
 
 def apply_intent_state(payment_id, state, actor="processor"):

@@ -117,3 +117,9 @@ from tests.test_schema import (  # noqa: E402,F401
     test_every_model_column_exists_in_the_migrated_schema,
     test_migrations_are_recorded_and_applied_once,
 )
+from tests.test_staff_held import (  # noqa: E402,F401
+    invoices,
+    owner,
+    test_an_owner_accepts_a_held_payment_as_reported_once_through_the_ledger_rules,
+    test_an_owner_refunds_and_closes_a_held_payment_once_and_the_customer_can_pay_again,
+)
