@@ -982,6 +982,15 @@ from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal 
 
 RECONCILE_AFTER = _dt.timedelta(minutes=5)
 RECONCILE_WITHIN = _dt.timedelta(days=7)
+# A claimed charge (the processor was asked to charge) whose answer never came: a 3-D Secure challenge the
+# customer left, or a processor error after the claim. Its amount stays reserved, and its invoices pending,
+# until reconcile asks the processor this long after the claim: far longer than any charge call can take
+# (Stripe's client gives up after 80 s and a few retries) or a customer takes over a bank's challenge, so an
+# answer on its way always wins, and short enough that a customer who gave up can pay again the same hour.
+CLAIM_TTL = _dt.timedelta(hours=1)
+# Autopay's claims wait longer: a charge whose bank asked for the customer is emailed to them ("confirm
+# this payment"), and that link must keep working for a few days before the attempt is given up.
+OFF_SESSION_CLAIM_TTL = _dt.timedelta(days=3)
 OPEN_DISPUTE = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
 ACH_MANDATE = (
     "By clicking Pay, you authorize {isp} to debit the bank account you linked above for {amount}, once, "
@@ -1229,13 +1238,18 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
     """Ask the processor about attempts left waiting, and settle them once; safe to run from cron at any time.
 
     Attempts that held a reservation longer than RESERVATION_TTL without being paid are canceled at the
-    processor (so their window can no longer pay them) and here. Returns [(payment ref, status before,
-    status after)] for the attempts it looked at.
+    processor (so their window can no longer pay them) and here. A charge claimed longer ago than its claim
+    TTL (``claim_expired``) without an answer is settled by what the processor says: recorded (once) if it
+    charged, otherwise canceled there and here, which releases its reservation; such claims are looked at
+    however old they are, since they count against the customer until then. Returns [(payment ref, status
+    before, status after)] for the attempts it looked at.
     """
     now = now or utcnow()
+    waiting = Payment.status.in_([AWAITING_DETAILS, PROCESSING]) & (Payment.updated_at < now - older_than)
+    claimed = (Payment.status == AWAITING_DETAILS) & (Payment.charging_at < now - CLAIM_TTL)
     q = (Payment.select().where(
-        (Payment.processor == processor.name) & Payment.status.in_([AWAITING_DETAILS, PROCESSING])
-        & (Payment.updated_at < now - older_than) & (Payment.created_at > now - within))
+        (Payment.processor == processor.name)
+        & ((waiting & (Payment.created_at > now - within)) | claimed))
         .order_by(Payment.id))
     report = []
     for payment in q:
@@ -1245,18 +1259,35 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
             # The server stopped between creating the intent and saving its id: find it by our key.
             state = processor.find_payment_intent(payment.idempotency_key)
             if state is None:
-                report.append((payment.ref, payment.status, payment.status))
+                after = payment
+                if claim_expired(payment, now):  # the processor never heard of it: nothing was charged
+                    after = retire(payment, processor, code="claim_expired", actor="reconcile",
+                                   message=CLAIM_EXPIRED_MESSAGE)
+                report.append((payment.ref, payment.status, after.status))
                 continue
             with write_tx():
                 Payment.update(processor_ref=state.id).where(
                     (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
         after = apply_intent_state(payment.id, state, actor="reconcile")
-        if (after.status == AWAITING_DETAILS and after.charging_at is None
-                and after.updated_at < now - RESERVATION_TTL):
+        if after.status == AWAITING_DETAILS and after.charging_at is None and after.updated_at < now - RESERVATION_TTL:
             after = retire(after, processor, code="expired", actor="reconcile",
                            message="This payment was left unfinished and has expired. Nothing was charged.")
+        elif after.status == AWAITING_DETAILS and claim_expired(after, now):
+            # retire asks the processor to cancel; one that charged meanwhile says so, and that is recorded.
+            after = retire(after, processor, code="claim_expired", actor="reconcile", message=CLAIM_EXPIRED_MESSAGE)
         report.append((payment.ref, payment.status, after.status))
     return report
+
+
+CLAIM_EXPIRED_MESSAGE = "This payment was never completed and has expired. Nothing was charged."
+
+
+def claim_expired(payment, now=None):
+    """True when a charge was claimed for this attempt longer ago than its claim TTL and is still unanswered."""
+    if payment.status != AWAITING_DETAILS or payment.charging_at is None:
+        return False
+    ttl = OFF_SESSION_CLAIM_TTL if payment.origin == "autopay" else CLAIM_TTL
+    return payment.charging_at < (now or utcnow()) - ttl
 
 
 # --- Payments taken at the counter: cash, check, money order. --------------------------------------------
