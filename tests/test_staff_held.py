@@ -62,6 +62,8 @@ def test_an_owner_accepts_a_held_payment_as_reported_once_through_the_ledger_rul
     assert accounts.invoice_view(customer.id, invoices[0].id).pending_cents == 3000  # held money stays reserved
     page = text(owner.get(f"/staff/payments/{p.ref}"))
     assert 'id="resolve-held-link"' in page
+    listed = text(owner.get("/staff/payments?status=held"))  # the list finds what is waiting for staff
+    assert p.ref in listed and '<option value="held" selected>Being checked</option>' in listed
     form = text(owner.get(f"/staff/payments/{p.ref}/held"))
     assert "$40.00" in form and "$45.00, succeeded" in form and "$30.00 to OLD-1; $15.00 to NEW-2" in form
     shown = review(owner, p, "accept")
