@@ -150,6 +150,24 @@ def _refund_and_close(payment, state, reason, processor, actor):
     pay.close_held(payment.id, pay.HELD_REFUNDED, reason, actor, refunded_cents=refunded)
 
 
+def close_refunded(actor="reconcile"):
+    """Close held payments whose refund the processor made but whose closing was never recorded (a crash).
+
+    ``refunds.resolve_stuck`` (reconcile) settles such a refund request from the processor's answer; this
+    then closes its payment, so that its reservation ends without waiting for an owner. Returns the refs closed.
+    """
+    closed = []
+    done = (RefundRequest.select(RefundRequest, Payment).join(Payment)
+            .where((RefundRequest.status == refunds.DONE) & (Payment.status == pay.HELD))
+            .order_by(RefundRequest.id))
+    for request in done:
+        payment = request.payment
+        if request.request_key == refund_key(payment) and pay.close_held(
+                payment.id, pay.HELD_REFUNDED, request.reason, actor, refunded_cents=request.amount_cents):
+            closed.append(payment.ref)
+    return closed
+
+
 def outcome_notice(payment):
     """What the staff page says after a decision on a once-held payment, or None."""
     fmt = lambda c: money.format_money(c, payment.currency)  # noqa: E731

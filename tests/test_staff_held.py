@@ -191,3 +191,31 @@ def test_a_held_payment_the_processor_did_not_charge_after_all_is_closed_without
     assert (p.status, p.failure_code) == (payments.CANCELED, payments.HELD_NOT_CHARGED)
     assert SandboxIntent.get_by_id(p.processor_ref).status == "canceled" and SandboxRefund.select().count() == 0
     assert payments.room(customer.id).owed_cents == 7000
+
+
+def test_reconcile_closes_a_held_payment_whose_refund_the_processor_made_before_a_crash(app, logged_in, customer,
+                                                                                       invoices, monkeypatch):
+    from billing import held
+    from billing.processors.sandbox import SandboxProcessor
+    from db.models import RefundRequest, utcnow
+
+    p = hold(logged_in, "40.00", amount_cents=4100)
+    real_refund = SandboxProcessor.refund
+
+    def refund_then_crash(self, intent_id, cents, key):
+        real_refund(self, intent_id, cents, key)
+        raise RuntimeError("the server stopped after the processor refunded")
+
+    with monkeypatch.context() as m:
+        m.setattr(SandboxProcessor, "refund", refund_then_crash)
+        with pytest.raises(RuntimeError):
+            held.resolve(p.id, held.REFUND, "Checked", app.extensions["processor"], "staff:1")
+    with write_tx():  # left 'requested' long enough for reconcile to ask the processor
+        RefundRequest.update(updated_at=utcnow() - dt.timedelta(minutes=20)).execute()
+    result = app.test_cli_runner().invoke(args=["reconcile"])
+    assert result.exit_code == 0 and f"{p.ref}: held -> canceled (refunded)" in result.output
+    p = Payment.get_by_id(p.id)
+    assert (p.status, p.failure_code) == (payments.CANCELED, payments.HELD_REFUNDED)
+    assert [r.amount_cents for r in SandboxRefund.select()] == [4100]
+    assert payments.room(customer.id).owed_cents == 7000
+    assert f"{p.ref}: held" not in app.test_cli_runner().invoke(args=["reconcile"]).output  # once
