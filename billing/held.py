@@ -91,9 +91,7 @@ def resolve(payment_id, action, reason, processor, actor):
     action, reason = check(payment, action, reason)
     state = processor.retrieve_payment_intent(payment.processor_ref)  # decide on what it says now
     if action == ACCEPT:
-        if _refund_asked(payment):
-            raise FormErrors({"form": "A refund of this payment was already asked for: use Refund and close."})
-        pay.accept_held(payment.id, state, reason, actor)
+        pay.accept_held(payment.id, state, reason, actor)  # refused there, under the lock, once a refund is asked
     elif state.status in NOT_CHARGED:
         state = processor.cancel_payment_intent(payment.processor_ref)
         if state.status in (proc.SUCCEEDED, proc.PROCESSING):  # it was paid meanwhile: decide again
@@ -106,17 +104,14 @@ def resolve(payment_id, action, reason, processor, actor):
     return Payment.get_by_id(payment.id)
 
 
-def _refund_asked(payment):
-    return RefundRequest.select().where((RefundRequest.request_key == refund_key(payment))
-                                        & (RefundRequest.status != refunds.FAILED)).exists()
-
-
 def _refund_and_close(payment, state, reason, processor, actor):
     """Refund the whole reported charge once (written down first, then asked), then close the payment."""
     processor.require(proc.Capability.REFUNDS)
     key = refund_key(payment)
     with write_tx():
         accounts.lock_customer(payment.customer_id)
+        if Payment.get_by_id(payment.id).status != pay.HELD:  # accepted meanwhile by another owner: no refund
+            raise FormErrors({"form": f"Payment {payment.ref} was resolved meanwhile: look at it again."})
         request = RefundRequest.get_or_none(RefundRequest.request_key == key)
         if request is None:
             try:

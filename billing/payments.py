@@ -660,6 +660,10 @@ def accept_held(payment_id, state, reason, actor):
         payment = Payment.get_by_id(payment_id)  # re-read under the lock
         if payment.status != HELD:
             return False
+        if RefundRequest.select().where((RefundRequest.payment == payment.id)
+                                        & (RefundRequest.status != "failed")).exists():
+            # Checked under the lock: an owner refunding it at the same moment wins, or loses, whole.
+            raise FormErrors({"form": "A refund of this payment was already asked for: use Refund and close."})
         cents = accepted_cents(payment, state)
         now_room = room(payment.customer_id, exclude_payment_id=payment.id)
         if cents > now_room.limit_cents():
@@ -978,7 +982,7 @@ import datetime as _dt  # noqa: E402
 from peewee import fn  # noqa: E402
 
 from billing import mail  # noqa: E402
-from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal  # noqa: E402
+from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal, RefundRequest  # noqa: E402
 
 RECONCILE_AFTER = _dt.timedelta(minutes=5)
 RECONCILE_WITHIN = _dt.timedelta(days=7)

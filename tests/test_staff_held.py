@@ -172,6 +172,9 @@ def test_a_refund_left_unrecorded_by_a_crash_is_found_by_its_key_not_made_twice(
         with pytest.raises(RuntimeError):
             held.resolve(p.id, held.REFUND, "Checked", app.extensions["processor"], "staff:1")
     assert Payment.get_by_id(p.id).status == payments.HELD
+    refused = confirm(owner, p, "accept")  # money already on its way back cannot be accepted as well
+    assert refused.status_code == 422 and "refund of this payment was already asked for" in text(refused)
+    assert Payment.get_by_id(p.id).status == payments.HELD and Allocation.select().count() == 0
     monkeypatch.setattr(SandboxProcessor, "refund", lambda *a, **k: pytest.fail("refunded twice"))
     assert confirm(owner, p, "refund").status_code == 303  # the owner tries again
     assert [r.amount_cents for r in SandboxRefund.select()] == [4100]
@@ -219,3 +222,18 @@ def test_reconcile_closes_a_held_payment_whose_refund_the_processor_made_before_
     assert [r.amount_cents for r in SandboxRefund.select()] == [4100]
     assert payments.room(customer.id).owed_cents == 7000
     assert f"{p.ref}: held" not in app.test_cli_runner().invoke(args=["reconcile"]).output  # once
+
+
+def test_two_owners_deciding_at_once_accept_or_refund_never_both(app, logged_in, invoices):
+    from billing import held
+    from billing.errors import FormErrors
+
+    p = hold(logged_in, "40.00", amount_cents=4100)
+    processor = app.extensions["processor"]
+    state = processor.retrieve_payment_intent(p.processor_ref)
+    assert payments.accept_held(p.id, state, "Agreed", "staff:1") is True  # the first owner accepts
+    with pytest.raises(FormErrors):  # the second had read it as held before that committed
+        held._refund_and_close(p, state, "Refused", processor, "staff:2")
+    assert SandboxRefund.select().count() == 0 and Payment.get_by_id(p.id).status == payments.SUCCEEDED
+    assert payments.accept_held(p.id, state, "Agreed", "staff:1") is False  # and accepting again does nothing
+    assert Allocation.select().where(Allocation.payment == p.id).count() == 2
