@@ -356,7 +356,8 @@ def alerts(customer_id):
 
 
 def _pay_path(charge):
-    if charge.status == ACTION_REQUIRED and charge.payment_id:
+    # Once reconcile has given the waiting charge up (payments.OFF_SESSION_CLAIM_TTL), the invoice is paid afresh.
+    if charge.status == ACTION_REQUIRED and charge.payment_id and charge.payment.status == payments.AWAITING_DETAILS:
         return f"/payments/{charge.payment.ref}"
     return f"/invoices/{charge.invoice_id}/pay"
 

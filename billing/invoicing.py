@@ -16,7 +16,7 @@ import re
 from peewee import IntegrityError, fn
 
 from billing import accounts, bounds, ledger, money
-from billing.payments import PROCESSING, FormErrors
+from billing.payments import AWAITING_DETAILS, HELD, PROCESSING, FormErrors
 from db import write_tx
 from db.models import Allocation, CreditEntry, Invoice, InvoiceLine, Payment, PaymentInvoice, utcnow
 
@@ -149,9 +149,33 @@ def applied_cents(invoice_id):
 
 
 def pending_cents(invoice_id):
-    """Cents of bank payments still settling that are planned for this invoice."""
-    return (PaymentInvoice.select(fn.COALESCE(fn.SUM(PaymentInvoice.amount_cents), 0)).join(Payment)
-            .where((PaymentInvoice.invoice == invoice_id) & (Payment.status == PROCESSING)).scalar())
+    """Cents of payments on their way that are planned for this invoice: what accounts.pending_by_invoice counts."""
+    return accounts.pending_by_invoice([invoice_id]).get(invoice_id, 0)
+
+
+def in_flight_payment(invoice_id):
+    """The oldest payment whose money for this invoice is on its way, or None.
+
+    On its way: a charge claimed and not yet answered, a payment held for staff, or an ACH debit settling;
+    planned for the invoice (its PaymentInvoice rows, as pending_cents counts them) or aimed at it. An attempt
+    only open in a payment window is not: its charge is checked again (payments.claim_charge) against the
+    invoice as it is then.
+    """
+    planned = PaymentInvoice.select(PaymentInvoice.payment).where(PaymentInvoice.invoice == invoice_id)
+    answered_or_claimed = (Payment.status != AWAITING_DETAILS) | Payment.charging_at.is_null(False)
+    return (Payment.select().where(Payment.status.in_(accounts.PLANNED) & (
+        Payment.id.in_(planned) | ((Payment.target_invoice == invoice_id) & answered_or_claimed)))
+        .order_by(Payment.id).first())
+
+
+def in_flight_words(payment):
+    """What a payment on its way is doing, for the staff's message."""
+    amount = money.format_money(payment.amount_cents, payment.currency)
+    if payment.status == PROCESSING:
+        return f"bank payment {payment.ref} of {amount} is still settling"
+    if payment.status == HELD:
+        return f"payment {payment.ref} of {amount} is held for checking (resolve it from its page)"
+    return f"payment {payment.ref} of {amount} is being charged and the processor has not answered yet"
 
 
 def has_adjustments(invoice_id):
@@ -165,8 +189,9 @@ def why_not_editable(inv):
         return "It is void."
     if Allocation.select().where(Allocation.invoice == inv.id).exists():
         return "Payments were applied to it; add an adjustment instead."
-    if pending_cents(inv.id):
-        return "A bank payment for it is still settling."
+    busy = in_flight_payment(inv.id)
+    if busy is not None:
+        return f"Money for it is on its way: {in_flight_words(busy)}."
     if has_adjustments(inv.id):
         return "It has an adjustment."
     return None
@@ -241,8 +266,10 @@ def void(invoice_id, reason, actor):
         accounts.lock_customer(inv.customer_id)
         if inv.void:
             return False
-        if pending_cents(inv.id):
-            raise FormErrors({"void_reason": "A bank payment for this invoice is still settling; void it once it has."})
+        busy = in_flight_payment(inv.id)
+        if busy is not None:
+            raise FormErrors({"void_reason": f"Money for this invoice is on its way: {in_flight_words(busy)}. "
+                                             "Void it once that payment has settled or been resolved."})
         released = _release(inv.id)
         Invoice.update(void=True, void_reason=reason, voided_at=utcnow()).where(Invoice.id == inv.id).execute()
         accounts.audit(actor, "invoice.voided", "invoice", inv.id, number=inv.number, reason=reason,

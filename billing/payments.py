@@ -4,6 +4,7 @@
                       |                 (ACH settles later)
                       +-> succeeded | failed | canceled
     awaiting_details | processing -> held  (the processor reported another amount or currency)
+    held -> succeeded | canceled  (an owner's decision only: billing.held)
 
 What a customer may be charged is decided by one rule, ``check_fits``, under the customer's
 lock inside a write transaction: when the amount is chosen (Continue), at Make Payment, and
@@ -44,7 +45,7 @@ TRANSITIONS = {
     CREATED: {AWAITING_DETAILS, CANCELED},
     AWAITING_DETAILS: {PROCESSING, SUCCEEDED, FAILED, CANCELED, HELD},
     PROCESSING: {SUCCEEDED, FAILED, HELD},
-    HELD: set(),  # only staff resolve it, after checking with the processor
+    HELD: set(),  # only staff resolve it, after checking with the processor: see STAFF_RESOLVES
     SUCCEEDED: {REFUNDED, DISPUTED, REVERSED},
     FAILED: set(),
     CANCELED: set(),
@@ -52,6 +53,9 @@ TRANSITIONS = {
     DISPUTED: {REVERSED},  # a won dispute returns to succeeded: see _reinstate, kept out of here on purpose
     REVERSED: set(),
 }
+# Moves no processor report may make, only a staff decision (billing.held): kept out of TRANSITIONS so that
+# apply_intent_state can never take a held payment out of HELD.
+STAFF_RESOLVES = {HELD: {SUCCEEDED, CANCELED}}
 IN_FLIGHT = (CREATED, AWAITING_DETAILS, PROCESSING)
 LABELS = {
     CREATED: "Started",
@@ -641,6 +645,107 @@ def _hold(payment, state, mismatch, actor):
                        mismatch=mismatch)
 
 
+def _resolve_held(payment_id, target, **fields):
+    """Move a held payment to ``target`` by a staff decision; True for the one caller that did."""
+    assert target in STAFF_RESOLVES[HELD]
+    fields["updated_at"] = utcnow()
+    return bool(Payment.update(status=target, **fields)
+                .where((Payment.id == payment_id) & (Payment.status == HELD)).execute())
+
+
+HELD_REFUNDED = "held_refunded"  # Payment.failure_code of a held payment staff refunded and closed
+HELD_NOT_CHARGED = "held_not_charged"  # ... of one the processor, asked again, had not charged after all
+
+
+def accept_held(payment_id, state, reason, actor):
+    """Staff accept a held payment as the processor reported it (``state``, re-read just now).
+
+    The reported charge less the payment's fee becomes the payment's amount, and is applied by the usual
+    ledger rules: the chosen invoice first, then oldest first, the rest to credit. Refused (FormErrors) when
+    the processor took another currency, or when the credit it would leave is more than the prepayment
+    allowance lets an account hold. Returns True for the one caller that accepted it, False if already resolved.
+    """
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        payment = Payment.get_by_id(payment_id)  # re-read under the lock
+        if payment.status != HELD:
+            return False
+        if RefundRequest.select().where((RefundRequest.payment == payment.id)
+                                        & (RefundRequest.status != "failed")).exists():
+            # Checked under the lock: an owner refunding it at the same moment wins, or loses, whole.
+            raise FormErrors({"form": "A refund of this payment was already asked for: use Refund and close."})
+        cents = accepted_cents(payment, state)
+        now_room = room(payment.customer_id, exclude_payment_id=payment.id)
+        if cents > now_room.limit_cents():
+            fmt = lambda c: money.format_money(c, payment.currency)  # noqa: E731
+            raise FormErrors({"form": (
+                f"Accepting {fmt(cents)} would leave the account holding more credit than the prepayment "
+                f"allowance ({fmt(now_room.allowance_cents)}): at most {fmt(now_room.limit_cents())} can be "
+                "applied now. Refund it instead.")})
+        expected = expected_charge_cents(payment)
+        if not _resolve_held(payment.id, SUCCEEDED, amount_cents=cents, settled_at=utcnow(), failure_code="",
+                             failure_message="", method_brand=state.brand or payment.method_brand,
+                             method_last4=state.last4 or payment.method_last4):
+            return False
+        payment = Payment.get_by_id(payment.id)
+        plan = accounts.post_payment(payment)
+        accounts.audit(actor, "payment.held_accepted", "payment", payment.ref, reason=reason,
+                       expected_charge_cents=expected, amount_cents=cents, reported_amount_cents=state.amount_cents,
+                       reported_currency=state.currency, allocations=plan.allocations, credit_cents=plan.credit_cents)
+        _after_move(payment.id, SUCCEEDED)
+    return True
+
+
+def accepted_cents(payment, state):
+    """Cents of a held payment that accepting the processor's ``state`` would apply, or FormErrors why not."""
+    fmt = lambda c: money.format_money(c, payment.currency)  # noqa: E731
+    if state.status != proc.SUCCEEDED:
+        raise FormErrors({"form": not_settled(payment, state)})
+    if (state.currency or "").upper() != (payment.currency or "").upper():
+        took = (money.format_money(state.amount_cents, state.currency) if state.currency
+                else f"{state.amount_cents} cents in a currency it did not report")
+        raise FormErrors({"form": (f"The processor took {took}, and the account is kept in {payment.currency}: "
+                                   "it cannot be applied. Refund it instead.")})
+    cents = state.amount_cents - (payment.fee_cents or 0)
+    if cents <= 0:
+        raise FormErrors({"form": (f"The processor took {fmt(state.amount_cents)}, no more than the "
+                                   f"{fmt(payment.fee_cents)} fee: nothing is left to apply. Refund it instead.")})
+    return cents
+
+
+def not_settled(payment, state):
+    """Why a held payment cannot be resolved yet from the processor's ``state``."""
+    if state.status == proc.PROCESSING:
+        return ("The processor is still settling this bank payment. Accept or refund it once it has settled "
+                "(come back to this page then).")
+    return f"The processor reports this payment as {state.status.replace('_', ' ')}, not as charged."
+
+
+def close_held(payment_id, code, reason, actor, refunded_cents=0):
+    """Close a held payment that staff refunded (or that the processor never charged): its reservation ends.
+
+    Nothing was allocated while it was held, so nothing in the ledger changes; the customer is emailed
+    about a refund. Returns True for the one caller that closed it.
+    """
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        words = "Refunded by staff" if code == HELD_REFUNDED else "Not charged, closed by staff"
+        if not _resolve_held(payment.id, CANCELED, failure_code=code, failure_message=f"{words}: {reason}"[:255]):
+            return False
+        PaymentInvoice.delete().where(PaymentInvoice.payment == payment.id).execute()
+        accounts.audit(actor, f"payment.{code}", "payment", payment.ref, reason=reason,
+                       refunded_cents=refunded_cents)
+        if refunded_cents:
+            amount = money.format_money(refunded_cents, payment.currency)
+            _tell_customer(payment, f"held:{payment.ref}", f"Refund of {amount}",
+                           f"We refunded {amount} for your payment {payment.ref}, which we could not apply to your "
+                           "account as charged. It reaches your account in 5-10 business days. Your invoices "
+                           "still show what is due; please pay them again, or contact us.")
+    return True
+
+
 def apply_intent_state(payment_id, state, actor="processor"):
     """Move the payment to match what the processor reports; safe to call any number of times.
 
@@ -894,10 +999,19 @@ import datetime as _dt  # noqa: E402
 from peewee import fn  # noqa: E402
 
 from billing import mail  # noqa: E402
-from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal  # noqa: E402
+from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal, RefundRequest  # noqa: E402
 
 RECONCILE_AFTER = _dt.timedelta(minutes=5)
 RECONCILE_WITHIN = _dt.timedelta(days=7)
+# A claimed charge (the processor was asked to charge) whose answer never came: a 3-D Secure challenge the
+# customer left, or a processor error after the claim. Its amount stays reserved, and its invoices pending,
+# until reconcile asks the processor this long after the claim: far longer than any charge call can take
+# (Stripe's client gives up after 80 s and a few retries) or a customer takes over a bank's challenge, so an
+# answer on its way always wins, and short enough that a customer who gave up can pay again the same hour.
+CLAIM_TTL = _dt.timedelta(hours=1)
+# Autopay's claims wait longer: a charge whose bank asked for the customer is emailed to them ("confirm
+# this payment"), and that link must keep working for a few days before the attempt is given up.
+OFF_SESSION_CLAIM_TTL = _dt.timedelta(days=3)
 OPEN_DISPUTE = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
 ACH_MANDATE = (
     "By clicking Pay, you authorize {isp} to debit the bank account you linked above for {amount}, once, "
@@ -1178,13 +1292,18 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
     """Ask the processor about attempts left waiting, and settle them once; safe to run from cron at any time.
 
     Attempts that held a reservation longer than RESERVATION_TTL without being paid are canceled at the
-    processor (so their window can no longer pay them) and here. Returns [(payment ref, status before,
-    status after)] for the attempts it looked at.
+    processor (so their window can no longer pay them) and here. A charge claimed longer ago than its claim
+    TTL (``claim_expired``) without an answer is settled by what the processor says: recorded (once) if it
+    charged, otherwise canceled there and here, which releases its reservation; such claims are looked at
+    however old they are, since they count against the customer until then. Returns [(payment ref, status
+    before, status after)] for the attempts it looked at.
     """
     now = now or utcnow()
+    waiting = Payment.status.in_([AWAITING_DETAILS, PROCESSING]) & (Payment.updated_at < now - older_than)
+    claimed = (Payment.status == AWAITING_DETAILS) & (Payment.charging_at < now - CLAIM_TTL)
     q = (Payment.select().where(
-        (Payment.processor == processor.name) & Payment.status.in_([AWAITING_DETAILS, PROCESSING])
-        & (Payment.updated_at < now - older_than) & (Payment.created_at > now - within))
+        (Payment.processor == processor.name)
+        & ((waiting & (Payment.created_at > now - within)) | claimed))
         .order_by(Payment.id))
     report = []
     for payment in q:
@@ -1194,18 +1313,35 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
             # The server stopped between creating the intent and saving its id: find it by our key.
             state = processor.find_payment_intent(payment.idempotency_key)
             if state is None:
-                report.append((payment.ref, payment.status, payment.status))
+                after = payment
+                if claim_expired(payment, now):  # the processor never heard of it: nothing was charged
+                    after = retire(payment, processor, code="claim_expired", actor="reconcile",
+                                   message=CLAIM_EXPIRED_MESSAGE)
+                report.append((payment.ref, payment.status, after.status))
                 continue
             with write_tx():
                 Payment.update(processor_ref=state.id).where(
                     (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
         after = apply_intent_state(payment.id, state, actor="reconcile")
-        if (after.status == AWAITING_DETAILS and after.charging_at is None
-                and after.updated_at < now - RESERVATION_TTL):
+        if after.status == AWAITING_DETAILS and after.charging_at is None and after.updated_at < now - RESERVATION_TTL:
             after = retire(after, processor, code="expired", actor="reconcile",
                            message="This payment was left unfinished and has expired. Nothing was charged.")
+        elif after.status == AWAITING_DETAILS and claim_expired(after, now):
+            # retire asks the processor to cancel; one that charged meanwhile says so, and that is recorded.
+            after = retire(after, processor, code="claim_expired", actor="reconcile", message=CLAIM_EXPIRED_MESSAGE)
         report.append((payment.ref, payment.status, after.status))
     return report
+
+
+CLAIM_EXPIRED_MESSAGE = "This payment was never completed and has expired. Nothing was charged."
+
+
+def claim_expired(payment, now=None):
+    """True when a charge was claimed for this attempt longer ago than its claim TTL and is still unanswered."""
+    if payment.status != AWAITING_DETAILS or payment.charging_at is None:
+        return False
+    ttl = OFF_SESSION_CLAIM_TTL if payment.origin == "autopay" else CLAIM_TTL
+    return payment.charging_at < (now or utcnow()) - ttl
 
 
 # --- Payments taken at the counter: cash, check, money order. --------------------------------------------

@@ -1,7 +1,8 @@
 """Staff logins and their roles: who may do what on the staff pages.
 
 Two roles. An **owner** runs the portal: settings, staff logins, API tokens,
-import, the audit log, and refunds (money going out). A **clerk** works the
+import, the audit log, refunds (money going out) and held payments (accept or
+refund what the processor reported). A **clerk** works the
 counter: customers, invoices, offline payments, invites and the outbox. An
 owner may do everything a clerk may. Every staff route declares the least
 role it needs (``views.staff.allow``); a route that declares none is refused

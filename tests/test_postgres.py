@@ -117,3 +117,18 @@ from tests.test_schema import (  # noqa: E402,F401
     test_every_model_column_exists_in_the_migrated_schema,
     test_migrations_are_recorded_and_applied_once,
 )
+from tests.test_staff_held import (  # noqa: E402,F401
+    invoices,
+    owner,
+    test_an_owner_accepts_a_held_payment_as_reported_once_through_the_ledger_rules,
+    test_an_owner_refunds_and_closes_a_held_payment_once_and_the_customer_can_pay_again,
+)
+from tests.test_claim_expiry import (  # noqa: E402,F401
+    processor,
+    test_a_claim_the_processor_charged_but_nobody_recorded_is_recorded_once,
+    test_an_abandoned_challenge_expires_after_the_claim_ttl_and_the_customer_can_pay_again,
+)
+from tests.test_invoice_in_flight import (  # noqa: E402,F401
+    clerk,
+    test_an_invoice_with_money_on_its_way_cannot_be_edited_or_voided,
+)

@@ -22,7 +22,7 @@ from tests.staff_support import (  # noqa: F401
 # Owner: settings, staff logins, API tokens, import, the audit log, refunds (money going out).
 OWNER_ONLY = {"staff.settings_page", "staff.logo", "staff.import_page", "staff.api_tokens", "staff.revoke_token",
               "staff.audit", "staff.staff_logins", "staff.disable_staff", "staff.enable_staff", "staff.staff_role",
-              "staff.refund_payment", "staff.audit_csv"}
+              "staff.refund_payment", "staff.resolve_held", "staff.audit_csv"}
 # Clerk (and owner): the counter's work.
 CLERK_OK = {"staff.index", "staff.customers", "staff.customer", "staff.invite", "staff.invite_all", "staff.paylink",
             "staff.payments", "staff.payments_csv", "staff.record_payment", "staff.payment", "staff.reverse_payment",

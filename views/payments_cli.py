@@ -1,7 +1,7 @@
 """Commands that work through the processor interface: ``flask --app app reconcile`` and ``refund``."""
 import click
 
-from billing import money, payments, refunds
+from billing import held, money, payments, refunds
 from billing.processors import ProcessorError
 from db import database
 from db.models import Payment
@@ -30,8 +30,11 @@ def register_payments_cli(app):
             except ProcessorError as e:
                 raise click.ClickException(f"the processor could not be reached: {e}") from None
             stuck = refunds.resolve_stuck(proc)  # a processor it cannot reach leaves them for the next run
+            closed = held.close_refunded()  # held payments whose refund that just recorded
         for ref, cents, outcome in stuck:
             click.echo(f"refund of {money.format_money(cents)} on {ref}: {REFUND_OUTCOMES[outcome]}")
+        for ref in closed:
+            click.echo(f"{ref}: held -> canceled (refunded)")
         moved = [(ref, before, after) for ref, before, after in report if before != after]
         for ref, before, after in moved:
             click.echo(f"{ref}: {before} -> {after}")

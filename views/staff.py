@@ -14,19 +14,21 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_login import current_user
 from peewee import fn
 
-from billing import accounts, audit_log, bounds, customers as customer_rules, imports, invites, invoicing, offline, outbox, paylinks, receipts, refunds, settings
+from billing import accounts, audit_log, bounds, customers as customer_rules, held, imports, invites, invoicing, offline, outbox, paylinks, receipts, refunds, settings
 from billing import staff as staff_rules
 from billing.staff import CLERK, OWNER
 from billing import api as api_rules
 from billing import money
 from billing import payments as pay
+from billing.processors import ProcessorError
 from db import keyset_chunks, models, pages
 from db.models import Customer, Invoice, Isp, Payment, User
 from views import login_manager, page_number, processor
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 PER_PAGE = 50
-STATUSES = ("processing", "succeeded", "failed", "canceled", "awaiting_details", "refunded", "disputed", "reversed")
+STATUSES = ("processing", "held", "succeeded", "failed", "canceled", "awaiting_details", "refunded", "disputed",
+            "reversed")
 ALL_METHODS = {**pay.METHOD_TYPES, **pay.OFFLINE_TYPES}
 
 
@@ -276,7 +278,42 @@ def payment(ref):
             made += (f" ({money.format_money(done.amount_cents, p.currency)} of the payment and "
                      f"{money.format_money(done.fee_cents, p.currency)} of its fee)")
         notice = f"Refund of {made} made. The customer's email about it is queued."
+    if request.args.get("resolved") and p.status != pay.HELD:
+        notice = held.outcome_notice(p)
     return render_template("staff/payment.html", **_payment_ctx(p, notice=notice))
+
+
+@bp.route("/payments/<ref>/held", methods=["GET", "POST"])
+@allow(OWNER)
+def resolve_held(ref):
+    """Accept a held payment as the processor reported it, or refund and close it: a reason, a review, then once."""
+    p = offline.by_ref(ref) or abort(404)
+    if p.status != pay.HELD:
+        return redirect(url_for("staff.payment", ref=p.ref), code=303)
+    form = {"action": request.form.get("action", ""), "reason": request.form.get("reason", "")}
+    try:
+        found = held.report(p, processor())
+    except ProcessorError as e:
+        return render_template("staff/held.html", step="form", payment=p, customer=Customer.get_by_id(p.customer_id),
+                               report=None, form=form, errors={"form": f"The processor could not be asked: {e}"},
+                               actions=held.ACTIONS), 502
+    ctx = dict(payment=p, customer=Customer.get_by_id(p.customer_id), report=found, actions=held.ACTIONS)
+    if request.method == "GET" or request.form.get("step") == "edit":
+        return render_template("staff/held.html", step="form", form=form, errors={}, **ctx)
+    try:
+        action, reason = held.check(p, form["action"], form["reason"])
+        if request.form.get("step") != "confirm":
+            if action == held.ACCEPT and found.accept_problem:
+                raise pay.FormErrors({"action": found.accept_problem})
+            return render_template("staff/held.html", step="review", form=form, action=action, reason=reason,
+                                   errors={}, **ctx)
+        done = held.resolve(p.id, action, reason, processor(), actor=_actor())
+    except pay.FormErrors as e:
+        return render_template("staff/held.html", step="form", form=form, errors=e.errors, **ctx), 422
+    except ProcessorError as e:
+        return render_template("staff/held.html", step="form", form=form,
+                               errors={"form": f"The processor could not be asked: {e}"}, **ctx), 502
+    return redirect(url_for("staff.payment", ref=done.ref, resolved=1), code=303)
 
 
 @bp.route("/payments/<ref>/refund", methods=["GET", "POST"])
