@@ -13,6 +13,7 @@ from peewee import IntegrityError
 
 from billing import accounts, identity, mail, validation
 from billing.invites import PasswordError, TokenError, _hash, _new_token, find
+from billing.words import N_
 from db import write_tx
 from db.models import AccountToken, Customer, Isp, User, utcnow
 
@@ -40,9 +41,9 @@ def request_change(user, password, new_email, link_for, ip=""):
     if why:
         errors["email"] = why
     elif new_email == user.email:
-        errors["email"] = "That is already your email address."
+        errors["email"] = N_("That is already your email address.")
     if not identity.check_password(user, password, ip):
-        errors["password"] = "That is not your current password."
+        errors["password"] = N_("That is not your current password.")
     if errors:
         raise PasswordError(errors)
     now = utcnow()

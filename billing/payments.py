@@ -25,6 +25,7 @@ from peewee import IntegrityError
 from billing import accounts, bounds, fees, money, moves, receipts
 from billing import processors as proc
 from billing.errors import FormErrors  # noqa: F401  (billing.payments.FormErrors stays importable)
+from billing.words import N_, joined
 from db import pages, write_tx
 from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
 
@@ -195,16 +196,17 @@ def what_changed(payment, room_now):
     fmt = lambda cents: money.format_money(cents, payment.currency)  # noqa: E731
     parts = []
     if payment.owed_cents is not None and payment.owed_cents != room_now.owed_cents:
-        parts.append(f"When you started this payment of {fmt(payment.amount_cents)} you owed "
-                     f"{fmt(payment.owed_cents)}; you owe {fmt(room_now.owed_cents)} now.")
+        parts.append(N_("When you started this payment of %(amount)s you owed %(then)s; you owe %(now)s now.",
+                        amount=fmt(payment.amount_cents), then=fmt(payment.owed_cents),
+                        now=fmt(room_now.owed_cents)))
     else:
-        parts.append(f"You owe {fmt(room_now.owed_cents)} now.")
+        parts.append(N_("You owe %(amount)s now.", amount=fmt(room_now.owed_cents)))
     if room_now.others_cents:
-        parts.append(f"{fmt(room_now.others_cents)} is already on its way in other payments.")
+        parts.append(N_("%(amount)s is already on its way in other payments.", amount=fmt(room_now.others_cents)))
     if room_now.credit_cents and payment.amount_cents > room_now.owed_cents:
-        parts.append(f"Your account already holds {fmt(room_now.credit_cents)} of credit "
-                     f"(at most {fmt(room_now.allowance_cents)} may be held).")
-    return " ".join(parts)
+        parts.append(N_("Your account already holds %(credit)s of credit (at most %(allowance)s may be held).",
+                        credit=fmt(room_now.credit_cents), allowance=fmt(room_now.allowance_cents)))
+    return joined(parts)
 
 
 def check_fits(payment, now=None):
@@ -255,27 +257,32 @@ def check_amount(customer_id, text):
     try:
         cents = money.parse_amount(text)
     except money.AmountError as e:
-        raise FormErrors({"amount": str(e)}) from None
+        raise FormErrors({"amount": e.message}) from None
     low, high, now_room = amount_limits(customer_id)
     fmt = lambda c: money.format_money(c, isp.currency)  # noqa: E731
     if 0 < now_room.owed_cents < money.SMALLEST_CHARGE_CENTS and high < low:
-        raise FormErrors({"amount": f"Your balance of {fmt(now_room.owed_cents)} is less than the smallest "
-                                    f"payment we can take ({fmt(low)}); it is carried to your next bill."})
+        raise FormErrors({"amount": N_("Your balance of %(balance)s is less than the smallest payment we can take "
+                                       "(%(least)s); it is carried to your next bill.",
+                                       balance=fmt(now_room.owed_cents), least=fmt(low))})
     if cents < low:
-        raise FormErrors({"amount": f"The minimum payment is {fmt(low)}."})
+        raise FormErrors({"amount": N_("The minimum payment is %(amount)s.", amount=fmt(low))})
     if isp.max_payment_cents and cents > isp.max_payment_cents:  # the ISP's per-payment cap (Settings)
-        raise FormErrors({"amount": f"The most you can pay at once is {fmt(isp.max_payment_cents)}."})
+        raise FormErrors({"amount": N_("The most you can pay at once is %(amount)s.",
+                                       amount=fmt(isp.max_payment_cents))})
     why = []
     if now_room.others_cents:
-        why.append(f"{fmt(now_room.others_cents)} is already being processed")
+        why.append(N_("%(amount)s is already being processed", amount=fmt(now_room.others_cents)))
     if now_room.credit_cents > 0:
-        why.append(f"your account already holds {fmt(now_room.credit_cents)} of credit, "
-                   f"and at most {fmt(now_room.allowance_cents)} may be held")
-    reason = f" ({'; '.join(why)})" if why else ""
+        why.append(N_("your account already holds %(credit)s of credit, and at most %(allowance)s may be held",
+                      credit=fmt(now_room.credit_cents), allowance=fmt(now_room.allowance_cents)))
+    reason = joined(why, "; ")
     if high < low:
-        raise FormErrors({"amount": f"You have no balance to pay right now{reason}."})
+        raise FormErrors({"amount": N_("You have no balance to pay right now (%(reason)s).", reason=reason) if why
+                          else N_("You have no balance to pay right now.")})
     if cents > high:
-        raise FormErrors({"amount": f"The most you can pay now is {fmt(high)}{reason}."})
+        raise FormErrors({"amount": N_("The most you can pay now is %(amount)s (%(reason)s).", amount=fmt(high),
+                                       reason=reason) if why
+                          else N_("The most you can pay now is %(amount)s.", amount=fmt(high))})
     return cents, now_room
 
 
@@ -284,9 +291,9 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
     """Record step 2 as a payment in state created; the same key returns the same payment."""
     errors = {}
     if not _KEY.match(idempotency_key or ""):
-        raise FormErrors({"form": "This form has expired. Reload the page and try again."})
+        raise FormErrors({"form": N_("This form has expired. Reload the page and try again.")})
     if method_type not in offered_types():
-        errors["method_type"] = "Choose a payment type."
+        errors["method_type"] = N_("Choose a payment type.")
     saved = None
     if saved_method_id not in (None, "", "new"):
         saved = (PaymentMethod.active_for(customer_id, method_type)
@@ -296,10 +303,10 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
     if invoice_id is not None:
         view = accounts.invoice_view(customer_id, invoice_id)
         if view is None:
-            errors["form"] = "That invoice is not on your account."
+            errors["form"] = N_("That invoice is not on your account.")
         elif view.balance_cents and view.pending_cents >= view.balance_cents:
-            errors["form"] = (f"Invoice {view.invoice.number} is already being paid: "
-                              "its payment is processing. Check Payments for where it is.")
+            errors["form"] = N_("Invoice %(number)s is already being paid: its payment is processing. Check Payments "
+                                "for where it is.", number=view.invoice.number)
     try:
         cents, now_room = check_amount(customer_id, amount_text)
     except FormErrors as e:
@@ -371,23 +378,24 @@ def check_billing(form, fields=BILLING_FIELDS):
 def _billing_errors(data):
     """A message for each billing field that is missing or malformed (``data`` is stripped; state upper-cased)."""
     errors = {}
-    for key, label in (("name", "your name"), ("street", "the street address"), ("city", "the city")):
+    for key, missing in (("name", N_("Enter your name.")), ("street", N_("Enter the street address.")),
+                         ("city", N_("Enter the city."))):
         if not data[key]:
-            errors[key] = f"Enter {label}."
+            errors[key] = missing
         elif len(data[key]) > 100:
-            errors[key] = "This is too long (100 characters at most)."
+            errors[key] = N_("This is too long (100 characters at most).")
     data["state"] = data["state"].upper()
     if data["state"] not in US_STATES:
-        errors["state"] = "Enter the 2-letter state code, like TX."
+        errors["state"] = N_("Enter the 2-letter state code, like TX.")
     if not re.match(r"^[0-9]{5}(-[0-9]{4})?$", data["zip"], re.ASCII):
-        errors["zip"] = "Enter a 5-digit ZIP code, like 78701."
+        errors["zip"] = N_("Enter a 5-digit ZIP code, like 78701.")
     if not _EMAIL.match(data["email"]) or len(data["email"]) > 254:
-        errors["email"] = "Enter an email address, like name@example.com."
+        errors["email"] = N_("Enter an email address, like name@example.com.")
     digits = re.sub(r"[\s().+-]", "", data["phone"])
     if digits.startswith("1") and len(digits) == 11:
         digits = digits[1:]
     if not re.match(r"^[0-9]{10}$", digits, re.ASCII):
-        errors["phone"] = "Enter a 10-digit phone number, like 512-555-0100."
+        errors["phone"] = N_("Enter a 10-digit phone number, like 512-555-0100.")
     return errors
 
 
