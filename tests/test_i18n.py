@@ -298,3 +298,45 @@ def test_the_plain_text_receipt_is_spanish_ascii_and_fits_one_sms(logged_in, cus
     text = logged_in.get(f"/payments/{ref}/receipt.txt").get_data(as_text=True).strip()
     assert ": pago $50.00 recibido " in text and ", Visa ..4242. Confirmacion " in text
     assert text.isascii() and len(text) <= 160
+
+
+def test_a_spanish_customer_gets_the_receipt_email_in_spanish(logged_in, customer):
+    from db.models import Outbox
+
+    _speak_spanish(customer)
+    _paid(logged_in, customer)
+    mail = Outbox.get(Outbox.kind == "payment_receipt")
+    assert mail.subject.endswith(": Pago recibido")
+    assert "Gracias. Recibimos su pago de $50.00." in mail.text_body and "Código de confirmación:" in mail.text_body
+    assert "Método: Visa terminada en 4242" in mail.text_body and "Aplicado a: INV-ES-9 ($50.00)" in mail.text_body
+
+
+def test_an_english_customer_gets_the_receipt_email_as_before(logged_in, customer):
+    from db.models import Outbox
+
+    _paid(logged_in, customer)
+    mail = Outbox.get(Outbox.kind == "payment_receipt")
+    assert mail.subject.endswith(": Payment received")
+    assert "Thank you. We received your payment of $50.00.\n\nConfirmation code: " in mail.text_body
+    assert "Method: Visa ending 4242\nApplied to: INV-ES-9 ($50.00)\n" in mail.text_body
+
+
+def test_autopay_notices_and_invites_follow_the_account_language_outside_a_request(app, customer):
+    from billing import invites, notices
+    from db.models import Outbox, PaymentMethod
+
+    _speak_spanish(customer)
+    customer = Customer.get_by_id(customer.id)
+    method = PaymentMethod(method_type="card", brand="Visa", last4="4242", exp_month=3, exp_year=2027, id=1)
+    invoice = make_invoice(customer, 4500, number="INV-AP-1")
+    with write_tx():
+        notices.autopay_upcoming(customer, invoice, 4500, dt.date(2026, 3, 5), method, "c1")
+        notices.card_expiring(customer, method, dt.date(2027, 3, 31), True)
+    upcoming = Outbox.get(Outbox.kind == "autopay_upcoming")
+    assert "El pago automático cobrará $45.00 de la factura INV-AP-1 el 5 de marzo de 2026" in upcoming.text_body
+    assert upcoming.subject.endswith("Pago automático el 5 mar: $45.00")
+    expiring = Outbox.get(Outbox.kind == "card_expiring")
+    assert "vence a fines de marzo de 2027. El pago automático usa esta tarjeta." in expiring.text_body
+    other = make_customer(email="nuevo@example.test", language="es")
+    subject, text = invites.invite_email(Isp.current(), other, "https://portal.example.test/invite/t")
+    assert "portal de clientes" in subject and text.startswith(f"Hola, {other.name}:")
