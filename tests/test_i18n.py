@@ -82,6 +82,42 @@ def test_translated_templates_have_no_words_outside_the_catalogue(name):
     assert not stray, (name, stray)
 
 
+# Quoted words inside {{ … }} and {% … %}, which the check above cannot see: a phrase outside _() (an English
+# word that starts with a capital, or two words with a space), leaving out code such as == "card", attribute
+# strings ('type="email"'), %(name)s formats and template names.
+_EXPR = re.compile(r"{{(.*?)}}|{%(.*?)%}", re.S)
+_STR = r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
+_CALL = re.compile(rf"\b(?:_|gettext|ngettext)\(\s*(?:{_STR})(?:\s*,\s*(?:{_STR}))?")
+_LITERAL = re.compile(r""""((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'""")
+
+
+def quoted_words(source):
+    """The English phrases quoted in a template's expressions and not given to _()."""
+    found = []
+    for m in _EXPR.finditer(source):
+        expr = _CALL.sub(" ", m.group(1) or m.group(2))
+        if re.match(r"\s*(from|import|include|extends)\b", expr):
+            continue
+        for lit in _LITERAL.finditer(expr):
+            text = lit.group(1) if lit.group(1) is not None else lit.group(2)
+            if re.search(r"[=<>/{]|%\(|\.html", text):
+                continue
+            if re.match(r"[A-Z][a-z]", text) or re.search(r"[A-Za-z]{2,} [A-Za-z]{2,}", text):
+                found.append(text)
+    return found
+
+
+def test_the_quoted_words_check_finds_a_phrase_outside_the_catalogue():
+    assert quoted_words('{{ "Card" if t == "card" else _("Bank account") }}') == ["Card"]
+    assert quoted_words("{% set x = 'Not made: ' %}{{ _('Pay %(a)s', a=b) }}{% include 'x/_y.html' %}") == [
+        "Not made: "]
+
+
+@pytest.mark.parametrize("name", TRANSLATED)
+def test_translated_templates_quote_no_words_outside_the_catalogue(name):
+    assert not quoted_words((ROOT / "templates" / name).read_text()), name
+
+
 def test_the_compiled_catalogue_is_built(catalogue):
     assert MO.exists() and MO.stat().st_mtime >= PO.stat().st_mtime, "run `make translations`"
 
