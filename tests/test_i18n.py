@@ -240,7 +240,8 @@ def test_statement_payment_methods_and_two_factor_speak_spanish(logged_in, custo
     assert "Agregar un método de pago" in methods and "El pago automático está desactivado." in methods
     assert "Add a payment method" not in methods
     two_factor = logged_in.get("/profile/two-factor").get_data(as_text=True)
-    assert "Inicio de sesión en dos pasos" in two_factor and "Configurar el inicio de sesión en dos pasos" in two_factor
+    assert "Inicio de sesión en dos pasos" in two_factor
+    assert "Configurar el inicio de sesión en dos pasos" in two_factor
 
 
 def test_field_errors_made_in_billing_are_said_in_spanish_and_stay_english_in_english(logged_in, customer):
@@ -376,3 +377,19 @@ def test_autopay_notices_and_invites_follow_the_account_language_outside_a_reque
     other = make_customer(email="nuevo@example.test", language="es")
     subject, text = invites.invite_email(Isp.current(), other, "https://portal.example.test/invite/t")
     assert "portal de clientes" in subject and text.startswith(f"Hola, {other.name}:")
+
+
+def test_the_email_change_emails_follow_the_account_language(app, logged_in, customer):
+    from db.models import Outbox
+    from tests.factories import PASSWORD
+
+    _speak_spanish(customer)
+    asked = logged_in.post("/profile/email", {"email": "nueva@example.test", "email_password": PASSWORD})
+    assert asked.status_code == 200
+    mail = Outbox.get(Outbox.kind == "email_change")
+    assert "Confirme su nuevo correo electrónico" in mail.subject
+    assert "Si fue usted, siga este enlace" in mail.text_body
+    token = mail.text_body.split("/email-change/")[1].split()[0]
+    logged_in.post(f"/email-change/{token}")
+    told = Outbox.get(Outbox.kind == "email_changed")
+    assert told.to_addr == customer.email and "cambió de" in told.text_body and "nueva@example.test" in told.text_body
