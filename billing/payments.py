@@ -25,6 +25,7 @@ from peewee import IntegrityError
 from billing import accounts, bounds, fees, money, moves, receipts
 from billing import processors as proc
 from billing.errors import FormErrors  # noqa: F401  (billing.payments.FormErrors stays importable)
+from billing.language import speaker_for
 from billing.words import N_, joined
 from db import pages, write_tx
 from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
@@ -965,9 +966,13 @@ def _give_back(payment, cents):
         CreditEntry.create(customer=payment.customer_id, payment=payment.id, amount_cents=plan.credit_cents)
 
 
-def _tell_customer(payment, key, subject, text):
-    to = payment.billing_email or Customer.get_by_id(payment.customer_id).email
+def _tell_customer(payment, key, words):
+    """Email the customer about money taken back; ``words(sp)`` gives (subject, text) in their language."""
+    customer = Customer.get_by_id(payment.customer_id)
+    to = payment.billing_email or customer.email
     if to:
+        sp = speaker_for(customer)
+        subject, text = words(sp)
         mail.enqueue(to, subject, text, kind="payment.reversal", dedupe_key=f"reversal:{key}")
 
 
@@ -1004,10 +1009,11 @@ def record_refunds(payment_id, refunds, actor="processor", reason=""):
                     or not _reversal(payment, "refund", ledger_cents, refund_id, reason, actor)):
                 continue
             applied = True
-            _tell_customer(payment, refund_id, f"Refund of {money.format_money(cents, payment.currency)}",
-                           f"We refunded {money.format_money(cents, payment.currency)} of your payment "
-                           f"{payment.ref}. It reaches your account in 5-10 business days. Any invoice it "
-                           f"was applied to shows the amount as due again.")
+            _tell_customer(payment, refund_id, lambda sp, cents=cents: (
+                sp.say("Refund of %(amount)s", amount=sp.money(cents, payment.currency)),
+                sp.say("We refunded %(amount)s of your payment %(ref)s. It reaches your account in 5-10 business "
+                       "days. Any invoice it was applied to shows the amount as due again.",
+                       amount=sp.money(cents, payment.currency), ref=payment.ref)))
         if applied and taken_back(payment.id) >= payment.amount_cents:
             _transition(payment.id, REFUNDED)
         return applied
@@ -1024,11 +1030,14 @@ def record_return(payment_id, state, actor="processor"):
         if left > 0:
             _reversal(payment, "return", left, f"return:{state.id}", state.failure_code, actor)
         _transition(payment.id, REVERSED, failure_code=state.failure_code, failure_message=state.failure_message)
-        _tell_customer(payment, f"return:{state.id}", f"Your bank returned payment {payment.ref}",
-                       f"Your bank returned your payment {payment.ref} of "
-                       f"{money.format_money(payment.amount_cents, payment.currency)}"
-                       f"{': ' + state.failure_message if state.failure_message else '.'}\n\n"
-                       "The invoices it paid are open again. Please pay them with another method.")
+        _tell_customer(payment, f"return:{state.id}", lambda sp: (
+            sp.say("Your bank returned payment %(ref)s", ref=payment.ref),
+            (sp.say("Your bank returned your payment %(ref)s of %(amount)s: %(reason)s", ref=payment.ref,
+                    amount=sp.money(payment.amount_cents, payment.currency), reason=sp.text(state.failure_message))
+             if state.failure_message else
+             sp.say("Your bank returned your payment %(ref)s of %(amount)s.", ref=payment.ref,
+                    amount=sp.money(payment.amount_cents, payment.currency)))
+            + "\n\n" + sp.say("The invoices it paid are open again. Please pay them with another method.")))
         return True
 
 
@@ -1057,10 +1066,11 @@ def record_dispute(payment_id, dispute_id, status, cents, reason="", actor="proc
             cents = min(cents, payment.amount_cents - taken_back(payment.id))
             moved = _reversal(payment, "dispute", cents, dispute_id, reason, actor)
             _transition(payment.id, DISPUTED)
-            _tell_customer(payment, dispute_id, f"Payment {payment.ref} is disputed",
-                           f"Your bank told us you disputed payment {payment.ref} of "
-                           f"{money.format_money(payment.amount_cents, payment.currency)}. Until the dispute "
-                           "is settled the invoices it paid show as due again.")
+            _tell_customer(payment, dispute_id, lambda sp: (
+                sp.say("Payment %(ref)s is disputed", ref=payment.ref),
+                sp.say("Your bank told us you disputed payment %(ref)s of %(amount)s. Until the dispute is settled "
+                       "the invoices it paid show as due again.", ref=payment.ref,
+                       amount=sp.money(payment.amount_cents, payment.currency))))
         if status == "lost":
             moved = _transition(payment.id, REVERSED, failure_code="dispute_lost",
                                 failure_message="The payment was disputed and taken back.") or moved
@@ -1245,8 +1255,10 @@ def reverse_offline(payment_id, reason, actor):
         if left > 0:
             _reversal(payment, COUNTER_REVERSAL, left, ref, reason, actor)
         _transition(payment.id, REVERSED, failure_code="reversed", failure_message=reason[:255])
-        _tell_customer(payment, ref, f"Payment {payment.ref} was reversed",
-                       f"Your payment {payment.ref} of {money.format_money(payment.amount_cents, payment.currency)} "
-                       f"({payment.method_brand}) was reversed: {reason}\n\n"
-                       "The invoices it paid are open again. Please pay them, or contact us.")
+        _tell_customer(payment, ref, lambda sp: (
+            sp.say("Payment %(ref)s was reversed", ref=payment.ref),
+            sp.say("Your payment %(ref)s of %(amount)s (%(method)s) was reversed: %(reason)s", ref=payment.ref,
+                   amount=sp.money(payment.amount_cents, payment.currency), method=payment.method_brand,
+                   reason=reason)
+            + "\n\n" + sp.say("The invoices it paid are open again. Please pay them, or contact us.")))
         return True

@@ -393,3 +393,14 @@ def test_the_email_change_emails_follow_the_account_language(app, logged_in, cus
     logged_in.post(f"/email-change/{token}")
     told = Outbox.get(Outbox.kind == "email_changed")
     assert told.to_addr == customer.email and "cambió de" in told.text_body and "nueva@example.test" in told.text_body
+
+
+def test_a_refund_email_follows_the_account_language(logged_in, customer):
+    from billing import payments
+    from db.models import Outbox, Payment
+
+    ref = _paid(logged_in, customer)
+    _speak_spanish(customer)
+    assert payments.record_refunds(Payment.get(Payment.ref == ref).id, [("re_es_1", 1000)])
+    mail = Outbox.get(Outbox.kind == "payment.reversal")
+    assert mail.subject == "Reembolso de $10.00" and f"Le reembolsamos $10.00 de su pago {ref}." in mail.text_body
