@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from peewee import JOIN, fn
 
 from billing import ledger
+from billing.words import N_, Text
 from db import database, is_postgres, pages, write_tx
 from db.models import (
     Allocation,
@@ -31,8 +32,8 @@ SUCCEEDED = "succeeded"
 # rows exist only from that moment: billing.payments.claim_charge).
 PLANNED = ("awaiting_details", PROCESSING, "held")
 RECEIVED = (SUCCEEDED, "refunded", "disputed", "reversed")  # payments whose money arrived (billing.payments)
-REVERSAL_LABELS = {"refund": "Refund", "return": "Returned by the bank", "dispute": "Disputed",
-                   "dispute_won": "Dispute won", "counter_reversal": "Reversed by staff"}
+REVERSAL_LABELS = {"refund": N_("Refund"), "return": N_("Returned by the bank"), "dispute": N_("Disputed"),
+                   "dispute_won": N_("Dispute won"), "counter_reversal": N_("Reversed by staff")}
 
 
 @dataclass(frozen=True)
@@ -370,13 +371,15 @@ def _statement_entries(customer_id, start=None, end=None):
     for _on, invoice_id, _n, _d, cents in adjustments:
         credited[invoice_id] = credited.get(invoice_id, 0) + cents
     # An invoice shows what it charged when issued; each adjustment (credit note) is its own, later row.
-    entries = [(i.issue_date, 0, "invoice", f"Invoice {i.number}", i.total_cents + credited.get(i.id, 0), 0)
-               for i in inv_q]
-    entries += [(on, 1, "adjustment", f"Adjustment to invoice {number}: {desc}", 0, cents)
+    entries = [(i.issue_date, 0, "invoice", N_("Invoice %(number)s", number=i.number),
+                i.total_cents + credited.get(i.id, 0), 0) for i in inv_q]
+    entries += [(on, 1, "adjustment", N_("Adjustment to invoice %(number)s: %(description)s", number=number,
+                                         description=desc), 0, cents)
                 for on, _id, number, desc, cents in adjustments
                 if (not start or on >= start) and (not end or on <= end)]
-    entries += [(p.settled_at.date(), 1, "payment", f"Payment {p.ref}", 0, p.amount_cents) for p in pay_q]
-    entries += [(r.created_at.date(), 2, "reversal", f"{REVERSAL_LABELS.get(r.kind, r.kind)}: payment {r.payment.ref}",
+    entries += [(p.settled_at.date(), 1, "payment", N_("Payment %(ref)s", ref=p.ref), 0, p.amount_cents) for p in pay_q]
+    entries += [(r.created_at.date(), 2, "reversal", N_("%(kind)s: payment %(ref)s", ref=r.payment.ref,
+                                                        kind=Text(REVERSAL_LABELS.get(r.kind, r.kind))),
                  max(r.amount_cents, 0), max(-r.amount_cents, 0)) for r in rev_q]
     return entries
 

@@ -31,6 +31,7 @@ from peewee import JOIN, IntegrityError, fn
 
 from billing import accounts, fees, ledger, methods, money, notices, payments
 from billing import processors as proc
+from billing.words import N_
 from db import database, write_tx
 from db.models import (
     AutopayAuthorization,
@@ -97,8 +98,10 @@ def set_policy(**changes):
 def when_text(pol):
     """When autopay charges, in words."""
     if pol.days_before == 0:
-        return "on its due date"
-    return f"{pol.days_before} day{'s' if pol.days_before != 1 else ''} before its due date"
+        return N_("on its due date")
+    if pol.days_before == 1:
+        return N_("1 day before its due date")
+    return N_("%(days)s days before its due date", days=pol.days_before)
 
 
 FEE_TEXT = " Each {kind} charge also carries {isp}'s convenience fee of {rule}, which does not pay the invoice."
@@ -212,11 +215,11 @@ def turn_on(customer_id, method_id, *, accepted, ip="", user_agent="", actor="cu
     errors = {}
     method = methods.own(customer_id, method_id)
     if method is None:
-        errors["method"] = "Choose one of your saved payment methods."
+        errors["method"] = N_("Choose one of your saved payment methods.")
     elif methods.is_expired(method):
-        errors["method"] = "That card has expired. Add a new card first."
+        errors["method"] = N_("That card has expired. Add a new card first.")
     if not accepted:
-        errors["accepted"] = "Tick the box to accept the autopay authorization."
+        errors["accepted"] = N_("Tick the box to accept the autopay authorization.")
     if errors:
         raise payments.FormErrors(errors)
     with write_tx():
@@ -225,7 +228,7 @@ def turn_on(customer_id, method_id, *, accepted, ip="", user_agent="", actor="cu
     return enrolment(customer_id)
 
 
-def turn_off(customer_id, reason="Turned off by you.", actor="customer"):
+def turn_off(customer_id, reason=N_("Turned off by you."), actor="customer"):
     """Turn autopay off, at once; returns True if it was on."""
     with write_tx():
         changed = AutopayEnrolment.update(enabled=False, disabled_at=utcnow(), disabled_reason=reason,

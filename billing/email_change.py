@@ -13,6 +13,8 @@ from peewee import IntegrityError
 
 from billing import accounts, identity, mail, validation
 from billing.invites import PasswordError, TokenError, _hash, _new_token, find
+from billing.language import speaker_for
+from billing.words import N_
 from db import write_tx
 from db.models import AccountToken, Customer, Isp, User, utcnow
 
@@ -40,9 +42,9 @@ def request_change(user, password, new_email, link_for, ip=""):
     if why:
         errors["email"] = why
     elif new_email == user.email:
-        errors["email"] = "That is already your email address."
+        errors["email"] = N_("That is already your email address.")
     if not identity.check_password(user, password, ip):
-        errors["password"] = "That is not your current password."
+        errors["password"] = N_("That is not your current password.")
     if errors:
         raise PasswordError(errors)
     now = utcnow()
@@ -63,14 +65,21 @@ def request_change(user, password, new_email, link_for, ip=""):
         token = _new_token(KIND, new_email, f"{user.role}:{user.id}", customer_id=user.customer_id,
                            user_id=user.id, now=now, lifetime=LIFETIME)
         isp = Isp.current() or Isp(name="Customer Portal")
-        mail.enqueue(new_email, f"Confirm your new email for the {isp.name} portal",
-                     f"Someone asked to use this address to log in to the {isp.name} customer portal, "
-                     f"instead of {user.email}.\n\nIf it was you, follow this link to confirm (it works once "
-                     f"and expires in 24 hours):\n{link_for(token)}\n\nIf it was not you, ignore this email; "
-                     "nothing has changed.", kind="email_change")
+        sp = _speaker(user, isp)
+        mail.enqueue(new_email, sp.say("Confirm your new email for the %(isp)s portal", isp=isp.name),
+                     sp.say("Someone asked to use this address to log in to the %(isp)s customer portal, instead "
+                            "of %(email)s.", isp=isp.name, email=user.email) + "\n\n"
+                     + sp.say("If it was you, follow this link to confirm (it works once and expires in 24 hours):")
+                     + f"\n{link_for(token)}\n\n"
+                     + sp.say("If it was not you, ignore this email; nothing has changed."), kind="email_change")
         accounts.audit(f"{user.role}:{user.id}", "email_change.requested", "user", user.id, ip=ip,
                        new_email=new_email)
     return token
+
+
+def _speaker(user, isp):
+    """The language of the login's customer (staff: the ISP's default)."""
+    return speaker_for(user.customer if user.customer_id else None, isp)
 
 
 def find_link(token, now=None):
@@ -109,9 +118,12 @@ def _switch(token, row, ip):
         accounts.audit(f"{user.role}:{user.id}", "email.changed", "user", user.id, ip=ip, old_email=old,
                        new_email=row.email)
         isp = Isp.current() or Isp(name="Customer Portal")
-        mail.enqueue(old, f"Your {isp.name} portal email was changed",
-                     f"The email address for your {isp.name} customer portal login was changed from {old} to "
-                     f"{row.email}. From now on, log in with the new address.\n\nIf you did not do this, call "
-                     "us at once: someone may have your password.", kind="email_changed")
+        sp = _speaker(user, isp)
+        mail.enqueue(old, sp.say("Your %(isp)s portal email was changed", isp=isp.name),
+                     sp.say("The email address for your %(isp)s customer portal login was changed from %(old)s to "
+                            "%(new)s. From now on, log in with the new address.", isp=isp.name, old=old,
+                            new=row.email) + "\n\n"
+                     + sp.say("If you did not do this, call us at once: someone may have your password."),
+                     kind="email_changed")
         user.email = row.email
     return user

@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass
 
 from billing import money
+from billing.words import N_
 
 BASIS = 10_000  # basis points in 100 %
 MAX_PERCENT_BP = 1_000  # 10 %: a typo such as 29 (for 2.9) is refused rather than charged
 MAX_FIXED_CENTS = 10_000  # $100
 _PERCENT = re.compile(r"^(?P<whole>[0-9]{1,2})(?:\.(?P<frac>[0-9]{1,2}))?\s*%?$", re.ASCII)
-LABELS = {"card": "Card convenience fee", "ach": "Bank payment fee"}
+LABELS = {"card": N_("Card convenience fee"), "ach": N_("Bank payment fee")}
 
 
 @dataclass(frozen=True)

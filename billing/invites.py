@@ -13,6 +13,8 @@ from peewee import fn
 from zxcvbn import zxcvbn
 
 from billing import accounts, identity, mail
+from billing.language import speaker_for
+from billing.words import N_
 from billing.imports import bulk_insert
 from db import write_tx
 from db.models import AccountToken, Customer, Isp, LoginSession, Outbox, User, utcnow
@@ -23,8 +25,8 @@ MIN_PASSWORD = 10
 # At most this many sign-up, reset or invite emails per account (or customer) an hour, so neither the public
 # forms nor a staff button pressed again and again can flood an inbox.
 HOURLY_EMAILS = 3
-DEFAULT_INVITE_SUBJECT = "Your {isp} customer portal is ready"
-DEFAULT_INVITE_TEXT = (
+DEFAULT_INVITE_SUBJECT = N_("Your {isp} customer portal is ready")
+DEFAULT_INVITE_TEXT = N_(
     "Hello {name},\n\n"
     "{isp} now has an online customer portal where you can see your bills and pay them by card or bank "
     "account.\n\n"
@@ -69,12 +71,14 @@ def _fill(template, **values):
 
 
 def invite_email(isp, customer, link):
-    """(subject, text) of the invitation, from the ISP's settings."""
+    """(subject, text) of the invitation, from the ISP's settings (the default words in the customer's language;
+    what staff wrote, as they wrote it)."""
+    sp = speaker_for(customer, isp)
     values = dict(isp=isp.name, name=customer.name, account_number=customer.account_number, link=link)
-    subject = _fill(isp.invite_subject or DEFAULT_INVITE_SUBJECT, **values)
-    text = _fill(isp.invite_text or DEFAULT_INVITE_TEXT, **values)
+    subject = _fill(isp.invite_subject or sp.gettext(DEFAULT_INVITE_SUBJECT), **values)
+    text = _fill(isp.invite_text or sp.gettext(DEFAULT_INVITE_TEXT), **values)
     if link not in text:  # the link must be there whatever the staff wrote
-        text += f"\n\nSet your password: {link}"
+        text += "\n\n" + sp.say("Set your password: %(link)s", link=link)
     return subject, text
 
 
@@ -155,10 +159,12 @@ def request_signup(account_number, zip_code, email, link_for):
             return None
         token = _new_token(SIGNUP, email, "public", customer_id=customer.id)
         isp = Isp.current() or Isp(name="Customer Portal")
-        mail.enqueue(email, f"Confirm your email for the {isp.name} customer portal",
-                     f"Hello {customer.name},\n\nFollow this link to confirm your email address and set your "
-                     f"password (it works once and expires in 2 days):\n{link_for(token)}\n\n"
-                     "If you did not ask for this, ignore this email.", kind="signup")
+        sp = speaker_for(customer, isp)
+        mail.enqueue(email, sp.say("Confirm your email for the %(isp)s customer portal", isp=isp.name),
+                     sp.say("Hello %(name)s,", name=customer.name) + "\n\n"
+                     + sp.say("Follow this link to confirm your email address and set your password (it works once "
+                              "and expires in 2 days):") + f"\n{link_for(token)}\n\n"
+                     + sp.say("If you did not ask for this, ignore this email."), kind="signup")
     return token
 
 
@@ -172,10 +178,12 @@ def request_reset(email, link_for):
             return None
         token = _new_token(RESET, user.email, "public", user_id=user.id)
         isp = Isp.current() or Isp(name="Customer Portal")
-        mail.enqueue(user.email, f"Reset your {isp.name} portal password",
-                     f"Follow this link to choose a new password (it works once and expires in 2 hours):\n"
-                     f"{link_for(token)}\n\nIf you did not ask for this, ignore this email; your password "
-                     "has not changed.", kind="reset")
+        sp = speaker_for(user.customer if user.customer_id else None, isp)  # staff: the ISP's default
+        mail.enqueue(user.email, sp.say("Reset your %(isp)s portal password", isp=isp.name),
+                     sp.say("Follow this link to choose a new password (it works once and expires in 2 hours):")
+                     + f"\n{link_for(token)}\n\n"
+                     + sp.say("If you did not ask for this, ignore this email; your password has not changed."),
+                     kind="reset")
     return token
 
 

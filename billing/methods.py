@@ -14,6 +14,7 @@ from peewee import IntegrityError
 from billing import accounts, bounds, identity, notices, throttle
 from billing.errors import FormErrors
 from billing.processors import Capability, ProcessorError
+from billing.words import N_, Text
 from db import database, write_tx
 from db.models import (
     AutopayEnrolment,
@@ -57,8 +58,8 @@ class MethodView:
 
     @property
     def label(self):
-        kind = self.method.brand or ("Card" if self.method.method_type == "card" else "Bank account")
-        return f"{kind} ending {self.method.last4}"
+        kind = self.method.brand or Text(N_("Card") if self.method.method_type == "card" else N_("Bank account"))
+        return N_("%(brand)s ending %(last4)s", brand=kind, last4=self.method.last4)
 
 
 def default_id(customer_id):
@@ -97,7 +98,7 @@ def set_default(customer_id, method_id, actor="customer"):
     with write_tx():
         method = own(customer_id, method_id)
         if method is None:
-            raise FormErrors({"form": "That payment method is not on your account."})
+            raise FormErrors({"form": N_("That payment method is not on your account.")})
         _make_default(customer_id, method.id)
         accounts.audit(actor, "method.default", "payment_method", method.id)
     return method
@@ -130,11 +131,11 @@ def remove(customer_id, method_id, *, user_id, password, actor="customer", ip=""
     except throttle.Throttled as e:
         raise FormErrors({"password": e.message()}) from None
     if not right:
-        raise FormErrors({"password": "That password is not right. Enter the password you log in with."})
+        raise FormErrors({"password": N_("That password is not right. Enter the password you log in with.")})
     with write_tx():
         method = own(customer_id, method_id)
         if method is None:
-            raise FormErrors({"form": "That payment method is not on your account."})
+            raise FormErrors({"form": N_("That payment method is not on your account.")})
         PaymentMethod.update(removed_at=utcnow()).where(PaymentMethod.id == method.id).execute()
         DefaultPaymentMethod.delete().where((DefaultPaymentMethod.customer == customer_id)
                                             & (DefaultPaymentMethod.payment_method == method.id)).execute()
@@ -147,7 +148,7 @@ def autopay_off_for(customer_id, method_id, actor="customer"):
     """A saved method was removed (inside its transaction): autopay that used it turns off; True if it did."""
     changed = AutopayEnrolment.update(
         enabled=False, disabled_at=utcnow(), updated_at=utcnow(),
-        disabled_reason="Turned off because its payment method was removed.").where(
+        disabled_reason=N_("Turned off because its payment method was removed.")).where(
         (AutopayEnrolment.customer == customer_id) & AutopayEnrolment.enabled
         & (AutopayEnrolment.payment_method == method_id)).execute()
     if changed:
@@ -161,10 +162,10 @@ def autopay_off_for(customer_id, method_id, actor="customer"):
 def start_setup(customer_id, method_type, processor):
     """Open a setup at the processor for a new card or bank account; returns the MethodSetup."""
     if method_type not in METHOD_TYPES:
-        raise FormErrors({"method_type": "Choose a card or a bank account."})
+        raise FormErrors({"method_type": N_("Choose a card or a bank account.")})
     if not processor.can(Capability.SAVED_METHODS):
-        raise FormErrors({"form": "To save a method with this processor, tick the box to save it when you "
-                                  "make a payment."})
+        raise FormErrors({"form": N_("To save a method with this processor, tick the box to save it when you "
+                                     "make a payment.")})
     with write_tx():
         setup = MethodSetup.create(ref="SET-" + secrets.token_hex(6).upper(), customer=customer_id,
                                    processor=processor.name, method_type=method_type, status=SETUP_OPEN)

@@ -5,6 +5,7 @@ from decimal import Decimal
 from babel.numbers import format_currency
 
 from billing.bounds import MAX_CENTS
+from billing.words import N_
 
 MAX_INPUT_LENGTH = 20
 # The smallest charge a processor takes: Stripe's minimum for USD (and most currencies) is $0.50, and the
@@ -18,32 +19,37 @@ _SYMBOLS = {"USD": "$", "CAD": "$", "AUD": "$", "NZD": "$", "EUR": "€", "GBP":
 class AmountError(ValueError):
     """An amount the customer typed that we cannot accept; str() is the message."""
 
+    @property
+    def message(self):
+        """The message, as billing.words.Text (so that a page can say it in the customer's language)."""
+        return self.args[0]
+
 
 def parse_amount(text):
     """Turn what a customer typed ("45", "45.5", "$1,045.50") into cents, strictly."""
     if text is None:
-        raise AmountError("Enter an amount.")
+        raise AmountError(N_("Enter an amount."))
     text = str(text).strip()
     if not text:
-        raise AmountError("Enter an amount.")
+        raise AmountError(N_("Enter an amount."))
     if len(text) > MAX_INPUT_LENGTH:
-        raise AmountError("That amount is too long. Enter dollars and cents, like 45.00.")
+        raise AmountError(N_("That amount is too long. Enter dollars and cents, like 45.00."))
     if text.startswith("-") or text.startswith("$-"):
-        raise AmountError("Enter an amount greater than zero.")
+        raise AmountError(N_("Enter an amount greater than zero."))
     if not text.isascii():
-        raise AmountError("Use only the digits 0-9 and a decimal point, like 45.00.")
+        raise AmountError(N_("Use only the digits 0-9 and a decimal point, like 45.00."))
     m = _AMOUNT.match(text)
     if not m:
-        raise AmountError("Enter the amount in dollars and cents, like 45.00.")
+        raise AmountError(N_("Enter the amount in dollars and cents, like 45.00."))
     frac = m.group("frac")
     if frac is not None and len(frac) > 2:
-        raise AmountError("Amounts can have at most 2 decimal places (cents).")
+        raise AmountError(N_("Amounts can have at most 2 decimal places (cents)."))
     whole = int(m.group("whole").replace(",", ""))
     cents = whole * 100 + int((frac or "0").ljust(2, "0"))
     if cents <= 0:
-        raise AmountError("Enter an amount greater than zero.")
+        raise AmountError(N_("Enter an amount greater than zero."))
     if cents > MAX_CENTS:
-        raise AmountError(f"Enter an amount of at most {format_money(MAX_CENTS)}.")
+        raise AmountError(N_("Enter an amount of at most %(amount)s.", amount=format_money(MAX_CENTS)))
     return cents
 
 

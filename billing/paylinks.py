@@ -19,13 +19,14 @@ import time
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from billing import accounts, mail, money, payments
+from billing.words import N_
 from db import write_tx
 from db.models import Invoice, Isp, Payment
 
 DEFAULT_DAYS = 45
 ORIGIN = "paylink"  # Payment.origin of payments started through a pay link
 _SALT = "paylink"
-NOT_VALID = "This payment link is not valid."
+NOT_VALID = N_("This payment link is not valid.")
 
 
 def keys(config):
@@ -101,10 +102,10 @@ def invoice_for(secret, token, now=None):
     """The invoice a valid token pays, or LinkError; ``secret`` is a key or keys()."""
     invoice_id, expires = _payload(secret, token)
     if (now or time.time()) >= expires:
-        raise LinkError("This payment link has expired. Log in to pay, or ask us for a new link.")
+        raise LinkError(N_("This payment link has expired. Log in to pay, or ask us for a new link."))
     invoice = Invoice.get_or_none(Invoice.id == invoice_id)
     if invoice is None or invoice.void:
-        raise LinkError("This invoice can no longer be paid online. Please contact us.")
+        raise LinkError(N_("This invoice can no longer be paid online. Please contact us."))
     return invoice
 
 
@@ -174,16 +175,17 @@ def check_amount(isp, due_cents, text):
     try:
         cents = money.parse_amount(text)
     except money.AmountError as e:
-        raise payments.FormErrors({"amount": str(e)}) from None
+        raise payments.FormErrors({"amount": e.message}) from None
     low, high = amount_rules(isp, due_cents)
     if high < low:
-        raise payments.FormErrors({"amount": f"This invoice's balance of {money.format_money(high, isp.currency)} "
-                                             "is less than the smallest payment we can take; it is carried to "
-                                             "the next bill."})
+        raise payments.FormErrors({"amount": N_("This invoice's balance of %(balance)s is less than the smallest "
+                                                "payment we can take; it is carried to the next bill.",
+                                                balance=money.format_money(high, isp.currency))})
     if cents > high:
-        raise payments.FormErrors(
-            {"amount": f"This link pays this invoice only: at most {money.format_money(high, isp.currency)}."})
+        raise payments.FormErrors({"amount": N_("This link pays this invoice only: at most %(amount)s.",
+                                                amount=money.format_money(high, isp.currency))})
     if cents < low:
-        raise payments.FormErrors({"amount": f"The minimum payment is {money.format_money(low, isp.currency)}."})
+        raise payments.FormErrors({"amount": N_("The minimum payment is %(amount)s.",
+                                                amount=money.format_money(low, isp.currency))})
     return cents
 

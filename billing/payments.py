@@ -26,6 +26,8 @@ from peewee import IntegrityError
 from billing import accounts, bounds, fees, money, moves, receipts
 from billing import processors as proc
 from billing.errors import FormErrors  # noqa: F401  (billing.payments.FormErrors stays importable)
+from billing.language import speaker_for
+from billing.words import N_, joined
 from db import pages, write_tx
 from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
 
@@ -199,16 +201,17 @@ def what_changed(payment, room_now):
     fmt = lambda cents: money.format_money(cents, payment.currency)  # noqa: E731
     parts = []
     if payment.owed_cents is not None and payment.owed_cents != room_now.owed_cents:
-        parts.append(f"When you started this payment of {fmt(payment.amount_cents)} you owed "
-                     f"{fmt(payment.owed_cents)}; you owe {fmt(room_now.owed_cents)} now.")
+        parts.append(N_("When you started this payment of %(amount)s you owed %(then)s; you owe %(now)s now.",
+                        amount=fmt(payment.amount_cents), then=fmt(payment.owed_cents),
+                        now=fmt(room_now.owed_cents)))
     else:
-        parts.append(f"You owe {fmt(room_now.owed_cents)} now.")
+        parts.append(N_("You owe %(amount)s now.", amount=fmt(room_now.owed_cents)))
     if room_now.others_cents:
-        parts.append(f"{fmt(room_now.others_cents)} is already on its way in other payments.")
+        parts.append(N_("%(amount)s is already on its way in other payments.", amount=fmt(room_now.others_cents)))
     if room_now.credit_cents and payment.amount_cents > room_now.owed_cents:
-        parts.append(f"Your account already holds {fmt(room_now.credit_cents)} of credit "
-                     f"(at most {fmt(room_now.allowance_cents)} may be held).")
-    return " ".join(parts)
+        parts.append(N_("Your account already holds %(credit)s of credit (at most %(allowance)s may be held).",
+                        credit=fmt(room_now.credit_cents), allowance=fmt(room_now.allowance_cents)))
+    return joined(parts)
 
 
 def check_fits(payment, now=None):
@@ -259,27 +262,32 @@ def check_amount(customer_id, text):
     try:
         cents = money.parse_amount(text)
     except money.AmountError as e:
-        raise FormErrors({"amount": str(e)}) from None
+        raise FormErrors({"amount": e.message}) from None
     low, high, now_room = amount_limits(customer_id)
     fmt = lambda c: money.format_money(c, isp.currency)  # noqa: E731
     if 0 < now_room.owed_cents < money.SMALLEST_CHARGE_CENTS and high < low:
-        raise FormErrors({"amount": f"Your balance of {fmt(now_room.owed_cents)} is less than the smallest "
-                                    f"payment we can take ({fmt(low)}); it is carried to your next bill."})
+        raise FormErrors({"amount": N_("Your balance of %(balance)s is less than the smallest payment we can take "
+                                       "(%(least)s); it is carried to your next bill.",
+                                       balance=fmt(now_room.owed_cents), least=fmt(low))})
     if cents < low:
-        raise FormErrors({"amount": f"The minimum payment is {fmt(low)}."})
+        raise FormErrors({"amount": N_("The minimum payment is %(amount)s.", amount=fmt(low))})
     if isp.max_payment_cents and cents > isp.max_payment_cents:  # the ISP's per-payment cap (Settings)
-        raise FormErrors({"amount": f"The most you can pay at once is {fmt(isp.max_payment_cents)}."})
+        raise FormErrors({"amount": N_("The most you can pay at once is %(amount)s.",
+                                       amount=fmt(isp.max_payment_cents))})
     why = []
     if now_room.others_cents:
-        why.append(f"{fmt(now_room.others_cents)} is already being processed")
+        why.append(N_("%(amount)s is already being processed", amount=fmt(now_room.others_cents)))
     if now_room.credit_cents > 0:
-        why.append(f"your account already holds {fmt(now_room.credit_cents)} of credit, "
-                   f"and at most {fmt(now_room.allowance_cents)} may be held")
-    reason = f" ({'; '.join(why)})" if why else ""
+        why.append(N_("your account already holds %(credit)s of credit, and at most %(allowance)s may be held",
+                      credit=fmt(now_room.credit_cents), allowance=fmt(now_room.allowance_cents)))
+    reason = joined(why, "; ")
     if high < low:
-        raise FormErrors({"amount": f"You have no balance to pay right now{reason}."})
+        raise FormErrors({"amount": N_("You have no balance to pay right now (%(reason)s).", reason=reason) if why
+                          else N_("You have no balance to pay right now.")})
     if cents > high:
-        raise FormErrors({"amount": f"The most you can pay now is {fmt(high)}{reason}."})
+        raise FormErrors({"amount": N_("The most you can pay now is %(amount)s (%(reason)s).", amount=fmt(high),
+                                       reason=reason) if why
+                          else N_("The most you can pay now is %(amount)s.", amount=fmt(high))})
     return cents, now_room
 
 
@@ -288,9 +296,9 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
     """Record step 2 as a payment in state created; the same key returns the same payment."""
     errors = {}
     if not _KEY.match(idempotency_key or ""):
-        raise FormErrors({"form": "This form has expired. Reload the page and try again."})
+        raise FormErrors({"form": N_("This form has expired. Reload the page and try again.")})
     if method_type not in offered_types():
-        errors["method_type"] = "Choose a payment type."
+        errors["method_type"] = N_("Choose a payment type.")
     saved = None
     if saved_method_id not in (None, "", "new"):
         saved = (PaymentMethod.active_for(customer_id, method_type)
@@ -300,10 +308,10 @@ def start_payment(customer_id, *, amount_text, method_type, idempotency_key, inv
     if invoice_id is not None:
         view = accounts.invoice_view(customer_id, invoice_id)
         if view is None:
-            errors["form"] = "That invoice is not on your account."
+            errors["form"] = N_("That invoice is not on your account.")
         elif view.balance_cents and view.pending_cents >= view.balance_cents:
-            errors["form"] = (f"Invoice {view.invoice.number} is already being paid: "
-                              "its payment is processing. Check Payments for where it is.")
+            errors["form"] = N_("Invoice %(number)s is already being paid: its payment is processing. Check Payments "
+                                "for where it is.", number=view.invoice.number)
     try:
         cents, now_room = check_amount(customer_id, amount_text)
     except FormErrors as e:
@@ -375,23 +383,24 @@ def check_billing(form, fields=BILLING_FIELDS):
 def _billing_errors(data):
     """A message for each billing field that is missing or malformed (``data`` is stripped; state upper-cased)."""
     errors = {}
-    for key, label in (("name", "your name"), ("street", "the street address"), ("city", "the city")):
+    for key, missing in (("name", N_("Enter your name.")), ("street", N_("Enter the street address.")),
+                         ("city", N_("Enter the city."))):
         if not data[key]:
-            errors[key] = f"Enter {label}."
+            errors[key] = missing
         elif len(data[key]) > 100:
-            errors[key] = "This is too long (100 characters at most)."
+            errors[key] = N_("This is too long (100 characters at most).")
     data["state"] = data["state"].upper()
     if data["state"] not in US_STATES:
-        errors["state"] = "Enter the 2-letter state code, like TX."
+        errors["state"] = N_("Enter the 2-letter state code, like TX.")
     if not re.match(r"^[0-9]{5}(-[0-9]{4})?$", data["zip"], re.ASCII):
-        errors["zip"] = "Enter a 5-digit ZIP code, like 78701."
+        errors["zip"] = N_("Enter a 5-digit ZIP code, like 78701.")
     if not _EMAIL.match(data["email"]) or len(data["email"]) > 254:
-        errors["email"] = "Enter an email address, like name@example.com."
+        errors["email"] = N_("Enter an email address, like name@example.com.")
     digits = re.sub(r"[\s().+-]", "", data["phone"])
     if digits.startswith("1") and len(digits) == 11:
         digits = digits[1:]
     if not re.match(r"^[0-9]{10}$", digits, re.ASCII):
-        errors["phone"] = "Enter a 10-digit phone number, like 512-555-0100."
+        errors["phone"] = N_("Enter a 10-digit phone number, like 512-555-0100.")
     return errors
 
 
@@ -738,11 +747,12 @@ def close_held(payment_id, code, reason, actor, refunded_cents=0):
         accounts.audit(actor, f"payment.{code}", "payment", payment.ref, reason=reason,
                        refunded_cents=refunded_cents)
         if refunded_cents:
-            amount = money.format_money(refunded_cents, payment.currency)
-            _tell_customer(payment, f"held:{payment.ref}", f"Refund of {amount}",
-                           f"We refunded {amount} for your payment {payment.ref}, which we could not apply to your "
-                           "account as charged. It reaches your account in 5-10 business days. Your invoices "
-                           "still show what is due; please pay them again, or contact us.")
+            _tell_customer(payment, f"held:{payment.ref}", lambda sp: (
+                sp.say("Refund of %(amount)s", amount=sp.money(refunded_cents, payment.currency)),
+                sp.say("We refunded %(amount)s for your payment %(ref)s, which we could not apply to your account "
+                       "as charged. It reaches your account in 5-10 business days. Your invoices still show what "
+                       "is due; please pay them again, or contact us.",
+                       amount=sp.money(refunded_cents, payment.currency), ref=payment.ref)))
     return True
 
 
@@ -1083,9 +1093,13 @@ def _give_back(payment, cents):
         CreditEntry.create(customer=payment.customer_id, payment=payment.id, amount_cents=plan.credit_cents)
 
 
-def _tell_customer(payment, key, subject, text):
-    to = payment.billing_email or Customer.get_by_id(payment.customer_id).email
+def _tell_customer(payment, key, words):
+    """Email the customer about money taken back; ``words(sp)`` gives (subject, text) in their language."""
+    customer = Customer.get_by_id(payment.customer_id)
+    to = payment.billing_email or customer.email
     if to:
+        sp = speaker_for(customer)
+        subject, text = words(sp)
         mail.enqueue(to, subject, text, kind="payment.reversal", dedupe_key=f"reversal:{key}")
 
 
@@ -1145,14 +1159,18 @@ def record_refunds(payment_id, refunds, actor="processor", reason=""):
                     payment, "refund", ledger_cents, refund_id, reason, actor, fee_cents=fee_part):
                 continue
             applied = True
-            total = money.format_money(cents, payment.currency)
-            fee_words = (f" That is {money.format_money(ledger_cents, payment.currency)} of the payment and "
-                         f"{money.format_money(fee_part, payment.currency)} of its "
-                         f"{fees.LABELS.get(payment.method_type, 'fee').lower()}." if fee_part else "")
-            _tell_customer(payment, refund_id, f"Refund of {total}",
-                           f"We refunded {total} of your payment {payment.ref}.{fee_words} It reaches your "
-                           f"account in 5-10 business days. Any invoice it was applied to shows the amount "
-                           f"as due again.")
+            _tell_customer(payment, refund_id, lambda sp, cents=cents, ledger_cents=ledger_cents, fee_part=fee_part: (
+                sp.say("Refund of %(amount)s", amount=sp.money(cents, payment.currency)),
+                sp.say("We refunded %(amount)s of your payment %(ref)s. That is %(paid)s of the payment and %(fee)s "
+                       "of its %(label)s. It reaches your account in 5-10 business days. Any invoice it was applied "
+                       "to shows the amount as due again.",
+                       amount=sp.money(cents, payment.currency), ref=payment.ref,
+                       paid=sp.money(ledger_cents, payment.currency), fee=sp.money(fee_part, payment.currency),
+                       label=sp.text(fees.LABELS.get(payment.method_type, N_("fee"))).lower())
+                if fee_part else
+                sp.say("We refunded %(amount)s of your payment %(ref)s. It reaches your account in 5-10 business "
+                       "days. Any invoice it was applied to shows the amount as due again.",
+                       amount=sp.money(cents, payment.currency), ref=payment.ref)))
         if applied and taken_back(payment.id) >= payment.amount_cents:
             _transition(payment.id, REFUNDED)
         return applied
@@ -1169,11 +1187,14 @@ def record_return(payment_id, state, actor="processor"):
         if left > 0:
             _reversal(payment, "return", left, f"return:{state.id}", state.failure_code, actor)
         _transition(payment.id, REVERSED, failure_code=state.failure_code, failure_message=state.failure_message)
-        _tell_customer(payment, f"return:{state.id}", f"Your bank returned payment {payment.ref}",
-                       f"Your bank returned your payment {payment.ref} of "
-                       f"{money.format_money(payment.amount_cents, payment.currency)}"
-                       f"{': ' + state.failure_message if state.failure_message else '.'}\n\n"
-                       "The invoices it paid are open again. Please pay them with another method.")
+        _tell_customer(payment, f"return:{state.id}", lambda sp: (
+            sp.say("Your bank returned payment %(ref)s", ref=payment.ref),
+            (sp.say("Your bank returned your payment %(ref)s of %(amount)s: %(reason)s", ref=payment.ref,
+                    amount=sp.money(payment.amount_cents, payment.currency), reason=sp.text(state.failure_message))
+             if state.failure_message else
+             sp.say("Your bank returned your payment %(ref)s of %(amount)s.", ref=payment.ref,
+                    amount=sp.money(payment.amount_cents, payment.currency)))
+            + "\n\n" + sp.say("The invoices it paid are open again. Please pay them with another method.")))
         return True
 
 
@@ -1202,10 +1223,11 @@ def record_dispute(payment_id, dispute_id, status, cents, reason="", actor="proc
             cents = min(cents, payment.amount_cents - taken_back(payment.id))
             moved = _reversal(payment, "dispute", cents, dispute_id, reason, actor)
             _transition(payment.id, DISPUTED)
-            _tell_customer(payment, dispute_id, f"Payment {payment.ref} is disputed",
-                           f"Your bank told us you disputed payment {payment.ref} of "
-                           f"{money.format_money(payment.amount_cents, payment.currency)}. Until the dispute "
-                           "is settled the invoices it paid show as due again.")
+            _tell_customer(payment, dispute_id, lambda sp: (
+                sp.say("Payment %(ref)s is disputed", ref=payment.ref),
+                sp.say("Your bank told us you disputed payment %(ref)s of %(amount)s. Until the dispute is settled "
+                       "the invoices it paid show as due again.", ref=payment.ref,
+                       amount=sp.money(payment.amount_cents, payment.currency))))
         if status == "lost":
             moved = _transition(payment.id, REVERSED, failure_code="dispute_lost",
                                 failure_message="The payment was disputed and taken back.") or moved
@@ -1412,8 +1434,10 @@ def reverse_offline(payment_id, reason, actor):
         if left > 0:
             _reversal(payment, COUNTER_REVERSAL, left, ref, reason, actor)
         _transition(payment.id, REVERSED, failure_code="reversed", failure_message=reason[:255])
-        _tell_customer(payment, ref, f"Payment {payment.ref} was reversed",
-                       f"Your payment {payment.ref} of {money.format_money(payment.amount_cents, payment.currency)} "
-                       f"({payment.method_brand}) was reversed: {reason}\n\n"
-                       "The invoices it paid are open again. Please pay them, or contact us.")
+        _tell_customer(payment, ref, lambda sp: (
+            sp.say("Payment %(ref)s was reversed", ref=payment.ref),
+            sp.say("Your payment %(ref)s of %(amount)s (%(method)s) was reversed: %(reason)s", ref=payment.ref,
+                   amount=sp.money(payment.amount_cents, payment.currency), method=payment.method_brand,
+                   reason=reason)
+            + "\n\n" + sp.say("The invoices it paid are open again. Please pay them, or contact us.")))
         return True

@@ -11,6 +11,9 @@ fonts lack are dropped ("Nguyễn" -> "Nguyen", "Łódź" -> "Lodz"), a small ta
 decompose (ł, đ, ħ, ı, ŋ …), Greek and Cyrillic are romanized, arrows and math signs get ASCII forms
 ("→" -> "->"), and emoji and other pictographs are left out. Only a letter of a script with no Latin form
 here (CJK, Arabic, Hebrew, Indic …) is still "?": that would need an embedded font, which PDFs here avoid.
+
+Each document is written in one language, given as a billing.language.Speaker (English when none is given):
+its words come from the catalogue, its money and dates from the language's locale.
 """
 import io
 import re
@@ -25,7 +28,9 @@ from reportlab.lib.utils import ImageReader
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table
 from xml.sax.saxutils import escape
 
-from billing import fees, money, receipts, settings
+from billing import fees, receipts, settings
+from billing.language import Speaker
+from billing.words import N_
 
 _BASE = ParagraphStyle("base", fontName="Helvetica", fontSize=9.5, leading=12.5)
 _SMALL = ParagraphStyle("small", parent=_BASE, fontSize=8.5, leading=11, textColor=colors.HexColor("#5b6570"))
@@ -107,18 +112,18 @@ def _text(value):
     return escape(cp1252_text(value))
 
 
-def _date(value):
-    return f"{value:%b} {value.day}, {value:%Y}" if value else ""
-
-
 class _Builder:
     """One document: the ISP's letterhead, then whatever the caller adds, rendered to PDF bytes."""
 
-    def __init__(self, isp, title):
+    def __init__(self, isp, title, sp):
         self.isp = isp
         self.title = title
-        self.money = lambda cents: money.format_money(cents, isp.currency)
+        self.sp = sp
+        self.money = lambda cents: sp.money(cents, isp.currency)
         self.flow = [self._letterhead(), Paragraph(_text(title), _TITLE)]
+
+    def date(self, value):
+        return self.sp.date(value) if value else ""
 
     def _letterhead(self):
         lines = [Paragraph(_text(self.isp.name), _NAME)]
@@ -126,7 +131,7 @@ class _Builder:
             lines.append(Paragraph(_text(line), _BASE))
         contact = " - ".join(x for x in (self.isp.support_phone, self.isp.support_email) if x)
         if contact:
-            lines.append(Paragraph(_text(f"Support: {contact}"), _SMALL))
+            lines.append(Paragraph(_text(self.sp.say("Support: %(contact)s", contact=contact)), _SMALL))
         if self.isp.help_url:
             lines.append(Paragraph(_text(self.isp.help_url), _SMALL))
         logo = self._logo()
@@ -190,74 +195,85 @@ class _Builder:
         canvas.saveState()
         canvas.setFont("Helvetica", 7.5)
         canvas.setFillColor(colors.HexColor("#5b6570"))
-        text = f"{self.isp.name} - {self.title} - page {doc.page}"
+        text = f"{self.isp.name} - {self.title} - " + self.sp.say("page %(page)s", page=doc.page)
         canvas.drawString(doc.leftMargin, 0.45 * inch, cp1252_text(text))
         canvas.restoreState()
 
 
-def _customer_line(customer):
+def _customer_line(customer, sp):
     address = ", ".join(x for x in (customer.street, customer.city, f"{customer.state} {customer.zip}".strip()) if x)
-    return f"{customer.name}, account {customer.account_number}" + (f" - {address}" if address else "")
+    return (sp.say("%(name)s, account %(number)s", name=customer.name, number=customer.account_number)
+            + (f" - {address}" if address else ""))
 
 
-def invoice_pdf(isp, customer, view, lines, applied):
+def invoice_pdf(isp, customer, view, lines, applied, sp=None):
     """One invoice (an accounts.InvoiceView with its lines and applied payments) as PDF bytes."""
+    sp = sp or Speaker()
+    say = sp.say
     inv = view.invoice
-    b = _Builder(isp, f"Invoice {inv.number}")
-    b.para(_customer_line(customer))
+    b = _Builder(isp, say("Invoice %(number)s", number=inv.number), sp)
+    b.para(_customer_line(customer, sp))
     b.space()
-    period = f"{_date(inv.period_start)} - {_date(inv.period_end)}" if inv.period_start else ""
-    b.facts([("Issued", _date(inv.issue_date)), ("Due", _date(inv.due_date)), ("Service period", period),
-             ("Status", view.status.replace("_", " ").capitalize())])
+    period = f"{b.date(inv.period_start)} - {b.date(inv.period_end)}" if inv.period_start else ""
+    b.facts([(say("Issued"), b.date(inv.issue_date)), (say("Due"), b.date(inv.due_date)),
+             (say("Service period"), period), (say("Status"), sp.text(view.status.replace("_", " ").capitalize()))])
     b.space()
-    footer = [("Total", "", "", b.money(inv.total_cents))]
+    footer = [(say("Total"), "", "", b.money(inv.total_cents))]
     for a in applied:
         code = receipts.format_code(a.payment.confirmation_code)
-        label = f"Payment {a.payment.ref}" + (f" (confirmation {code})" if code else "")
+        label = (say("Payment %(ref)s (confirmation %(code)s)", ref=a.payment.ref, code=code) if code
+                 else say("Payment %(ref)s", ref=a.payment.ref))
         if a.amount_cents < 0:
-            footer.append((f"{label} taken back", "", "", b.money(-a.amount_cents)))
+            footer.append((say("%(payment)s taken back", payment=label), "", "", b.money(-a.amount_cents)))
         else:
-            footer.append((f"{label}, {_date(a.created_at.date())}", "", "", "-" + b.money(a.amount_cents)))
+            footer.append((f"{label}, {b.date(a.created_at.date())}", "", "", "-" + b.money(a.amount_cents)))
     if view.pending_cents:
-        footer.append(("Bank payment pending", "", "", b.money(view.pending_cents)))
-    footer.append(("Balance due", "", "", b.money(view.balance_cents)))
-    b.table(("Description", "Qty", "Unit", "Amount"),
+        footer.append((say("Bank payment pending"), "", "", b.money(view.pending_cents)))
+    footer.append((say("Balance due"), "", "", b.money(view.balance_cents)))
+    b.table((say("Description"), say("Qty"), say("Unit"), say("Amount")),
             [(ln.description, ln.quantity, b.money(ln.unit_cents), b.money(ln.amount_cents)) for ln in lines],
             footer=footer, widths=[None, 0.6 * inch, 1.1 * inch, 1.2 * inch])
     return b.render()
 
 
-def statement_pdf(isp, customer, statement):
+def statement_pdf(isp, customer, statement, sp=None):
     """An accounts.Statement for the chosen dates as PDF bytes."""
-    b = _Builder(isp, "Account statement")
-    b.para(_customer_line(customer))
-    b.para(f"{_date(statement.start)} to {_date(statement.end)}")
+    sp = sp or Speaker()
+    say = sp.say
+    b = _Builder(isp, say("Account statement"), sp)
+    b.para(_customer_line(customer, sp))
+    b.para(say("%(start)s to %(end)s", start=b.date(statement.start), end=b.date(statement.end)))
     b.space()
-    rows = [(_date(statement.start), "Opening balance", "", "", b.money(statement.opening_cents))]
-    rows += [(_date(r.on), r.description, b.money(r.charge_cents) if r.charge_cents else "",
+    rows = [(b.date(statement.start), say("Opening balance"), "", "", b.money(statement.opening_cents))]
+    rows += [(b.date(r.on), sp.text(r.description), b.money(r.charge_cents) if r.charge_cents else "",
               b.money(r.payment_cents) if r.payment_cents else "", b.money(r.balance_cents)) for r in statement.rows]
-    closing = "Closing balance" + (" (credit)" if statement.closing_cents < 0 else "")
-    b.table(("Date", "Activity", "Charges", "Payments", "Balance"), rows,
+    closing = say("Closing balance (credit)") if statement.closing_cents < 0 else say("Closing balance")
+    b.table((say("Date"), say("Activity"), say("Charges"), say("Payments"), say("Balance")), rows,
             footer=[("", closing, "", "", b.money(statement.closing_cents))],
             widths=[1.0 * inch, None, 1.0 * inch, 1.0 * inch, 1.1 * inch], numeric_from=2)
     return b.render()
 
 
-def receipt_pdf(rec, status_label):
+def receipt_pdf(rec, status_label, sp=None):
     """A receipts.Receipt as PDF bytes; ``status_label`` names a payment that did not (or no longer) succeed."""
+    sp = sp or Speaker()
+    say = sp.say
     p = rec.payment
-    b = _Builder(rec.isp, "Payment receipt")
+    b = _Builder(rec.isp, say("Payment receipt"), sp)
     if p.status != "succeeded":
-        b.para(f"This payment is {status_label.lower()}.", _BASE)
+        b.para(say("This payment is %(status)s.", status=sp.text(status_label).lower()), _BASE)
     fee = []
     if p.fee_cents:
-        fee = [(fees.LABELS.get(p.method_type, "Fee"), b.money(p.fee_cents)),
-               ("Total charged", b.money(p.amount_cents + p.fee_cents))]
-    b.facts([("Confirmation code", rec.code), ("Amount", rec.amount), *fee, ("Date", _date(rec.paid_on)),
-             ("Method", rec.method), ("Account", f"{rec.customer.name}, account {rec.customer.account_number}"),
-             ("Reference", p.ref), ("Applied to" if p.status == "succeeded" else "For", receipts.applied_summary(rec))])
+        fee = [(sp.text(fees.LABELS.get(p.method_type, N_("Fee"))), b.money(p.fee_cents)),
+               (say("Total charged"), b.money(p.amount_cents + p.fee_cents))]
+    applied = ", ".join(f"{inv.number} {sp.money(cents, p.currency)}" for inv, cents in rec.applied)
+    b.facts([(say("Confirmation code"), rec.code), (say("Amount"), sp.money(rec.amount_cents, p.currency)), *fee,
+             (say("Date"), b.date(rec.paid_on)), (say("Method"), sp.text(rec.method)),
+             (say("Account"), say("%(name)s, account %(number)s", name=rec.customer.name,
+                                  number=rec.customer.account_number)),
+             (say("Reference"), p.ref), (say("Applied to") if p.status == "succeeded" else say("For"), applied)])
     b.space(12)
-    b.para("Read the confirmation code to support if you call about this payment.", _SMALL)
+    b.para(say("Read the confirmation code to support if you call about this payment."), _SMALL)
     return b.render()
 
 

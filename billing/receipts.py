@@ -8,11 +8,14 @@ many payments the ISP takes; a clash with an existing code (about 1 in 240
 million per code) is retried inside its own savepoint.
 """
 import secrets
+import unicodedata
 from dataclasses import dataclass
 
 from peewee import IntegrityError
 
 from billing import money
+from billing.language import Speaker
+from billing.words import N_, Text
 from db import database, write_tx
 from db.models import Customer, Isp, Payment
 
@@ -20,9 +23,9 @@ ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 CODE_LENGTH = 6
 SMS_LIMIT = 160
 STATUS_WORDS = {
-    "succeeded": "received", "processing": "processing", "failed": "failed", "canceled": "canceled",
-    "refunded": "refunded", "disputed": "disputed", "reversed": "reversed",
-    "created": "started", "awaiting_details": "started",
+    "succeeded": N_("received"), "processing": N_("processing"), "failed": N_("failed"), "canceled": N_("canceled"),
+    "refunded": N_("refunded"), "disputed": N_("disputed"), "reversed": N_("reversed"),
+    "created": N_("started"), "awaiting_details": N_("started"),
 }
 
 
@@ -98,12 +101,13 @@ class Receipt:
 def method_label(payment):
     """How the payment method is named on a receipt: 'Visa ending 4242', 'Bank ending 6789'."""
     if payment.method_last4:
-        name = payment.method_brand or ("Card" if payment.method_type == "card" else "Bank")
-        return f"{name} ending {payment.method_last4}"
+        name = payment.method_brand or Text(N_("Card") if payment.method_type == "card" else N_("Bank"))
+        return N_("%(brand)s ending %(last4)s", brand=name, last4=payment.method_last4)
     if payment.method_brand:  # a payment taken at the counter: "Check 1042", "Cash"
         return payment.method_brand
-    return {"card": "Card", "ach": "Bank account"}.get(payment.method_type,
-                                                       payment.method_type.replace("_", " ").capitalize())
+    kinds = {"card": N_("Card"), "ach": N_("Bank account")}
+    return Text(kinds[payment.method_type]) if payment.method_type in kinds else \
+        payment.method_type.replace("_", " ").capitalize()
 
 
 def receipt(payment, applied):
@@ -118,23 +122,36 @@ def receipt(payment, applied):
     )
 
 
-def _short_method(payment):
-    kind = {"card": "card", "ach": "bank"}.get(payment.method_type, payment.method_type.replace("_", " "))
+def _short_method(payment, sp):
+    kinds = {"card": N_("card"), "ach": N_("bank")}
+    kind = sp.text(kinds[payment.method_type]) if payment.method_type in kinds else \
+        payment.method_type.replace("_", " ")
     if not payment.method_last4:
         return (payment.method_brand or kind)[:20]
     return f"{(payment.method_brand or kind)[:12]} ..{payment.method_last4}"
 
 
-def sms_text(rec):
-    """The receipt as one SMS: at most 160 plain-ASCII characters (one GSM-7 segment); a long ISP name is cut to fit."""
+def _ascii(text):
+    """Text in plain ASCII: accents dropped ("Confirmación" -> "Confirmacion"), anything else as "?"."""
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+    return folded.encode("ascii", "replace").decode()
+
+
+def sms_text(rec, sp=None):
+    """The receipt as one SMS: at most 160 plain-ASCII characters (one GSM-7 segment); a long ISP name is cut to
+    fit. In the language of ``sp`` (a billing.language.Speaker; English when none)."""
+    sp = sp or Speaker()
     p = rec.payment
     def ascii_money(cents):
-        text = money.format_money(cents, p.currency)
+        text = sp.money(cents, p.currency)
         return text if text.isascii() else f"{money.cents_to_input(cents)} {p.currency}"
 
-    amount = ascii_money(rec.amount_cents) + (f" + fee {ascii_money(p.fee_cents)}" if p.fee_cents else "")
-    rest = (f": payment {amount} {rec.status_word} {rec.paid_on:%b %-d %Y}, {_short_method(p)}. "
-            f"Confirmation {rec.code}")
+    amount = ascii_money(rec.amount_cents)
+    if p.fee_cents:
+        amount = sp.say("%(amount)s + fee %(fee)s", amount=amount, fee=ascii_money(p.fee_cents))
+    on = f"{rec.paid_on:%b %-d %Y}" if sp.lang == "en" else sp.date(rec.paid_on)
+    rest = _ascii(sp.say(": payment %(amount)s %(status)s %(date)s, %(method)s. Confirmation %(code)s", amount=amount,
+                         status=sp.text(rec.status_word), date=on, method=_short_method(p, sp), code=rec.code))
     name = rec.isp.name.encode("ascii", "replace").decode()
     room = SMS_LIMIT - len(rest)
     text = (name[:room].rstrip() + rest).encode("ascii", "replace").decode()

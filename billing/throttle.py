@@ -24,6 +24,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 
+from billing.words import N_
 from db import is_postgres, write_tx
 from db.models import Throttle, utcnow
 
@@ -51,8 +52,10 @@ class Throttled(Exception):
 
     def message(self):
         """What to tell the person waiting."""
-        wait = f"{self.seconds} seconds" if self.seconds < 120 else f"{(self.seconds + 59) // 60} minutes"
-        return f"Too many attempts. Please wait {wait} and try again."
+        if self.seconds < 120:
+            return N_("Too many attempts. Please wait %(seconds)s seconds and try again.", seconds=self.seconds)
+        return N_("Too many attempts. Please wait %(minutes)s minutes and try again.",
+                  minutes=(self.seconds + 59) // 60)
 
 
 def _digest(text):

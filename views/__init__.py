@@ -195,7 +195,7 @@ def register(app):
 
     @app.template_global()
     def fee_label(method_type):
-        return fees.LABELS.get(method_type, "Fee")
+        return i18n.say(fees.LABELS.get(method_type, "Fee"))
 
     @app.template_filter("money")
     def _money(cents, currency=None):

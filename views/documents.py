@@ -4,10 +4,12 @@ Every route reaches its record through the logged-in customer (another customer'
 the same way the pages they are linked from do.
 """
 from flask import Blueprint, Response, abort, render_template
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from billing import accounts, payments, pdf, receipts
-from views import customer_required, isp, render, tab_required
+from billing.language import Speaker
+from views import customer_required, i18n, isp, render, tab_required
 from views.invoices import statement_range
 
 bp = Blueprint("documents", __name__)
@@ -30,7 +32,8 @@ def _receipt(ref):
 def receipt(ref):
     """The payment's receipt, with its confirmation code and its one-SMS text."""
     rec = _receipt(ref)
-    return render("documents/receipt.html", "documents/_receipt.html", rec=rec, sms=receipts.sms_text(rec),
+    return render("documents/receipt.html", "documents/_receipt.html", rec=rec,
+                  sms=receipts.sms_text(rec, _speaker()),
                   labels=payments.LABELS)
 
 
@@ -38,7 +41,7 @@ def receipt(ref):
 @customer_required
 def receipt_text(ref):
     """The receipt as plain text short enough for one SMS."""
-    text = receipts.sms_text(_receipt(ref))
+    text = receipts.sms_text(_receipt(ref), _speaker())
     return text + "\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
 
 
@@ -47,8 +50,9 @@ def receipt_text(ref):
 def receipt_print(ref):
     """The receipt alone, laid out for paper."""
     rec = _receipt(ref)
-    return render_template("documents/print.html", printing=True, doc="receipt", title=f"Receipt {rec.code}",
-                           rec=rec, sms=receipts.sms_text(rec), labels=payments.LABELS)
+    return render_template("documents/print.html", printing=True, doc="receipt",
+                           title=_("Receipt %(code)s", code=rec.code),
+                           rec=rec, sms=receipts.sms_text(rec, _speaker()), labels=payments.LABELS)
 
 
 def _invoice(invoice_id):
@@ -65,8 +69,13 @@ def _invoice(invoice_id):
 def invoice_print(invoice_id):
     """One invoice alone, laid out for paper."""
     ctx = _invoice(invoice_id)
-    title = f"Invoice {ctx['view'].invoice.number}"
+    title = _("Invoice %(number)s", number=ctx["view"].invoice.number)
     return render_template("documents/print.html", printing=True, doc="invoice", title=title, **ctx)
+
+
+def _speaker():
+    """The PDF's language: the page's (the customer's choice, as views/i18n.py picks it)."""
+    return Speaker(i18n.language())
 
 
 def _pdf(data, name):
@@ -80,7 +89,8 @@ def _pdf(data, name):
 def receipt_pdf(ref):
     """The receipt as a PDF."""
     rec = _receipt(ref)
-    return _pdf(pdf.receipt_pdf(rec, payments.LABELS[rec.payment.status]), pdf.filename("receipt", rec.code))
+    return _pdf(pdf.receipt_pdf(rec, payments.LABELS[rec.payment.status], _speaker()),
+                pdf.filename("receipt", rec.code))
 
 
 @bp.route("/invoices/<int:invoice_id>.pdf")
@@ -89,7 +99,7 @@ def receipt_pdf(ref):
 def invoice_pdf(invoice_id):
     """One invoice as a PDF."""
     ctx = _invoice(invoice_id)
-    data = pdf.invoice_pdf(isp(), ctx["customer"], ctx["view"], ctx["lines"], ctx["applied"])
+    data = pdf.invoice_pdf(isp(), ctx["customer"], ctx["view"], ctx["lines"], ctx["applied"], _speaker())
     return _pdf(data, pdf.filename("invoice", ctx["view"].invoice.number))
 
 
@@ -107,7 +117,8 @@ def _statement():
 def statement_print():
     """The statement for the chosen dates alone, laid out for paper."""
     ctx = _statement()
-    return render_template("documents/print.html", printing=True, doc="statement", title="Account statement", **ctx)
+    return render_template("documents/print.html", printing=True, doc="statement", title=_("Account statement"),
+                           **ctx)
 
 
 @bp.route("/statement.pdf")
@@ -116,5 +127,5 @@ def statement_print():
 def statement_pdf():
     """The statement for the chosen dates as a PDF."""
     ctx = _statement()
-    return _pdf(pdf.statement_pdf(isp(), ctx["customer"], ctx["statement"]),
+    return _pdf(pdf.statement_pdf(isp(), ctx["customer"], ctx["statement"], _speaker()),
                 pdf.filename("statement", f"{ctx['start']}-to-{ctx['end']}"))

@@ -22,16 +22,13 @@ from werkzeug.exceptions import HTTPException, abort
 from werkzeug.routing import IntegerConverter, ValidationError
 
 from billing import bounds
+from billing.language import LANGUAGES, Speaker
+from billing.words import N_, Text
 
 bp = Blueprint("edge", __name__)
 JSON_MAX_DEPTH = 32
 # Endpoints whose body is JSON whatever its Content-Type says (a processor's signed webhooks).
 JSON_BODY_ENDPOINTS = {"webhooks.receive"}
-
-
-def N_(text):
-    """Mark an error page's words for the catalogue; error.html translates them where shown."""
-    return text
 
 
 _MESSAGES = {
@@ -165,13 +162,13 @@ def _http_error(e):
 
 
 STORAGE_WORDS = (
-    ("readonly", "the database is read-only"),
-    ("read-only", "the database is read-only"),
-    ("disk is full", "the disk is full"),
-    ("no space left", "the disk is full"),
-    ("disk i/o", "the disk cannot be read or written"),
-    ("unable to open", "the database file cannot be opened"),
-    ("locked", "the database is busy"),
+    ("readonly", N_("the database is read-only")),
+    ("read-only", N_("the database is read-only")),
+    ("disk is full", N_("the disk is full")),
+    ("no space left", N_("the disk is full")),
+    ("disk i/o", N_("the disk cannot be read or written")),
+    ("unable to open", N_("the database file cannot be opened")),
+    ("locked", N_("the database is busy")),
 )
 
 
@@ -193,7 +190,7 @@ def storage_reason(error):
             free = _free_bytes()
             # SQLite reports a full disk under its WAL as an I/O error; the free space tells them apart.
             if reason.startswith("the disk cannot") and free is not None and free < 1024 * 1024:
-                return "the disk is full"
+                return N_("the disk is full")
             return reason
     return None
 
@@ -202,18 +199,27 @@ def _storage_error(e):
     reason = storage_reason(e)
     if reason is None and isinstance(e, InternalError):
         raise e  # a bug, not the disk: let it be a 500 and be logged
-    reason = reason or "the database cannot be reached"
+    reason = reason or N_("the database cannot be reached")
     current_app.logger.error("database unavailable (%s): %s", reason, e)
     from db.models import Isp
 
     g.isp = Isp(name="Customer Portal")  # the hooks that still run after this must not ask the database
-    message = f"The portal cannot save or show your account right now: {reason}. Please try again later."
+    message = N_("The portal cannot save or show your account right now: %(reason)s. Please try again later.",
+                 reason=Text(reason))
     if request.endpoint == "edge.healthz":  # the database failed before /healthz could ask it itself
         response = jsonify(status="unavailable", database=reason)
     elif _wants_json():
         response = jsonify(error=message)
     else:  # rendered without the context processors and layout: they read the database too
-        page = current_app.jinja_env.get_template("unavailable.html").render(message=message)
+        # in the language this request already chose, else the cookie's or the browser's: not the account's,
+        # which is in the database; through billing/language.py, since Flask-Babel's selector reads it too
+        from views.i18n import COOKIE
+
+        lang = g.get("language") or request.cookies.get(COOKIE)
+        lang = lang if lang in LANGUAGES else request.accept_languages.best_match(LANGUAGES) or "en"
+        speaker = Speaker(lang)
+        page = current_app.jinja_env.get_template("unavailable.html").render(
+            message=speaker.text(message), _=speaker.say, lang=speaker.lang)
         response = current_app.make_response(page)
     response.status_code = 503
     response.headers["Retry-After"] = "60"

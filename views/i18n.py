@@ -6,16 +6,17 @@ US variant of each language (en_US, es_US): the ISP bills in dollars, and a Span
 US reads "$1,234.56" on the bill and types 45.00 into the amount field.
 """
 from flask import Blueprint, g, has_request_context, redirect, request
-from flask_babel import Babel
+from flask_babel import Babel, get_translations
 from flask_login import current_user
 
 from billing import accounts
+from billing.words import Text, translate
 
 bp = Blueprint("i18n", __name__)
 babel = Babel()
 
 LANGUAGES = {"en": "English", "es": "Español"}
-LOCALES = {"en": "en_US", "es": "es_US"}
+LOCALES = {"en": "en_US", "es": "es_US"}  # as billing/language.py
 COOKIE = "lang"
 YEAR = 365 * 24 * 3600
 
@@ -68,9 +69,22 @@ def choose():
     return response
 
 
+def say(value):
+    """A word or Text made in billing/ in this request's language."""
+    return translate(value, get_translations().ugettext)
+
+
+def _finalize(value):
+    """Every ``{{ value }}`` a template shows: a Text made in billing/ (a field error, a statement line) is said
+    in the page's language, so templates need not know which of their values came from billing/."""
+    return say(value) if isinstance(value, Text) else value
+
+
 def init_app(app):
     """Babel with the portal's locale selector, the chooser's route, and its template helpers."""
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")
     babel.init_app(app, locale_selector=locale)
     app.register_blueprint(bp)
-    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, portal_language=language, offered_languages=offered)
+    app.jinja_env.finalize = _finalize
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, portal_language=language, offered_languages=offered, say=say)
+    app.jinja_env.filters["say"] = say

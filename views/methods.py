@@ -1,5 +1,6 @@
 """The Payment methods tab: saved methods, adding one through the processor, default, removal, autopay."""
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from billing import autopay, methods, notices
@@ -61,7 +62,8 @@ def make_default(method_id):
         method = methods.set_default(current_user.customer_id, method_id, actor=_actor())
     except FormErrors:
         abort(404)
-    return _page(f"{method.brand} ending {method.last4} is now your default payment method.")
+    return _page(_("%(brand)s ending %(last4)s is now your default payment method.", brand=method.brand,
+                   last4=method.last4))
 
 
 @bp.route("/methods/<int:method_id>/remove", methods=["GET", "POST"])
@@ -83,9 +85,10 @@ def remove(method_id):
     except FormErrors as e:
         return render("methods/remove.html", "methods/_remove.html", status=422, method=method, errors=e.errors,
                       uses_autopay=uses_autopay)
-    message = f"{removed.method.brand} ending {removed.method.last4} was removed."
+    message = _("%(brand)s ending %(last4)s was removed.", brand=removed.method.brand, last4=removed.method.last4)
     if removed.autopay_turned_off:
-        message += " Autopay is now off, because it used this method. Turn it on again with another method below."
+        message += " " + _("Autopay is now off, because it used this method. Turn it on again with another method "
+                           "below.")
     return _page(message)
 
 
@@ -99,7 +102,7 @@ def autopay_on():
                         user_agent=request.user_agent.string, actor=_actor())
     except FormErrors as e:
         return _page(errors=e.errors, status=422, form=request.form)
-    return _page("Autopay is on.")
+    return _page(_("Autopay is on."))
 
 
 @bp.route("/methods/autopay/off", methods=["POST"])
@@ -107,7 +110,8 @@ def autopay_on():
 def autopay_off():
     """Turn autopay off: one click, at once."""
     was_on = autopay.turn_off(current_user.customer_id, actor=_actor())
-    message = "Autopay is off. Nothing more will be charged automatically." if was_on else "Autopay was already off."
+    message = (_("Autopay is off. Nothing more will be charged automatically.") if was_on
+               else _("Autopay was already off."))
     if request.form.get("from") == "home":
         return redirect(url_for("home.index"), code=303)
     return _page(message)
@@ -140,10 +144,10 @@ def add():
     except ProcessorError as e:
         current_app.logger.warning("method setup at the processor: %s", e)
         if request.form.get("method_type") == "ach":
-            text = ("The payment processor could not start saving a bank account just now, so nothing was saved. "
-                    "You can save one by ticking the box to save it when you pay by bank account.")
+            text = _("The payment processor could not start saving a bank account just now, so nothing was saved. "
+                     "You can save one by ticking the box to save it when you pay by bank account.")
         else:
-            text = "We could not reach the payment processor, so nothing was saved. Please try again in a minute."
+            text = _("We could not reach the payment processor, so nothing was saved. Please try again in a minute.")
         return _page(errors={"form": text}, status=503, form=request.form)
     if not wants_fragment():
         return redirect(_setup_urls(setup)["page"], code=303)
@@ -174,4 +178,4 @@ def setup_status(ref):
 
 def _saved_message(setup):
     m = setup.payment_method
-    return f"Saved: {m.brand} ending {m.last4}." if m else "Saved."
+    return _("Saved: %(brand)s ending %(last4)s.", brand=m.brand, last4=m.last4) if m else _("Saved.")

@@ -6,11 +6,13 @@ Make Payment goes to the processor's window (views/windows.py), in this tab, rea
 through the link's token rather than a login, for a payment started through this link only.
 """
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from billing import accounts, ledger, money, paylinks, payments, settings
 from billing.processors import ProcessorError
 from db.models import Isp
 from views import processor, windows
+from views.i18n import say
 
 bp = Blueprint("paylink", __name__, url_prefix="/paylink")
 
@@ -54,7 +56,7 @@ def show(token):
     amount = request.form.get("amount") if low < high else None  # part of the balance, when the ISP allows it
     if request.method == "POST" and due:
         if method_type not in methods:
-            errors["method_type"] = "Choose a payment type."
+            errors["method_type"] = _("Choose a payment type.")
         try:
             cents = paylinks.check_amount(isp, due, amount) if amount is not None else due
         except payments.FormErrors as e:
@@ -112,12 +114,13 @@ def payment(token, ref):
         except payments.FormErrors as e:
             errors = e.errors
         except payments.NoLongerFits as e:  # nothing reserved or charged; the link's page shows what is due now
-            errors = {"form": f"{e.message} Nothing was charged. Go back to the invoice to pay what is due now."}
+            errors = {"form": _("%(message)s Nothing was charged. Go back to the invoice to pay what is due now.",
+                                message=say(e.message))}
             p = own_payment(inv, ref)
         except ProcessorError as e:
             current_app.logger.warning("processor unreachable at Make Payment for %s: %s", p.ref, e)
-            errors = {"form": "We could not reach the payment processor just now. Nothing has been charged. "
-                              "Please try again in a minute."}
+            errors = {"form": _("We could not reach the payment processor just now. Nothing has been charged. "
+                                "Please try again in a minute.")}
             p = own_payment(inv, ref)
         else:
             if p.status == payments.AWAITING_DETAILS:

@@ -7,6 +7,7 @@ unused recovery code) opens the session (``views.auth.begin_session``).
 import time
 
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from billing import identity, throttle, twofactor
@@ -70,7 +71,7 @@ def code():
         else:
             if ok:
                 return begin_session(user, target)
-            error, status = "That code is not right, or it was already used. Enter the newest code.", 401
+            error, status = _("That code is not right, or it was already used. Enter the newest code."), 401
     return render_template("auth/code.html", error=error), status, headers
 
 
@@ -113,7 +114,7 @@ def confirm():
     except twofactor.Throttled as e:
         codes, error = None, e.message()
     else:
-        error = "That code is not right. Enter the 6-digit code your app shows now."
+        error = _("That code is not right. Enter the 6-digit code your app shows now.")
     if not codes:
         return render_template("profile/two_factor.html", on=False, setup=setup, left=0, codes=None,
                                errors={"code": error}), 422
@@ -143,7 +144,7 @@ def disable():
         return redirect(url_for("twofactor.manage"), code=303)
     if user.role == "staff" and isp().require_staff_2fa:
         return render_template("profile/two_factor.html", on=True, setup=None, left=twofactor.recovery_left(user.id),
-                               codes=None, errors={"password": "Your ISP requires a second factor for staff."}), 422
+                               codes=None, errors={"password": _("Your ISP requires a second factor for staff.")}), 422
     problem = _password_problem(user)
     if problem:
         return _password_error(on=True, message=problem)
@@ -157,7 +158,7 @@ def _password_problem(user):
         ok = identity.check_password(user, request.form.get("password", ""), ip=request.remote_addr or "")
     except throttle.Throttled as e:
         return e.message()
-    return None if ok else "That is not your password."
+    return None if ok else _("That is not your password.")
 
 
 def _password_error(on, message):
