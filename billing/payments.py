@@ -1106,7 +1106,8 @@ def _tell_customer(payment, key, words):
 def _reversal(payment, kind, cents, processor_ref, reason, actor, fee_cents=0):
     """Record one reversal and its ledger rows; False when this processor_ref was already recorded.
 
-    ``fee_cents`` is the convenience fee returned with a refund: recorded on the reversal, never in the ledger.
+    ``fee_cents`` is the convenience fee that goes back with a refund, a bank return or a dispute (negative when
+    a won dispute gives it back): recorded on the reversal, never in the ledger.
     """
     if PaymentReversal.get_or_none(PaymentReversal.processor_ref == processor_ref) is not None:
         return False
@@ -1184,8 +1185,9 @@ def record_return(payment_id, state, actor="processor"):
         if payment.status != SUCCEEDED:
             return False
         left = payment.amount_cents - taken_back(payment.id)
-        if left > 0:
-            _reversal(payment, "return", left, f"return:{state.id}", state.failure_code, actor)
+        if left > 0:  # the bank returns the whole debit, so the convenience fee left in it comes back too
+            _reversal(payment, "return", left, f"return:{state.id}", state.failure_code, actor,
+                      fee_cents=max((payment.fee_cents or 0) - fee_taken_back(payment.id), 0))
         _transition(payment.id, REVERSED, failure_code=state.failure_code, failure_message=state.failure_message)
         _tell_customer(payment, f"return:{state.id}", lambda sp: (
             sp.say("Your bank returned payment %(ref)s", ref=payment.ref),
@@ -1212,7 +1214,7 @@ def record_dispute(payment_id, dispute_id, status, cents, reason="", actor="proc
         held = PaymentReversal.get_or_none(PaymentReversal.processor_ref == dispute_id)
         if status == "won":
             if held is not None and _reversal(payment, "dispute_won", -held.amount_cents, f"won:{dispute_id}",
-                                              reason, actor):
+                                              reason, actor, fee_cents=-(held.fee_cents or 0)):
                 _reinstate(payment.id)
                 return True
             return False
@@ -1220,8 +1222,14 @@ def record_dispute(payment_id, dispute_id, status, cents, reason="", actor="proc
             return False
         moved = False
         if held is None:
-            cents = min(cents, payment.amount_cents - taken_back(payment.id))
-            moved = _reversal(payment, "dispute", cents, dispute_id, reason, actor)
+            # The processor disputes part or all of the charge, fee included: split it as a refund of the
+            # charge would be, so the fee part is recorded apart and never reaches the ledger.
+            before, fee_before = taken_back(payment.id), fee_taken_back(payment.id)
+            fee = payment.fee_cents or 0
+            charge_left = payment.amount_cents - before + fee - fee_before
+            cents, fee_part = fees.split_refund(payment.amount_cents, fee, before, fee_before,
+                                                min(cents, charge_left))
+            moved = _reversal(payment, "dispute", cents, dispute_id, reason, actor, fee_cents=fee_part)
             _transition(payment.id, DISPUTED)
             _tell_customer(payment, dispute_id, lambda sp: (
                 sp.say("Payment %(ref)s is disputed", ref=payment.ref),

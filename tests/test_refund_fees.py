@@ -173,3 +173,33 @@ def test_the_refund_command_prints_the_fee_share(app, runner, paid):
     assert rest.exit_code == 0, rest.output
     assert "refunded $31.07: $30.00 of the payment + $1.07 fee share" in rest.output
     assert parts(paid) == [(2000, 71), (3000, 107)] and Payment.get_by_id(paid.id).status == "refunded"
+
+
+# --- Money taken back by the bank: the fee goes with it, apart from the ledger. ----------------------
+
+
+def test_a_dispute_of_the_whole_charge_takes_the_fee_back_apart_and_a_won_one_gives_it_back(app, runner, paid):
+    opened = runner.invoke(args=["sandbox-dispute", paid.ref])
+    assert opened.exit_code == 0, opened.output
+    rev = PaymentReversal.get(PaymentReversal.kind == "dispute")
+    assert (rev.amount_cents, rev.fee_cents) == (5000, FEE)  # $51.78 disputed: $50.00 off the ledger, the fee apart
+    assert (payments.taken_back(paid.id), payments.fee_taken_back(paid.id)) == (5000, FEE)
+    assert accounts.summary(paid.customer_id).balance_cents == 7000  # both invoices due again, nothing more
+    won = runner.invoke(args=["sandbox-dispute", paid.ref, "--won"])
+    assert won.exit_code == 0, won.output
+    assert (payments.taken_back(paid.id), payments.fee_taken_back(paid.id)) == (0, 0)
+    assert accounts.summary(paid.customer_id).balance_cents == 2000
+
+
+def test_a_bank_return_takes_back_the_fee_left_in_the_payment(app, paid, owner):
+    from types import SimpleNamespace
+
+    _, _, key = review(owner, paid, "15.00")  # $15.00 refunded first, with its $0.53 share of the fee
+    assert confirm(owner, paid, "15.00", key).status_code in (302, 303)
+    assert payments.fee_taken_back(paid.id) == 53
+    returned = SimpleNamespace(id="ret_test_1", failure_code="R10", failure_message="Not authorized")
+    assert payments.record_return(paid.id, returned)
+    rev = PaymentReversal.get(PaymentReversal.kind == "return")
+    assert (rev.amount_cents, rev.fee_cents) == (3500, FEE - 53)
+    assert (payments.taken_back(paid.id), payments.fee_taken_back(paid.id)) == (5000, FEE)
+    assert Payment.get_by_id(paid.id).status == payments.REVERSED
