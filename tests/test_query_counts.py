@@ -18,3 +18,43 @@ def test_a_staff_session_lookup_is_one_statement_and_has_no_customer(app):
         found = identity.session_user(token)
         assert found.customer is None
     assert len(seen) == 1, seen
+
+
+def test_home_runs_six_statements(logged_in):
+    logged_in.get("/")  # the first page may set up the session's CSRF secret
+    with counting_queries() as seen:
+        assert logged_in.get("/").status_code == 200
+    # session+user+customer, the ISP's settings version, the summary, payments in progress, autopay alerts,
+    # and autopay's policy+enrolment+method
+    assert len(seen) == 6, seen
+
+
+def test_autopay_status_is_one_statement_whether_on_or_off(app, customer):
+    from billing import autopay
+
+    with counting_queries() as seen:
+        ap = autopay.status(customer.id)
+    assert not ap.enabled and len(seen) == 1, seen
+
+
+def test_a_compiled_query_is_built_once_and_converts_its_values_as_the_orm_does(app, customer):
+    import datetime as dt
+
+    from db.compiled import Arg, Compiled
+    from db.models import LoginSession, utcnow
+
+    user = customer.users.get()
+    identity.open_session(user)
+    builds = []
+
+    def build():
+        builds.append(1)
+        return LoginSession.select().where((LoginSession.user == Arg(0)) & (LoginSession.created_at > Arg(1)))
+
+    q = Compiled(build)
+    an_hour_ago = utcnow() - dt.timedelta(hours=1)
+    assert [s.user_id for s in q.rows(user, an_hour_ago)] == [user.id]  # a model for a foreign key, as peewee takes
+    assert q.rows(user.id, utcnow() + dt.timedelta(hours=1)) == []
+    expected = list(LoginSession.select().where((LoginSession.user == user) & (LoginSession.created_at > an_hour_ago)))
+    assert q.rows(user.id, an_hour_ago) == expected
+    assert len(builds) == 1
