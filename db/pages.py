@@ -4,7 +4,8 @@ Why not ``playhouse.flask_utils.PaginatedQuery``: it reads the page number from 
 and ``billing/`` stay Flask-free), trusts any number (page 10**30 overflows the OFFSET and is a 500), and
 counts every matching row for its page count (about a second over a million payments). ``paginate``
 takes a bounded page number, moves a page past the end back to the last page, fetches one row more than a
-page to know whether there is a next one, and can stop counting at a cap.
+page to know whether there is a next one, and can stop counting at a cap. A first page that holds the
+whole list needs no count at all: its rows are the total.
 
 Pages are by OFFSET, which is right for lists that people page through a few pages deep. A list that must
 stay fast a long way down (a million payments) can page by key instead and still hand back a ``Page``.
@@ -49,6 +50,11 @@ class Page:
 def paginate(query, page, per_page, count_cap=None):
     """Page ``page`` (1-based; bounded, and moved back to the last page past the end) of a peewee query."""
     page = min(max(int(page or 1), 1), MAX_PAGE)
+    first = None
+    if page == 1:  # most lists fit on their first page, whose rows then give the total with no COUNT
+        first = list(query.paginate(1, per_page).limit(per_page + 1))
+        if len(first) <= per_page and not (count_cap and len(first) > count_cap):
+            return Page(rows=first, number=1, per_page=per_page, total=len(first), has_next=False)
     counted = query.limit(count_cap + 1) if count_cap else query.order_by()
     total = counted.count()
     capped = bool(count_cap) and total > count_cap
@@ -56,6 +62,6 @@ def paginate(query, page, per_page, count_cap=None):
         total = count_cap
     else:
         page = min(page, max((total + per_page - 1) // per_page, 1))
-    rows = list(query.paginate(page, per_page).limit(per_page + 1))
+    rows = first if page == 1 and first is not None else list(query.paginate(page, per_page).limit(per_page + 1))
     return Page(rows=rows[:per_page], number=page, per_page=per_page, total=total, has_next=len(rows) > per_page,
                 total_capped=capped)

@@ -58,3 +58,16 @@ def test_a_compiled_query_is_built_once_and_converts_its_values_as_the_orm_does(
     expected = list(LoginSession.select().where((LoginSession.user == user) & (LoginSession.created_at > an_hour_ago)))
     assert q.rows(user.id, an_hour_ago) == expected
     assert len(builds) == 1
+
+
+def test_the_invoices_tab_needs_no_count_when_its_list_fits_one_page(logged_in, customer):
+    from tests.factories import make_invoice
+
+    for _ in range(3):
+        make_invoice(customer)
+    logged_in.get("/")
+    with counting_queries() as seen:
+        resp = logged_in.get("/invoices", headers={"HX-Request": "true"})
+    assert resp.status_code == 200 and all(inv.number in resp.get_data(as_text=True) for inv in customer.invoices)
+    assert not [sql for sql in seen if "COUNT(" in sql.upper()], seen
+    assert len(seen) == 4, seen  # session+user+customer, the ISP's settings version, the invoices, amounts pending
