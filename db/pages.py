@@ -47,12 +47,16 @@ class Page:
         return replace(self, rows=list(fn(self.rows)))
 
 
-def paginate(query, page, per_page, count_cap=None):
-    """Page ``page`` (1-based; bounded, and moved back to the last page past the end) of a peewee query."""
+def paginate(query, page, per_page, count_cap=None, first_rows=None):
+    """Page ``page`` (1-based; bounded, and moved back to the last page past the end) of a peewee query.
+
+    ``first_rows(n)``, when given, returns the query's first ``n`` rows (a db.compiled query of the same
+    shape, for a list shown on every visit).
+    """
     page = min(max(int(page or 1), 1), MAX_PAGE)
     first = None
     if page == 1:  # most lists fit on their first page, whose rows then give the total with no COUNT
-        first = list(query.paginate(1, per_page).limit(per_page + 1))
+        first = list(first_rows(per_page + 1) if first_rows else query.paginate(1, per_page).limit(per_page + 1))
         if len(first) <= per_page and not (count_cap and len(first) > count_cap):
             return Page(rows=first, number=1, per_page=per_page, total=len(first), has_next=False)
     counted = query.limit(count_cap + 1) if count_cap else query.order_by()
