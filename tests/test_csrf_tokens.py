@@ -57,3 +57,22 @@ def test_another_session_never_gets_this_sessions_token(app, logged_in, clock):
     assert theirs != mine
     resp = other.post("/language", {"lang": "es", "next": "/", "csrf_token": mine}, csrf=False)
     assert resp.status_code == 400
+
+
+def test_the_session_cookie_is_not_signed_again_when_nothing_in_it_changed(app, logged_in):
+    logged_in.get("/")  # the first page after logging in adds the new session's CSRF secret
+    assert "Set-Cookie" not in logged_in.get("/").headers
+    assert "Set-Cookie" not in logged_in.get("/invoices", htmx=True).headers
+    visitor = app.test_client()
+    assert "session=" in visitor.get("/login").headers.get("Set-Cookie", "")  # a first visit gets its CSRF secret
+    assert "Set-Cookie" not in visitor.get("/login").headers  # a returning visitor's cookie is left as it is
+
+
+def test_a_logged_in_session_cookie_used_from_another_browser_is_still_logged_out(app, logged_in):
+    assert logged_in.get("/").status_code == 200
+    stolen = logged_in.client.get_cookie("session").value
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    resp = thief.get("/", headers={"User-Agent": "another-browser"})
+    assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
+    assert logged_in.get("/").status_code == 200  # the owner's browser is still logged in

@@ -12,7 +12,26 @@ from billing import accounts, fees, identity, money, receipts
 from db.models import Isp
 
 csrf = CSRFProtect()
-login_manager = LoginManager()
+
+
+class _LoginManager(LoginManager):
+    """Flask-Login, with its "strong" session protection skipped for a session that holds no login.
+
+    Flask-Login checks any non-empty session against the browser's identifier. An anonymous visitor's session
+    holds only its CSRF secret and never gets an identifier, so the check failed on every request: it marked
+    the session (``_remember = "clear"``), which re-signed and re-sent the session cookie and a remember-cookie
+    deletion on every page. With no logged-in user and no remember cookie there is nothing for it to protect;
+    a session with a user, or any request with a remember cookie, is checked as before.
+    """
+
+    def _session_protection_failed(self):
+        remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+        if "_user_id" not in session and remember not in request.cookies:
+            return False
+        return super()._session_protection_failed()
+
+
+login_manager = _LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = None
 login_manager.session_protection = "strong"
