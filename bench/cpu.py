@@ -51,7 +51,10 @@ def senders(app, info):
     out["Home page (full)"] = get(reader, "/")
     out["Invoices tab (htmx fragment)"] = get(reader, "/invoices", htmx=True)
     visitor = app.test_client(use_cookies=False)  # a first visit: no cookie yet, as most login page loads are
-    out["Login page (anonymous)"] = get(visitor, "/login")
+    out["Login page (first visit)"] = get(visitor, "/login")
+    returning = app.test_client()  # a visitor who has the page's session cookie (its CSRF secret) already
+    returning.get("/login", headers=HEADERS)
+    out["Login page (returning visitor)"] = get(returning, "/login")
     payer = app.test_client()
     sb = info["sandbox"]
     payer.set_cookie("session", sb["cookie"].split("=", 1)[1])
