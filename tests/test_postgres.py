@@ -119,6 +119,7 @@ from tests.test_query_counts import (  # noqa: E402,F401
     test_a_staff_session_lookup_is_one_statement_and_has_no_customer,
     test_autopay_status_is_one_statement_whether_on_or_off,
     test_home_runs_six_statements,
+    test_the_invoices_tab_needs_no_count_when_its_list_fits_one_page,
 )
 from tests.test_schema import (  # noqa: E402,F401
     test_every_model_column_exists_in_the_migrated_schema,
