@@ -42,7 +42,7 @@ def customer(email, n_invoices=4, paid=0, cents=7999, start=None):
         accounts.add_invoice(c.id, f"{c.account_number}-{i:05d}", issued, issued + dt.timedelta(days=20),
                              [("Internet service", 1, cents)])
     for first in range(0, paid, 10):  # a payment for each ten invoices, oldest first
-        demo._pay(c.id, None, cents * min(10, paid - first), proc)
+        demo._pay(c.id, None, cents * min(10, paid - first), proc, on=today)
     return c
 
 

@@ -37,6 +37,9 @@ def gunicorn(target, env=None, workers=WORKERS, threads=THREADS, log=None, extra
                 break
             except Exception:
                 if proc.poll() is not None or time.monotonic() > deadline:
+                    if log is not None:
+                        log.flush()
+                        sys.stderr.write(open(log.name).read()[-4000:])
                     raise RuntimeError(f"gunicorn did not start: {' '.join(cmd)}")
                 time.sleep(0.2)
         yield url

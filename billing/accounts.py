@@ -12,6 +12,7 @@ from peewee import JOIN, fn
 from billing import ledger
 from billing.words import N_, Text
 from db import database, is_postgres, pages, write_tx
+from db.compiled import Arg, Compiled
 from db.models import (
     Allocation,
     AuditLog,
@@ -142,16 +143,21 @@ def invoice_views(customer_id, on=None, newest_first=True):
     return [_view(inv, pending, on) for inv in invoices]
 
 
+_NEWEST_FIRST = (Invoice.due_date.desc(), Invoice.number.desc())
+# The Invoices tab's first page, the one nearly every visit shows.
+_FIRST_INVOICES = Compiled(lambda: Invoice.for_customer(Arg(0)).order_by(*_NEWEST_FIRST).limit(Arg(1)))
+
+
 def invoice_page(customer_id, page, per_page, on=None):
     """One page (db.pages.Page) of a customer's invoices, newest first, as InvoiceViews."""
     on = on or today()
-    q = Invoice.for_customer(customer_id).order_by(Invoice.due_date.desc(), Invoice.number.desc())
+    q = Invoice.for_customer(customer_id).order_by(*_NEWEST_FIRST)
 
     def views(invoices):
         pending = pending_by_invoice([inv.id for inv in invoices])
         return [_view(inv, pending, on) for inv in invoices]
 
-    return pages.paginate(q, page, per_page).map(views)
+    return pages.paginate(q, page, per_page, first_rows=lambda n: _FIRST_INVOICES.rows(customer_id, n)).map(views)
 
 
 def invoice_count(customer_id):

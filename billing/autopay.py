@@ -33,6 +33,7 @@ from billing import accounts, fees, ledger, methods, money, notices, payments
 from billing import processors as proc
 from billing.words import N_
 from db import database, write_tx
+from db.compiled import Arg, Compiled
 from db.models import (
     AutopayAuthorization,
     AutopayCharge,
@@ -292,14 +293,27 @@ def _pending(invoice_ids):
     return accounts.pending_by_invoice(invoice_ids)
 
 
+# The policy, the customer's enrolment and its method, in one statement (the Home page asks on every load).
+_FIRST_POLICY = AutopayPolicy.alias()
+_STATUS = Compiled(lambda: (
+    Customer.select(Customer.id, AutopayEnrolment, PaymentMethod, AutopayPolicy)
+    .join(AutopayEnrolment, JOIN.LEFT_OUTER, on=(AutopayEnrolment.customer == Customer.id), attr="enrol")
+    .join(PaymentMethod, JOIN.LEFT_OUTER, on=(AutopayEnrolment.payment_method == PaymentMethod.id), attr="method")
+    .switch(Customer)
+    .join(AutopayPolicy, JOIN.LEFT_OUTER, attr="pol",
+          on=(AutopayPolicy.id == _FIRST_POLICY.select(fn.MIN(_FIRST_POLICY.id))))
+    .where(Customer.id == Arg(0)).limit(1)))
+
+
 def status(customer_id, on=None):
     """Whether autopay is on, its method, and the next date and amount it will charge."""
     on = on or accounts.today()
-    pol = policy()
-    enrol = enrolment(customer_id)
+    row = _STATUS.first(customer_id)
+    pol = getattr(row, "pol", None) or AutopayPolicy()
+    enrol = getattr(row, "enrol", None)
     if enrol is None or not enrol.enabled:
         return Status(False, None, None, 0, [], when_text(pol), enrol.disabled_reason if enrol else "")
-    method = PaymentMethod.get_or_none(PaymentMethod.id == enrol.payment_method_id)
+    method = getattr(enrol, "method", None)
     invoices = list(Invoice.open_for(customer_id))
     charges = _charges_by_invoice([i.id for i in invoices])
     pending = _pending([i.id for i in invoices])
@@ -338,11 +352,14 @@ class Alert:
     retry_on: object
 
 
+_ALERTS = Compiled(lambda: (
+    AutopayCharge.select().where((AutopayCharge.customer == Arg(0)) & AutopayCharge.status.in_([FAILED, ACTION_REQUIRED]))
+    .order_by(AutopayCharge.id.desc()).limit(20)))
+
+
 def alerts(customer_id):
     """Failed or waiting autopay charges whose invoice is still unpaid, for the portal's banner."""
-    rows = list(AutopayCharge.select().where((AutopayCharge.customer == customer_id)
-                                             & AutopayCharge.status.in_([FAILED, ACTION_REQUIRED]))
-                .order_by(AutopayCharge.id.desc()).limit(20))
+    rows = _ALERTS.rows(customer_id)
     if not rows:
         return []
     open_ids = {inv.id: inv for inv in Invoice.open_for(customer_id)}

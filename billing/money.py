@@ -1,4 +1,5 @@
 """Parse and format money as integer cents. The only place text becomes cents."""
+import functools
 import re
 from decimal import Decimal
 
@@ -65,9 +66,16 @@ def format_money(cents, currency="USD", locale=None):
     that locale writes the currency (CLDR's patterns, through Babel)."""
     cents = int(cents)
     if locale is not None:
-        return format_currency(Decimal(cents).scaleb(-2), currency, locale=locale)
+        return _formatted(cents, currency, str(locale))
     sign = "-" if cents < 0 else ""
     cents = abs(cents)
     symbol = _SYMBOLS.get(currency)
     body = f"{cents // 100:,}.{cents % 100:02d}"
     return f"{sign}{symbol}{body}" if symbol else f"{sign}{body} {currency}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _formatted(cents, currency, locale):
+    # Babel looks the locale's currency pattern up and parses it on every call (~20 µs); a page shows the
+    # same few amounts many times, and the result depends on nothing else.
+    return format_currency(Decimal(cents).scaleb(-2), currency, locale=locale)

@@ -29,6 +29,7 @@ from billing.errors import FormErrors  # noqa: F401  (billing.payments.FormError
 from billing.language import speaker_for
 from billing.words import N_, joined
 from db import pages, write_tx
+from db.compiled import Arg, Compiled
 from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
 
 CREATED = "created"
@@ -863,16 +864,17 @@ def history(customer_id, page=1, per_page=HISTORY_PER_PAGE):
 ABANDONED_AFTER = dt.timedelta(days=1)
 
 
+_IN_FLIGHT = Compiled(lambda: (  # on every Home page
+    Payment.select().where(
+        (Payment.customer == Arg(0))
+        & (Payment.status.in_([AWAITING_DETAILS, PROCESSING, HELD])
+           | ((Payment.status == CREATED) & (Payment.created_at > Arg(1)))))
+    .order_by(Payment.created_at.desc())))
+
+
 def in_flight(customer_id):
     """Payments to resume, newest first: any handed to the processor, and amounts chosen in the last day."""
-    recent = utcnow() - ABANDONED_AFTER
-    return list(
-        Payment.select().where(
-            (Payment.customer == customer_id)
-            & (Payment.status.in_([AWAITING_DETAILS, PROCESSING, HELD])
-               | ((Payment.status == CREATED) & (Payment.created_at > recent))))
-        .order_by(Payment.created_at.desc())
-    )
+    return _IN_FLIGHT.rows(customer_id, utcnow() - ABANDONED_AFTER)
 
 
 def resumable(customer_id):

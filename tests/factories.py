@@ -2,6 +2,7 @@
 portal client, and the live server and browser page the fixtures in conftest.py hand out.
 
 conftest.py holds fixtures only; import these from here (``from tests.factories import make_customer``)."""
+import contextlib
 import datetime as dt
 import itertools
 import re
@@ -11,7 +12,7 @@ import threading
 from werkzeug.serving import make_server
 
 from billing import accounts, identity
-from db import write_tx
+from db import database, write_tx
 from db.models import Customer
 
 PASSWORD = "correct horse battery"
@@ -126,3 +127,21 @@ class Page:
         p.click("button.primary")
         p.wait_for_url(self.base_url + "/")
         return p
+
+
+@contextlib.contextmanager
+def counting_queries():
+    """A list that collects the SQL of every statement run on the database inside the ``with`` block."""
+    db = database.obj
+    seen = []
+    real = db.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        seen.append(sql)
+        return real(sql, params, *args, **kwargs)
+
+    db.execute_sql = counting
+    try:
+        yield seen
+    finally:
+        del db.execute_sql

@@ -404,3 +404,57 @@ def test_a_refund_email_follows_the_account_language(logged_in, customer):
     assert payments.record_refunds(Payment.get(Payment.ref == ref).id, [("re_es_1", 1000)])
     mail = Outbox.get(Outbox.kind == "payment.reversal")
     assert mail.subject == "Reembolso de $10.00" and f"Le reembolsamos $10.00 de su pago {ref}." in mail.text_body
+
+
+def test_a_page_finds_its_catalogue_once_however_many_strings_it_translates(client, monkeypatch):
+    import flask_babel
+
+    found = []
+    real = flask_babel.Domain.get_translations
+
+    def counting(self):
+        found.append(1)
+        return real(self)
+
+    monkeypatch.setattr(flask_babel.Domain, "get_translations", counting)
+    page = client.get("/login", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert "Iniciar sesión" in page and "Contraseña" in page
+    assert len(found) == 1
+
+
+def test_a_forced_locale_inside_a_request_still_translates_in_that_locale(app):
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    with app.test_request_context("/", headers={"Accept-Language": "es"}):
+        spanish = render_template_string('{{ _("Password") }}')
+        with force_locale("en"):
+            english = render_template_string('{{ _("Password") }}')
+        assert english == "Password" and spanish != "Password"
+        assert render_template_string('{{ _("Password") }}') == spanish
+
+
+def test_money_in_a_locale_is_formatted_by_babel_once_per_amount(monkeypatch):
+    from billing import money
+
+    calls = []
+    real = money.format_currency
+    monkeypatch.setattr(money, "format_currency", lambda *a, **k: calls.append(a) or real(*a, **k))
+    money._formatted.cache_clear()
+    first = money.format_money(123457, "USD", locale="es_US")
+    assert money.format_money(123457, "USD", locale="es_US") == first and len(calls) == 1
+    assert money.format_money(-500, "USD", locale="en_US") == "-$5.00"
+
+
+def test_a_date_in_a_locale_is_formatted_by_babel_once(app, monkeypatch):
+    import views
+
+    calls = []
+    real = views.babel_dates.format_date
+    monkeypatch.setattr(views.babel_dates, "format_date", lambda *a, **k: calls.append(a) or real(*a, **k))
+    views._medium_date.cache_clear()
+    with app.test_request_context("/", headers={"Accept-Language": "es"}):
+        date = app.jinja_env.filters["date"]
+        assert date(dt.date(2026, 3, 5)) == "5 mar 2026"
+        assert date(dt.datetime(2026, 3, 5, 14, 7)) == "5 mar 2026 14:07 UTC"
+    assert len(calls) == 1

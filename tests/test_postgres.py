@@ -113,6 +113,14 @@ from tests.test_pay_flow import (  # noqa: E402,F401
     test_popup_page_and_webhook_all_reporting_allocate_once,
     test_resubmitting_step_two_keeps_one_payment,
 )
+from tests.test_query_counts import (  # noqa: E402,F401
+    test_a_compiled_query_is_built_once_and_converts_its_values_as_the_orm_does,
+    test_a_session_lookup_reads_session_user_and_customer_in_one_statement,
+    test_a_staff_session_lookup_is_one_statement_and_has_no_customer,
+    test_autopay_status_is_one_statement_whether_on_or_off,
+    test_home_runs_six_statements,
+    test_the_invoices_tab_needs_no_count_when_its_list_fits_one_page,
+)
 from tests.test_schema import (  # noqa: E402,F401
     test_every_model_column_exists_in_the_migrated_schema,
     test_migrations_are_recorded_and_applied_once,

@@ -1,17 +1,37 @@
 """HTTP layer: blueprints, login wiring, and the full-page-or-fragment helper."""
 import datetime as dt
 import functools
+import time
 
 from babel import dates as babel_dates
-from flask import abort, current_app, g, render_template, request
+from flask import abort, current_app, g, render_template, request, session
 from flask_login import LoginManager, current_user
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFProtect, generate_csrf
 
 from billing import accounts, fees, identity, money, receipts
 from db.models import Isp
 
 csrf = CSRFProtect()
-login_manager = LoginManager()
+
+
+class _LoginManager(LoginManager):
+    """Flask-Login, with its "strong" session protection skipped for a session that holds no login.
+
+    Flask-Login checks any non-empty session against the browser's identifier. An anonymous visitor's session
+    holds only its CSRF secret and never gets an identifier, so the check failed on every request: it marked
+    the session (``_remember = "clear"``), which re-signed and re-sent the session cookie and a remember-cookie
+    deletion on every page. With no logged-in user and no remember cookie there is nothing for it to protect;
+    a session with a user, or any request with a remember cookie, is checked as before.
+    """
+
+    def _session_protection_failed(self):
+        remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+        if "_user_id" not in session and remember not in request.cookies:
+            return False
+        return super()._session_protection_failed()
+
+
+login_manager = _LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = None
 login_manager.session_protection = "strong"
@@ -51,10 +71,49 @@ class PortalUser:
         return self.is_staff and staff.can(self.user.staff_role, needed)
 
 
+# A signed CSRF token is reused for this long by later pages of the same session (see csrf_token).
+CSRF_REUSE_SECONDS = 60
+_CSRF_SIGNED_MAX = 10_000
+_csrf_signed = {}  # {(signing key, session's raw CSRF secret): (signed token, time.time() it was signed)}
+
+
+def csrf_token():
+    """This session's signed CSRF token for a form or htmx's header; what Flask-WTF's ``csrf_token()`` gives.
+
+    Flask-WTF signs a new token on every request (~45 µs) and reads its settings again on every call (~10 µs;
+    a page asks 3–4 times). A token this process signed for the same session secret in the last
+    CSRF_REUSE_SECONDS is reused instead: it is checked exactly as a fresh one (same secret, same signature)
+    and still expires WTF_CSRF_TIME_LIMIT after it was signed, so at most that many seconds sooner. A new
+    session secret (a new login, or a visitor without one) gets a token signed for it.
+    """
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    token = g.get(field)  # where Flask-WTF keeps this request's token too
+    if token is not None:
+        return token
+    key = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    raw = session.get(field)
+    now = time.time()
+    hit = _csrf_signed.get((key, raw)) if raw else None
+    if hit is not None and 0 <= now - hit[1] < CSRF_REUSE_SECONDS:
+        setattr(g, field, hit[0])
+        return hit[0]
+    token = generate_csrf()
+    if len(_csrf_signed) >= _CSRF_SIGNED_MAX:
+        _csrf_signed.clear()
+    _csrf_signed[(key, session[field])] = (token, int(now))  # signed at int(now) or just after: never younger
+    return token
+
+
 @login_manager.user_loader
 def _load(token):
     user = identity.session_user(token)
     return PortalUser(token, user) if user else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _medium_date(day, locale):
+    # Babel finds and parses the locale's date pattern on every call (~40 µs); the answer depends on nothing else.
+    return babel_dates.format_date(day, "medium", locale=locale)
 
 
 def page_number():
@@ -156,6 +215,8 @@ def register(app):
             except ValueError:  # torn down in another context than it was set in: nothing left to undo
                 pass
     login_manager.init_app(app)
+    app.jinja_env.globals["csrf_token"] = csrf_token  # in place of Flask-WTF's, for macros
+    app.context_processor(lambda: {"csrf_token": csrf_token})  # and for pages: after Flask-WTF's, so it wins
     for module in (auth, home, invoices, payments, webhooks):
         app.register_blueprint(module.bp)
     from views import methods  # saved payment methods and autopay
@@ -207,8 +268,8 @@ def register(app):
         if value is None:
             return ""
         if isinstance(value, dt.datetime):
-            return f"{babel_dates.format_date(value, 'medium', locale=i18n.locale())} {value:%H:%M} UTC"
-        return babel_dates.format_date(value, "medium", locale=i18n.locale())
+            return f"{_medium_date(value.date(), i18n.locale())} {value:%H:%M} UTC"
+        return _medium_date(value, i18n.locale())
 
     @app.context_processor
     def _globals():
