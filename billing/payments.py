@@ -444,7 +444,7 @@ def _hand_over(payment, processor, actor):
         if problem is not None:
             return retire(Payment.get_by_id(payment.id), processor, problem=problem, actor=actor)
         state = processor.charge_saved_method(state.id, payment.payment_method.processor_ref)
-        apply_intent_state(payment.id, state)
+        apply_intent_state(payment.id, state, processor=processor)
     return Payment.get_by_id(payment.id)
 
 
@@ -533,7 +533,7 @@ def retire(payment, processor, problem=None, code="", message="", actor="custome
             with write_tx():
                 Payment.update(processor_ref=state.id).where(
                     (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
-            return apply_intent_state(payment.id, state, actor=actor)
+            return apply_intent_state(payment.id, state, actor=actor, processor=processor)
     with write_tx():
         if _transition(payment.id, CANCELED, failure_code=code[:255], failure_message=message[:255]):
             PaymentInvoice.delete().where(PaymentInvoice.payment == payment.id).execute()
@@ -757,12 +757,17 @@ def close_held(payment_id, code, reason, actor, refunded_cents=0):
     return True
 
 
-def apply_intent_state(payment_id, state, actor="processor"):
+def apply_intent_state(payment_id, state, actor="processor", processor=None):
     """Move the payment to match what the processor reports; safe to call any number of times.
 
     Money is allocated only when the reported amount and currency are the payment's own; any other
-    report holds the payment for staff (HELD), flagged, with an audit entry.
+    report holds the payment for staff (HELD), flagged, with an audit entry. An AUTHORIZED intent is
+    captured only if the payment still fits (``capture_if_fits``, which needs the ``processor``).
     """
+    if state.status == proc.AUTHORIZED:
+        state = capture_if_fits(payment_id, state, processor, actor)
+        if state is None:
+            return Payment.get_by_id(payment_id)
     with write_tx():
         payment = Payment.get_by_id(payment_id)
         accounts.lock_customer(payment.customer_id)
@@ -802,6 +807,51 @@ def apply_intent_state(payment_id, state, actor="processor"):
     return Payment.get_by_id(payment_id)
 
 
+def capture_if_fits(payment_id, state, processor, actor="processor"):
+    """An authorization: the processor holds the money and takes it only when the portal captures it.
+
+    The payment must still fit, checked under the customer's lock in the transaction that claims the
+    capture, exactly as for any charge (``check_fits``); then the processor is asked to capture, and its
+    answer (SUCCEEDED) is returned for apply_intent_state. When it no longer fits, the hold is released
+    (the intent canceled there, the attempt here) and nothing is taken. This is what makes a card payment
+    that a browser confirmed with the processor directly (Stripe.js holds the intent's client secret) go
+    through the same check as one this server confirmed. Returns None when nothing more is to be applied:
+    released, finished already, or no processor at hand (the claim then counts the payment as pending
+    until a sync or reconcile captures or releases it).
+    """
+    now = utcnow()
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        payment = Payment.get_by_id(payment_id)
+        problem = None
+        if payment.status == AWAITING_DETAILS:
+            try:
+                check_fits(payment, now=now)
+            except NoLongerFits as e:
+                problem = e
+            else:
+                if payment.charging_at is None:  # confirmed outside the portal's own Pay: claim it now
+                    Payment.update(charging_at=now, updated_at=now).where(Payment.id == payment_id).execute()
+                    _plan(payment)
+                    accounts.audit(actor, "payment.authorized", "payment", payment.ref,
+                                   amount_cents=state.amount_cents)
+        elif payment.status not in (CREATED, CANCELED, FAILED):
+            return None  # recorded already (a repeated report): never captured twice from here
+    if processor is None:
+        return None
+    if payment.status in (CREATED, CANCELED, FAILED):
+        processor.cancel_payment_intent(state.id)  # an attempt given up: its hold is released, nothing taken
+        return None
+    if problem is not None:
+        retire(payment, processor, problem=problem, actor=actor)  # cancels the intent: the hold is released
+        return None
+    try:
+        return processor.capture_payment_intent(state.id)
+    except proc.ProcessorError:
+        return None  # claimed, so it counts as pending; the next sync or reconcile captures it
+
+
 def _maybe_save_method(payment, state):
     if not (payment.save_for_autopay and state.method_token):
         return
@@ -830,8 +880,9 @@ def sync(payment, processor):
         with write_tx():
             Payment.update(processor_ref=state.id).where(
                 (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
-        return apply_intent_state(payment.id, state, actor="reconcile")
-    return apply_intent_state(payment.id, processor.retrieve_payment_intent(payment.processor_ref))
+        return apply_intent_state(payment.id, state, actor="reconcile", processor=processor)
+    return apply_intent_state(payment.id, processor.retrieve_payment_intent(payment.processor_ref),
+                              processor=processor)
 
 
 
@@ -1307,6 +1358,12 @@ def handle_remote_event(processor, event_id, event_type, update):
                 apply_update(processor.name, update, actor=f"webhook:{processor.name}")
     except IntegrityError:
         return False
+    if isinstance(update, proc.IntentUpdate) and update.state.status == proc.AUTHORIZED:
+        # Held, not taken: the capture is a processor call, so it is made after the event's transaction,
+        # under the same charge-time check as every other charge.
+        payment = Payment.get_or_none(Payment.processor_ref == update.intent_id)
+        if payment is not None:
+            sync(payment, processor)
     return True
 
 
@@ -1354,7 +1411,7 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
             with write_tx():
                 Payment.update(processor_ref=state.id).where(
                     (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
-        after = apply_intent_state(payment.id, state, actor="reconcile")
+        after = apply_intent_state(payment.id, state, actor="reconcile", processor=processor)
         if after.status == AWAITING_DETAILS and after.charging_at is None and after.updated_at < now - RESERVATION_TTL:
             after = retire(after, processor, code="expired", actor="reconcile",
                            message="This payment was left unfinished and has expired. Nothing was charged.")

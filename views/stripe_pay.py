@@ -117,7 +117,7 @@ def window(ref):
 
 def _answer(payment, state, actor):
     """JSON for the window's script: where the payment is now, and what to do next."""
-    payment = payments.apply_intent_state(payment.id, state, actor=actor)
+    payment = payments.apply_intent_state(payment.id, state, actor=actor, processor=stripe_processor())
     done = payment.status not in (payments.CREATED, payments.AWAITING_DETAILS)
     body = {"status": state.status, "done": done, "payment_status": payment.status,
             "message": "" if done or state.status == REQUIRES_ACTION else (

@@ -6,6 +6,7 @@ name. Everything the rest of the portal uses is re-exported here.
 import importlib
 
 from billing.processors.interface import (  # noqa: F401  (the package's public names)
+    AUTHORIZED,
     CANCELED,
     FAILED,
     PROCESSING,

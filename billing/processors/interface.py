@@ -24,6 +24,9 @@ PROCESSING = "processing"
 SUCCEEDED = "succeeded"
 FAILED = "failed"  # settled and failed (an ACH return before success); terminal
 CANCELED = "canceled"
+# The processor holds the money (a card authorization) and takes it only when the portal captures it: the
+# portal checks the payment still fits, under the customer's lock, before it captures, and releases it if not.
+AUTHORIZED = "authorized"
 
 # Where the entry window opens: a pop-up, inside the portal page (pop-ups blocked), or this tab (no JS).
 WINDOW_MODES = ("popup", "inline", "page")
@@ -183,6 +186,13 @@ class Processor(abc.ABC):
         """Cancel an intent that has not been paid, so that it can never be confirmed -> IntentState.
 
         An intent already succeeded or processing is left as it is and returned.
+        """
+
+    @abc.abstractmethod
+    def capture_payment_intent(self, intent_id):
+        """Take the money an AUTHORIZED intent holds -> IntentState (SUCCEEDED once taken).
+
+        An intent not waiting for capture is left as it is and returned; asking twice takes the money once.
         """
 
     @abc.abstractmethod

@@ -258,6 +258,11 @@ class SandboxProcessor(Processor):
             _move(intent_id, [REQUIRES_PAYMENT_METHOD, REQUIRES_ACTION], status=CANCELED, next_action="")
         return self.retrieve_payment_intent(intent_id)
 
+    def capture_payment_intent(self, intent_id):
+        """The sandbox charges at Pay, in the same transaction in which the portal checks that the payment
+        still fits (billing.payments.charging), so none of its intents waits for capture: the state as it is."""
+        return self.retrieve_payment_intent(intent_id)
+
     def find_payment_intent(self, idempotency_key):
         """The payment intent created with this idempotency key, or None (used by reconcile)."""
         intent = SandboxIntent.get_or_none((SandboxIntent.idempotency_key == idempotency_key)

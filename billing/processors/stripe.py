@@ -21,6 +21,7 @@ from stripe.params import (
 from peewee import IntegrityError
 
 from billing.processors.interface import (
+    AUTHORIZED,
     CANCELED,
     FAILED,
     PROCESSING,
@@ -49,6 +50,7 @@ HANDLED_EVENTS = (
     "payment_intent.processing",
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
+    "payment_intent.amount_capturable_updated",  # a card payment confirmed and held: captured if it still fits
     "charge.refunded",
     "charge.dispute.created",
     "charge.dispute.closed",
@@ -112,7 +114,9 @@ def intent_state(pi):
     ach = kind == "ach" or pi.get("payment_method_types") == ["us_bank_account"]
     if status == "succeeded":
         mapped = SUCCEEDED
-    elif status in ("processing", "requires_capture"):
+    elif status == "requires_capture":
+        mapped = AUTHORIZED
+    elif status == "processing":
         mapped = PROCESSING
     elif status == "requires_action":
         mapped = REQUIRES_ACTION
@@ -235,9 +239,28 @@ class StripeProcessor(Processor):
             "allowed_payment_method_types": [METHOD_TYPES[method_type]], "metadata": metadata}
         if metadata.get("customer_id"):
             params["customer"] = self.customer_ref(int(metadata["customer_id"]))
+        if method_type == "card":
+            # The window's Stripe.js holds this intent's client secret, so a browser could confirm it with Stripe
+            # directly and skip the portal's charge-time check. With a manual capture, a confirmation only holds
+            # the money: the portal takes it (capture_payment_intent) after checking that the payment still fits,
+            # and releases it otherwise. Bank debits (us_bank_account) cannot be captured manually at Stripe.
+            params["capture_method"] = "manual"
         pi = self._call(self._client.v1.payment_intents.create, params=params,
                         options={"idempotency_key": f"pi-{idempotency_key}"})
         return intent_state(pi.to_dict())
+
+    def capture_payment_intent(self, intent_id):
+        """Take the money a confirmed card intent holds (requires_capture); a repeat takes it once."""
+        pi = self._intent(intent_id)
+        if pi.get("status") != "requires_capture":
+            return intent_state(pi)
+        try:
+            self._client.v1.payment_intents.capture(intent_id, options={"idempotency_key": f"capture-{intent_id}"})
+        except stripe.InvalidRequestError:
+            pass  # captured meanwhile (a concurrent sync), or canceled: read where it is
+        except stripe.StripeError as e:
+            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
+        return self.retrieve_payment_intent(intent_id)
 
     def retrieve_payment_intent(self, intent_id):
         """The PaymentIntent's current state, as Stripe has it now."""
