@@ -18,7 +18,7 @@ from peewee import IntegrityError, fn
 from billing import accounts, bounds, ledger, money
 from billing.payments import PROCESSING, FormErrors
 from db import write_tx
-from db.models import Allocation, CreditEntry, Invoice, InvoiceLine, Payment, PaymentInvoice, utcnow
+from db.models import Allocation, CreditEntry, Invoice, InvoiceLine, Payment, PaymentInvoice, sum_cents, utcnow
 
 MAX_LINES = 8
 CHARGE = "charge"
@@ -144,13 +144,13 @@ def create(customer_id, form, actor):
 
 def applied_cents(invoice_id):
     """Cents applied to an invoice now (allocations net of their reversals)."""
-    return (Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_cents), 0))
+    return (Allocation.select(sum_cents(Allocation.amount_cents))
             .where(Allocation.invoice == invoice_id).scalar())
 
 
 def pending_cents(invoice_id):
     """Cents of bank payments still settling that are planned for this invoice."""
-    return (PaymentInvoice.select(fn.COALESCE(fn.SUM(PaymentInvoice.amount_cents), 0)).join(Payment)
+    return (PaymentInvoice.select(sum_cents(PaymentInvoice.amount_cents)).join(Payment)
             .where((PaymentInvoice.invoice == invoice_id) & (Payment.status == PROCESSING)).scalar())
 
 

@@ -26,7 +26,8 @@ from billing import accounts, bounds, fees, money, moves, receipts
 from billing import processors as proc
 from billing.errors import FormErrors  # noqa: F401  (billing.payments.FormErrors stays importable)
 from db import pages, write_tx
-from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
+from db.models import (Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, sum_cents,
+                       utcnow)
 
 CREATED = "created"
 AWAITING_DETAILS = "awaiting_details"
@@ -159,7 +160,7 @@ def room(customer_id, exclude_payment_id=None, now=None):
     """The customer's Room now, leaving out one attempt (the one being checked)."""
     now = now or utcnow()
     summary = accounts.summary(customer_id)
-    q = Payment.select(fn.COALESCE(fn.SUM(Payment.amount_cents), 0)).where(
+    q = Payment.select(sum_cents(Payment.amount_cents)).where(
         (Payment.customer == customer_id) & _counted(now))
     if exclude_payment_id is not None:
         q = q.where(Payment.id != exclude_payment_id)
@@ -767,7 +768,7 @@ def resumable(customer_id):
 
 def credit_from(payment):
     """Cents of a payment that became account credit when it was applied (0 when none did)."""
-    return int(CreditEntry.select(fn.COALESCE(fn.SUM(CreditEntry.amount_cents), 0)).where(
+    return int(CreditEntry.select(sum_cents(CreditEntry.amount_cents)).where(
         (CreditEntry.payment == payment.id) & (CreditEntry.amount_cents > 0)
         & CreditEntry.invoice.is_null()).scalar() or 0)
 
@@ -885,8 +886,6 @@ def apply_off_session_state(payment_id, state, actor="autopay"):
 
 import datetime as _dt  # noqa: E402
 
-from peewee import fn  # noqa: E402
-
 from billing import mail  # noqa: E402
 from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal  # noqa: E402
 
@@ -908,7 +907,7 @@ def _planned_invoice_ids(payment):
 
 def taken_back(payment_id):
     """Cents of a payment taken back so far (refunds, returns, open or lost disputes)."""
-    return (PaymentReversal.select(fn.COALESCE(fn.SUM(PaymentReversal.amount_cents), 0))
+    return (PaymentReversal.select(sum_cents(PaymentReversal.amount_cents))
             .where(PaymentReversal.payment == payment_id).scalar())
 
 
@@ -927,7 +926,7 @@ def _live_allocations(payment_id):
 def _take_back(payment, cents):
     """Ledger rows that take ``cents`` of a payment back: its unapplied credit first, then newest allocations."""
     need = cents
-    credit = (CreditEntry.select(fn.COALESCE(fn.SUM(CreditEntry.amount_cents), 0))
+    credit = (CreditEntry.select(sum_cents(CreditEntry.amount_cents))
               .where(CreditEntry.payment == payment.id).scalar())
     take = min(need, max(credit, 0))
     if take:

@@ -20,14 +20,14 @@ wins: step 3 records a refund the processor made whatever the request's status.
 import datetime as dt
 import re
 
-from peewee import IntegrityError, fn
+from peewee import IntegrityError
 
 from billing import accounts, money
 from billing import payments as pay
 from billing.errors import FormErrors
 from billing.processors import Capability, ProcessorError
 from db import write_tx
-from db.models import Payment, RefundRequest, utcnow
+from db.models import Payment, RefundRequest, sum_cents, utcnow
 
 REQUESTED = "requested"
 DONE = "done"
@@ -39,7 +39,7 @@ NO_RECORD = "the processor has no record of this refund; nothing was refunded"
 
 def in_flight(payment_id):
     """Cents of refunds asked for and not yet recorded or failed."""
-    return (RefundRequest.select(fn.COALESCE(fn.SUM(RefundRequest.amount_cents), 0))
+    return (RefundRequest.select(sum_cents(RefundRequest.amount_cents))
             .where((RefundRequest.payment == payment_id) & (RefundRequest.status == REQUESTED)).scalar())
 
 
