@@ -75,8 +75,11 @@ serve: install $(MO)
 	  --logger-class views.access_log.RedactingLogger --access-logfile - \
 	  --access-logformat '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"' 'app:create_app()'
 
+# The whole suite on SQLite, then every test whose database the --db option chooses again on a PostgreSQL
+# server the tests start themselves (tests/pg_support.py). Browser tests are not repeated; SQLite-only ones are skipped.
 test: install-test $(MO)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not browser" --db=postgresql $(PYTEST_ARGS)
 
 bench: install-test
 	@command -v wrk >/dev/null 2>&1 || { \

@@ -18,7 +18,7 @@ from peewee import IntegrityError, fn
 from billing import accounts, bounds, ledger, money
 from billing.payments import AWAITING_DETAILS, HELD, PROCESSING, FormErrors
 from db import write_tx
-from db.models import Allocation, CreditEntry, Invoice, InvoiceLine, Payment, PaymentInvoice, utcnow
+from db.models import Allocation, CreditEntry, Invoice, InvoiceLine, Payment, PaymentInvoice, sum_cents, utcnow
 
 MAX_LINES = 8
 CHARGE = "charge"
@@ -144,7 +144,7 @@ def create(customer_id, form, actor):
 
 def applied_cents(invoice_id):
     """Cents applied to an invoice now (allocations net of their reversals)."""
-    return (Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_cents), 0))
+    return (Allocation.select(sum_cents(Allocation.amount_cents))
             .where(Allocation.invoice == invoice_id).scalar())
 
 

@@ -30,7 +30,8 @@ from billing.language import speaker_for
 from billing.words import N_, joined
 from db import pages, write_tx
 from db.compiled import Arg, Compiled
-from db.models import Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, utcnow
+from db.models import (Allocation, Customer, Invoice, Isp, Payment, PaymentInvoice, PaymentMethod, WebhookEvent, sum_cents,
+                       utcnow)
 
 CREATED = "created"
 AWAITING_DETAILS = "awaiting_details"
@@ -166,7 +167,7 @@ def room(customer_id, exclude_payment_id=None, now=None):
     """The customer's Room now, leaving out one attempt (the one being checked)."""
     now = now or utcnow()
     summary = accounts.summary(customer_id)
-    q = Payment.select(fn.COALESCE(fn.SUM(Payment.amount_cents), 0)).where(
+    q = Payment.select(sum_cents(Payment.amount_cents)).where(
         (Payment.customer == customer_id) & _counted(now))
     if exclude_payment_id is not None:
         q = q.where(Payment.id != exclude_payment_id)
@@ -935,7 +936,7 @@ def resumable(customer_id):
 
 def credit_from(payment):
     """Cents of a payment that became account credit when it was applied (0 when none did)."""
-    return int(CreditEntry.select(fn.COALESCE(fn.SUM(CreditEntry.amount_cents), 0)).where(
+    return int(CreditEntry.select(sum_cents(CreditEntry.amount_cents)).where(
         (CreditEntry.payment == payment.id) & (CreditEntry.amount_cents > 0)
         & CreditEntry.invoice.is_null()).scalar() or 0)
 
@@ -1059,8 +1060,6 @@ def apply_off_session_state(payment_id, state, actor="autopay"):
 
 import datetime as _dt  # noqa: E402
 
-from peewee import fn  # noqa: E402
-
 from billing import mail  # noqa: E402
 from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal, RefundRequest  # noqa: E402
 
@@ -1091,13 +1090,13 @@ def _planned_invoice_ids(payment):
 
 def taken_back(payment_id):
     """Cents of a payment taken back so far (refunds, returns, open or lost disputes)."""
-    return (PaymentReversal.select(fn.COALESCE(fn.SUM(PaymentReversal.amount_cents), 0))
+    return (PaymentReversal.select(sum_cents(PaymentReversal.amount_cents))
             .where(PaymentReversal.payment == payment_id).scalar())
 
 
 def fee_taken_back(payment_id):
     """Cents of a payment's convenience fee returned so far with its refunds."""
-    return (PaymentReversal.select(fn.COALESCE(fn.SUM(PaymentReversal.fee_cents), 0))
+    return (PaymentReversal.select(sum_cents(PaymentReversal.fee_cents))
             .where(PaymentReversal.payment == payment_id).scalar())
 
 
@@ -1116,7 +1115,7 @@ def _live_allocations(payment_id):
 def _take_back(payment, cents):
     """Ledger rows that take ``cents`` of a payment back: its unapplied credit first, then newest allocations."""
     need = cents
-    credit = (CreditEntry.select(fn.COALESCE(fn.SUM(CreditEntry.amount_cents), 0))
+    credit = (CreditEntry.select(sum_cents(CreditEntry.amount_cents))
               .where(CreditEntry.payment == payment.id).scalar())
     take = min(need, max(credit, 0))
     if take:

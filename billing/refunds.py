@@ -24,14 +24,14 @@ wins: step 3 records a refund the processor made whatever the request's status.
 import datetime as dt
 import re
 
-from peewee import IntegrityError, fn
+from peewee import IntegrityError
 
 from billing import accounts, fees, money
 from billing import payments as pay
 from billing.errors import FormErrors
 from billing.processors import Capability, ProcessorError
 from db import write_tx
-from db.models import Payment, RefundRequest, utcnow
+from db.models import Payment, RefundRequest, sum_cents, utcnow
 
 REQUESTED = "requested"
 DONE = "done"
@@ -42,7 +42,7 @@ NO_RECORD = "the processor has no record of this refund; nothing was refunded"
 
 
 def _in_flight(payment_id, column):
-    return (RefundRequest.select(fn.COALESCE(fn.SUM(column), 0))
+    return (RefundRequest.select(sum_cents(column))
             .where((RefundRequest.payment == payment_id) & (RefundRequest.status == REQUESTED)).scalar())
 
 

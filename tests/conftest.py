@@ -1,6 +1,8 @@
-"""Shared fixtures: a real temp-file SQLite portal, a CSRF-aware client, and Chromium.
+"""Shared fixtures: a real portal on a fresh database, a CSRF-aware client, and Chromium.
 
-Only fixtures live here; factories and helpers are in tests/factories.py."""
+The database is a temp-file SQLite by default; with ``--db=postgresql`` every test that uses ``app``,
+``database_url`` or ``ledger_db`` gets its own database on a PostgreSQL server the tests start themselves
+(tests/pg_support.py). Only fixtures live here; factories and helpers are in tests/factories.py."""
 import pytest
 
 from app import create_app
@@ -8,6 +10,39 @@ from billing import identity, sealed
 from db import database, migrate, open_database
 from db.models import Isp
 from tests.factories import CHROMIUM, CHROMIUM_ARGS, TEST_CONFIG, LiveServer, Page, Portal, make_customer
+from tests.pg_support import copy_of_template, pg_server, template_url  # noqa: F401 - fixtures
+
+# The fixtures whose database --db chooses: a test that uses none of them runs the same on either engine.
+ENGINE_FIXTURES = ("database_url", "ledger_db")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                     help="the engine under the app, database_url and ledger_db fixtures (default: sqlite)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """On ``--db=postgresql``: run only the tests whose database the option changes, and skip those that
+    cannot run there, saying why."""
+    if config.getoption("--db") != "postgresql":
+        return
+    keep, dropped = [], []
+    for item in items:
+        uses_engine = any(name in getattr(item, "fixturenames", ()) for name in ENGINE_FIXTURES)
+        # Tests marked postgres start their own PostgreSQL database and already ran in the SQLite pass.
+        if uses_engine and not item.get_closest_marker("postgres"):
+            keep.append(item)
+        else:
+            dropped.append(item)
+        only = item.get_closest_marker("sqlite_only")
+        if only:
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {only.kwargs.get('reason') or only.args[0]}"))
+        elif item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.skip(reason="browser tests run once, on SQLite: Chromium sees the same "
+                                                    "pages either way, and the pass without it covers the database"))
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture
@@ -16,13 +51,16 @@ def db_path(tmp_path):
 
 
 @pytest.fixture
-def database_url(db_path):
-    return f"sqlite:///{db_path}"
+def database_url(request, tmp_path):
+    """A fresh database's URL: a SQLite file, or with --db=postgresql a migrated PostgreSQL database."""
+    if request.config.getoption("--db") == "postgresql":
+        return request.getfixturevalue("copy_of_template")
+    return f"sqlite:///{request.getfixturevalue('db_path')}"
 
 
 @pytest.fixture
 def app(database_url, tmp_path):
-    """A portal on its own SQLite file, migrated, with one ISP set up."""
+    """A portal on its own database, migrated, with one ISP set up."""
     app = create_app({**TEST_CONFIG, "DATABASE_URL": database_url})
     migrate.upgrade()
     Isp.create(name="Test ISP", support_phone="555-0100", help_url="https://help.example.test",
@@ -32,11 +70,14 @@ def app(database_url, tmp_path):
 
 
 @pytest.fixture
-def ledger_db(tmp_path):
+def ledger_db(request, tmp_path):
     """The database alone, with no Flask app: for the Flask-free billing package."""
     identity.configure(1, 1024)
     sealed.configure("ledger-test-secret-key")
-    open_database(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    if request.config.getoption("--db") == "postgresql":
+        open_database(request.getfixturevalue("copy_of_template"))
+    else:
+        open_database(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     migrate.upgrade()
     Isp.create(name="Test ISP", max_prepay_cents=20000)
     yield database

@@ -28,7 +28,7 @@ from billing import demo
 from db import database, migrate
 from db.models import Allocation, CreditEntry, Invoice, Payment
 from tests.factories import TEST_CONFIG
-from tests.test_postgres import _fresh_database, pg_server  # noqa: F401 - the server fixture, reused
+from tests.pg_support import fresh_database as _fresh_database
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKERS = 4

@@ -4,6 +4,8 @@ import sqlite3
 import threading
 import time
 
+import pytest
+
 from app import create_app
 from billing import accounts, demo
 from db import database
@@ -26,6 +28,7 @@ def _figures(path):
         conn.close()
 
 
+@pytest.mark.sqlite_only(reason="`flask backup` copies the SQLite file; on PostgreSQL backups are pg_dump's job")
 def test_a_backup_under_payment_traffic_restores_to_a_consistent_ledger(app, runner, db_path, tmp_path):
     processor = app.extensions["processor"]
     customer = make_customer()

@@ -7,7 +7,7 @@ from billing import accounts
 from db import database
 from db.models import Customer, Invoice
 from tests.factories import TEST_CONFIG, make_customer, make_invoice
-from tests.test_postgres import _fresh_database, pg_server  # noqa: F401 (a fixture)
+from tests.pg_support import fresh_database as _fresh_database
 
 pytestmark = pytest.mark.postgres
 
@@ -32,7 +32,7 @@ def loaded(app, runner):
     return runner
 
 
-def test_copy_to_postgres_copies_every_row_and_the_ledger_matches(loaded, pg_server, db_path):  # noqa: F811
+def test_copy_to_postgres_copies_every_row_and_the_ledger_matches(loaded, pg_server, db_path):
     target = _fresh_database(pg_server)
     balances = {c.account_number: accounts.summary(c.id).balance_cents for c in Customer.select()}
     invoices = Invoice.select().count()
@@ -59,7 +59,7 @@ def test_copy_to_postgres_copies_every_row_and_the_ledger_matches(loaded, pg_ser
     database.close()
 
 
-def test_copy_refuses_a_database_with_other_data_unless_replace(loaded, pg_server):  # noqa: F811
+def test_copy_refuses_a_database_with_other_data_unless_replace(loaded, pg_server):
     target = _fresh_database(pg_server)
     assert loaded.invoke(args=["copy-to-postgres", target]).exit_code == 0
     make_customer(name="Added after the first copy")
@@ -71,7 +71,7 @@ def test_copy_refuses_a_database_with_other_data_unless_replace(loaded, pg_serve
     assert _pg_count(target, "SELECT COUNT(*) FROM customer WHERE name = 'Added after the first copy'") == 1
 
 
-def test_a_copy_that_fails_half_way_writes_nothing_and_can_be_run_again(loaded, pg_server):  # noqa: F811
+def test_a_copy_that_fails_half_way_writes_nothing_and_can_be_run_again(loaded, pg_server):
     target = _fresh_database(pg_server)
     # Build the schema, then make one late table refuse its rows, so the copy fails after earlier tables.
     assert loaded.invoke(args=["copy-to-postgres", target]).exit_code == 0

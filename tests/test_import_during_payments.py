@@ -10,7 +10,7 @@ import time
 from billing import accounts
 from db.models import Customer, Invoice
 from tests.factories import TEST_CONFIG
-from tests.live_support import BILLING, ROOT, Session, ledger_holds, live, live_db, pay_in_window, pg_server, start  # noqa: F401
+from tests.live_support import BILLING, ROOT, Session, ledger_holds, live, live_db, pay_in_window, start  # noqa: F401
 
 CUSTOMERS = 10_000
 INVOICES_EACH = 9  # 10,000 customer rows + 90,000 invoice rows = 100,000 rows

@@ -14,7 +14,7 @@ from db import database, migrate
 from db.jobs import EXIT_BUSY, JobBusy, job_lock
 from db.models import Isp
 from tests.factories import TEST_CONFIG
-from tests.test_postgres import _fresh_database, pg_server  # noqa: F401 (a fixture)
+from tests.pg_support import fresh_database as _fresh_database
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -107,7 +107,7 @@ def test_an_autopay_dry_run_does_not_need_the_lock(app, database_url):
 
 
 @pytest.fixture
-def pg_app(pg_server):  # noqa: F811
+def pg_app(pg_server):
     url = _fresh_database(pg_server)
     create_app({**TEST_CONFIG, "DATABASE_URL": url})
     migrate.upgrade()

@@ -18,7 +18,7 @@ from billing import mail
 from db import write_tx
 from db.models import Outbox, utcnow
 from tests.factories import TEST_CONFIG
-from tests.live_support import ROOT, live_db, pg_server  # noqa: F401 - fixtures
+from tests.live_support import ROOT, live_db  # noqa: F401 - a fixture
 from tests.test_autopay_mail import free_port
 
 SENDER = "billing@isp.example"

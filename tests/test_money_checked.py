@@ -24,7 +24,7 @@ from db.models import (
     SandboxIntent,
     SandboxMethod,
 )
-from tests.live_support import (  # noqa: F401 - live, live_db and pg_server are fixtures
+from tests.live_support import (  # noqa: F401 - live and live_db are fixtures
     BILLING,
     Gunicorn,
     Session,
@@ -33,7 +33,6 @@ from tests.live_support import (  # noqa: F401 - live, live_db and pg_server are
     live_db,
     pay_in_window,
     pay_steps,
-    pg_server,
     start,
 )
 

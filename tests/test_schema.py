@@ -1,6 +1,7 @@
 """Migrations: numbered, applied once, upgrade keeps rows, and the models match the schema."""
 import datetime as dt
 
+import pytest
 from peewee import SqliteDatabase
 
 from app import create_app
@@ -54,6 +55,7 @@ def test_db_upgrade_keeps_rows_of_a_database_built_by_an_older_migration(tmp_pat
     assert "0 migration(s) applied" in again.output
 
 
+@pytest.mark.sqlite_only(reason="checks SQLite's own pragmas")
 def test_sqlite_runs_with_wal_foreign_keys_and_full_sync(ledger_db):
     assert isinstance(database.obj, SqliteDatabase)
     assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -122,6 +122,20 @@ def test_voiding_a_paid_invoice_turns_its_money_into_credit_for_the_next_invoice
                                                            "adj_key": "k" * 20}).status_code == 422
 
 
+def test_sums_of_cents_are_integers_on_every_engine(app, clerk):
+    """PostgreSQL's SUM of a BIGINT is numeric (a Decimal); audit details would then store "1500", not 1500."""
+    from billing import invoicing, payments, refunds
+
+    c = make_customer()
+    inv = make_invoice(c, cents=6000, number="SUM-1")
+    record(clerk, c, amount="60.00", invoice=str(inv.id))
+    paid = Payment.get(Payment.customer == c.id)
+    for cents in (invoicing.applied_cents(inv.id), invoicing.pending_cents(inv.id), payments.taken_back(paid.id),
+                  refunds.in_flight(paid.id), payments.room(c.id).others_cents):
+        assert type(cents) is int, (cents, type(cents))
+    assert invoicing.applied_cents(inv.id) == 6000
+
+
 def test_an_adjustment_lowers_the_invoice_and_an_overpaid_part_becomes_credit(app, clerk):
     c = make_customer()
     inv = make_invoice(c, cents=6000, due=TODAY - dt.timedelta(days=5), number="ADJ-1")

@@ -18,7 +18,7 @@ from bench.server import gunicorn
 from db import database
 from db.models import Allocation, Payment
 from tests.factories import PASSWORD, TEST_CONFIG, make_customer, make_invoice
-from tests.test_postgres import _fresh_database, pg_server  # noqa: F401 (a fixture)
+from tests.pg_support import fresh_database as _fresh_database
 
 pytestmark = [pytest.mark.postgres]
 CARD = {"number": "4242 4242 4242 4242", "expiry": "12 / 34", "cvc": "123", "zip": "78701"}
@@ -60,7 +60,7 @@ def _field(page, name):
     return html.unescape(m.group(1))
 
 
-def test_one_customers_payment_alternates_between_two_hosts_on_one_postgresql(pg_server):  # noqa: F811
+def test_one_customers_payment_alternates_between_two_hosts_on_one_postgresql(pg_server):
     from app import create_app
 
     url = _fresh_database(pg_server)
