@@ -30,7 +30,8 @@ def turned_on(user, when=T0):
 
 def stored(user_id):
     """The row's two secret columns exactly as the database holds them."""
-    return database.execute_sql("SELECT secret, sealed_secret FROM two_factor WHERE user_id = ?",
+    mark = database.obj.param  # "?" on SQLite, "%s" on PostgreSQL
+    return database.execute_sql(f"SELECT secret, sealed_secret FROM two_factor WHERE user_id = {mark}",
                                 (user_id,)).fetchone()
 
 
@@ -47,9 +48,10 @@ def test_the_database_never_holds_the_secret(user, tmp_path):
     twofactor.confirm(user.id, pyotp.TOTP(setup.secret).at(T0), now=T0)
     plain, box = stored(user.id)
     assert plain == "" and setup.secret not in box
-    database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("ledger.sqlite3*"))
-    assert setup.secret.encode() not in raw  # nor anywhere in the files
+    if database.obj.param == "?":  # SQLite: nor anywhere in the database's files
+        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("ledger.sqlite3*"))
+        assert setup.secret.encode() not in raw
     # The same secret sealed twice differs (a fresh nonce each time).
     assert sealed.seal("p", "x", "c") != sealed.seal("p", "x", "c")
 
