@@ -509,7 +509,7 @@ def test_the_readme_runs_cli_tasks_through_the_wrapper_and_make(tmp_path):
     root = pathlib.Path(__file__).resolve().parent.parent
     readme = (root / "README.md").read_text()
     assert "flask --app app" not in readme.replace(".venv/bin/flask --app app", ""), "use ./portal in the README"
-    commands = set(_re.findall(r"`\./portal ([a-z-]+)", readme))
+    commands = set(_re.findall(r"`\./portal ([a-z0-9-]+)", readme))
     from app import create_app
 
     known = set(create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'r.sqlite3'}",
