@@ -22,6 +22,16 @@
     accept: "Accept the authorization to pay by bank account.",
     verify: "Your payment goes ahead once it is verified; you can close this window."
   };
+  words.checkCard = "Check your card details.";
+  words.microdeposits = "Stripe will email you how to verify this bank account with two small deposits.";
+  words.linked = "Bank account linked.";
+  words.linkedEnding = "Bank account linked: {bank} ending {last4}";
+  words.linkFirst = "Link your bank account first.";
+  // The page gives them in its own language (templates/stripe/_words.html); these are the fallback.
+  try {
+    var given = JSON.parse(d.words || "{}");
+    for (var k in given) if (Object.prototype.hasOwnProperty.call(given, k)) words[k] = given[k];
+  } catch (e) { /* keep the English words */ }
 
   function show(text) {
     var m = document.getElementById("stripe-message");
@@ -41,7 +51,7 @@
   if (root.hasAttribute("data-finished")) { finish(); return; }
   if (typeof window.Stripe !== "function") { show(words.unloaded); return; }
 
-  var stripe = window.Stripe(d.publishableKey);
+  var stripe = window.Stripe(d.publishableKey, {locale: d.locale || "auto"});  // its own messages too
   var form = document.getElementById("stripe-form");
   var button = document.getElementById(setup ? "stripe-save" : "stripe-pay");
   var busy = false;
@@ -63,7 +73,7 @@
     if (answer.done) { finish(); return; }
     if (answer.status === "requires_action" && d.method !== "card") {
       // Stripe verifies this account with two small deposits before it can be debited.
-      show("Stripe will email you how to verify this bank account with two small deposits. " + words.verify);
+      show(words.microdeposits + " " + words.verify);
       return;
     }
     if (answer.status === "requires_action" && !challenged) {
@@ -92,11 +102,11 @@
         // Stripe.js confirms the SetupIntent, with the bank's check (3-D Secure) here when it asks for one.
         stripe.confirmCardSetup(d.clientSecret, {payment_method: {card: card, billing_details: {name: d.billingName}}})
           .then(function (result) {
-            if (result.error) { show(result.error.message || "Check your card details."); ready(); return; }
+            if (result.error) { show(result.error.message || words.checkCard); ready(); return; }
             return post(d.syncUrl).then(settled);
           }) :
         stripe.createToken(card, {name: d.billingName}).then(function (result) {
-          if (result.error) { show(result.error.message || "Check your card details."); ready(); return; }
+          if (result.error) { show(result.error.message || words.checkCard); ready(); return; }
           return post(d.cardUrl, {token: result.token.id}).then(function (a) { return handle(a, false); });
         });
       sent.catch(failed);
@@ -117,8 +127,8 @@
           linked = true;
           var pm = intent.payment_method;
           var note = document.getElementById("bank-linked");
-          note.textContent = "Bank account linked" + (pm && pm.us_bank_account ?
-            ": " + pm.us_bank_account.bank_name + " ending " + pm.us_bank_account.last4 : ".");
+          note.textContent = pm && pm.us_bank_account ? words.linkedEnding
+            .replace("{bank}", pm.us_bank_account.bank_name).replace("{last4}", pm.us_bank_account.last4) : words.linked;
           note.hidden = false;
           show("");
         }
@@ -127,7 +137,7 @@
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       if (busy) return;
-      if (!linked) { show("Link your bank account first."); return; }
+      if (!linked) { show(words.linkFirst); return; }
       if (!document.getElementById("bank-accept").checked) { show(words.accept); return; }
       start();
       post(d.bankUrl, {accepted: "1"}).then(settled).catch(failed);

@@ -430,6 +430,32 @@ def test_stripe_js_loads_only_on_the_payment_window(app, logged_in, owing, strip
     assert stripe_server.url in window.headers["Content-Security-Policy"]
 
 
+def test_the_window_scripts_words_follow_the_pages_language(app, logged_in, owing, stripe_server):
+    import html
+    import json
+    import re
+
+    payment = start_payment(logged_in, "30.00")
+
+    def words(lang):
+        logged_in.post("/language", {"lang": lang, "next": "/"})
+        page = logged_in.get(f"/payments/{payment.ref}/window?mode=popup").get_data(as_text=True)
+        m = re.search(r"data-words='([^']*)'", page)
+        assert m and f'data-locale="{lang}"' in page
+        return json.loads(html.unescape(m.group(1)))
+
+    english, spanish = words("en"), words("es")
+    assert english["unreached"] == "We could not reach the payment service. Nothing was charged; please try again."
+    assert spanish["unreached"].startswith("No pudimos comunicarnos con el servicio de pago")
+    assert spanish["linkedEnding"] == "Cuenta bancaria vinculada: {bank} terminada en {last4}"
+    assert set(english) == set(spanish) and len(english) == 11
+    script = (app.static_folder + "/stripe-window.js")
+    with open(script) as f:
+        code = f.read()
+    for key in english:  # every word the script shows comes from the page, with an English fallback
+        assert f"words.{key}" in code
+
+
 def test_statement_shows_the_refund_and_agrees_with_the_balance(app, logged_in, customer, owing, stripe_server):
     payment = start_payment(logged_in, "50.00")
     pay_card(logged_in, stripe_server, payment)
