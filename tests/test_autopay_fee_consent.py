@@ -91,8 +91,11 @@ def test_the_methods_page_asks_to_accept_the_new_terms_and_accepting_them_clears
     set_fees(card=(295, 30))
     page = logged_in.get("/methods").get_data(as_text=True)
     assert 'id="autopay-reauthorize"' in page and "without the fee" in page
+    home = logged_in.get("/").get_data(as_text=True)  # Home says so too, and links to the new terms
+    assert 'id="autopay-reauthorize-home"' in home and "without the new 2.95% + $0.30 fee" in home
     assert "2.95% + $0.30" in page and "convenience fee of 2.95% + $0.30" in page  # the new terms, to accept
     again = logged_in.post("/methods/autopay/on", {"method": str(method.id), "accepted": "1"})
     assert again.status_code == 200 and 'id="autopay-reauthorize"' not in again.get_data(as_text=True)
+    assert 'id="autopay-reauthorize-home"' not in logged_in.get("/").get_data(as_text=True)
     assert AutopayAuthorization.select().count() == 2
     assert fees.fee_cents(Isp.current(), "card", 5000) == 178
