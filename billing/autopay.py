@@ -144,17 +144,18 @@ def autopay_fee(auth, method_type, amount_cents, isp=None):
     return fees.fee_cents(isp, method_type, amount_cents) if fee_authorized(auth, method_type, isp) else 0
 
 
-def unagreed_fee(customer_id):
-    """The fee rule, in words, that the customer's autopay is on without having agreed to; '' when none."""
-    enrol = enrolment(customer_id)
-    if enrol is None or not enrol.enabled or enrol.payment_method_id is None:
+def _unagreed_fee(enrol, method):
+    """The fee rule, in words, that this enrolment's autopay runs on without the customer's agreement; ''
+    when none. ``enrol`` and ``method`` are already loaded (status reads them in one statement); the
+    authorization is read only when a fee is on for the method's type."""
+    if method is None or not enrol.enabled:
         return ""
-    method = PaymentMethod.get_or_none(PaymentMethod.id == enrol.payment_method_id)
-    auth = AutopayAuthorization.get_or_none(AutopayAuthorization.id == enrol.authorization_id)
     isp = Isp.current()
-    if method is None or fee_authorized(auth, method.method_type, isp):
+    rule = fees.rule_for(isp, method.method_type)
+    if not rule.on:
         return ""
-    return fees.rule_for(isp, method.method_type).describe(isp.currency)
+    auth = AutopayAuthorization.get_or_none(AutopayAuthorization.id == enrol.authorization_id)
+    return "" if fee_authorized(auth, method.method_type, isp) else rule.describe(isp.currency)
 
 
 def retry_text(pol, isp_name):
@@ -331,7 +332,7 @@ def status(customer_id, on=None):
         else:
             continue
         plan.append((charge_on, inv, cents))
-    unagreed = unagreed_fee(customer_id)
+    unagreed = _unagreed_fee(enrol, method)
     if not plan:
         return Status(True, method, None, 0, [], when_text(pol), unagreed_fee=unagreed)
     first = min(p[0] for p in plan)

@@ -99,3 +99,20 @@ def test_the_methods_page_asks_to_accept_the_new_terms_and_accepting_them_clears
     assert 'id="autopay-reauthorize-home"' not in logged_in.get("/").get_data(as_text=True)
     assert AutopayAuthorization.select().count() == 2
     assert fees.fee_cents(Isp.current(), "card", 5000) == 178
+
+
+def test_autopay_status_reads_enrolment_and_method_once_and_the_authorization_only_when_a_fee_is_on(
+        logged_in, customer):
+    from tests.factories import counting_queries
+
+    add_card(logged_in)
+    logged_in.post("/methods/autopay/on", {"method": str(PaymentMethod.get().id), "accepted": "1"})
+    with counting_queries() as seen:
+        assert autopay.status(customer.id).unagreed_fee == ""
+    assert sum("autopay_enrolment" in sql for sql in seen) == 1, seen  # the one statement that joins them
+    assert not any('FROM "autopay_authorization"' in sql for sql in seen), seen  # no fee: nothing to agree to
+    set_fees(card=(295, 30))
+    with counting_queries() as seen:
+        assert autopay.status(customer.id).unagreed_fee == "2.95% + $0.30"
+    assert sum("autopay_enrolment" in sql for sql in seen) == 1, seen
+    assert sum('FROM "autopay_authorization"' in sql for sql in seen) == 1, seen
