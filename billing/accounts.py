@@ -160,11 +160,6 @@ def invoice_page(customer_id, page, per_page, on=None):
     return pages.paginate(q, page, per_page, first_rows=lambda n: _FIRST_INVOICES.rows(customer_id, n)).map(views)
 
 
-def invoice_count(customer_id):
-    """How many non-void invoices the customer has."""
-    return Invoice.for_customer(customer_id).count()
-
-
 def invoice_view(customer_id, invoice_id, on=None):
     """One of the customer's own invoices as an InvoiceView, or None (also for others' ids)."""
     inv = Invoice.for_customer(customer_id).where(Invoice.id == invoice_id).first()

@@ -567,9 +567,9 @@ def staleness(payment):
         problem = problem_now(payment)
         return Stale(problem.message, problem.new_cents) if problem else None
     if payment.status == CANCELED and payment.failure_code == NO_LONGER_FITS:
-        limit = room(payment.customer_id).limit_cents(credit_chosen(payment))
-        new = min(payment.amount_cents, limit)
-        low = room(payment.customer_id).minimum_cents(Isp.current().min_payment_cents)
+        now_room = room(payment.customer_id)
+        new = min(payment.amount_cents, now_room.limit_cents(credit_chosen(payment)))
+        low = now_room.minimum_cents(Isp.current().min_payment_cents)
         return Stale(payment.failure_message, new if new >= low else 0)
     return None
 
@@ -1095,7 +1095,7 @@ def taken_back(payment_id):
 
 
 def fee_taken_back(payment_id):
-    """Cents of a payment's convenience fee returned so far with its refunds."""
+    """Cents of a payment's convenience fee taken back so far (refunds, returns, disputes; less won disputes)."""
     return (PaymentReversal.select(sum_cents(PaymentReversal.fee_cents))
             .where(PaymentReversal.payment == payment_id).scalar())
 
@@ -1180,8 +1180,6 @@ def _reversal(payment, kind, cents, processor_ref, reason, actor, fee_cents=0):
 
 def refund_split(payment, refund_id, cents):
     """(amount part, fee part) of a refund of ``cents`` of the charge: as staff confirmed it, else in proportion."""
-    from db.models import RefundRequest
-
     asked = RefundRequest.get_or_none(RefundRequest.processor_ref == refund_id)
     if asked is not None and asked.payment_id == payment.id and asked.amount_cents + asked.fee_cents == cents:
         return asked.amount_cents, asked.fee_cents

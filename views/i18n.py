@@ -10,13 +10,13 @@ from flask_babel import Babel, get_locale, get_translations
 from flask_login import current_user
 
 from billing import accounts
+from billing.language import LOCALES  # the US variant of each language: one table for pages, emails, PDFs
 from billing.words import Text, translate
 
 bp = Blueprint("i18n", __name__)
 babel = Babel()
 
 LANGUAGES = {"en": "English", "es": "Español"}
-LOCALES = {"en": "en_US", "es": "es_US"}  # as billing/language.py
 COOKIE = "lang"
 YEAR = 365 * 24 * 3600
 
