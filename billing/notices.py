@@ -106,17 +106,24 @@ def _lines(sp, *pairs):
     return "".join(sp.say(label, value=value) + "\n" for label, value in pairs if value)
 
 
-def payment_receipt(payment, applied, credit_cents=0):
-    """A card payment (or a settled bank payment) went through; says how much of it became account credit."""
-    sp = _speaker(payment.customer_id)
-    body = (sp.say("Thank you. We received your payment of %(amount)s.",
-                   amount=_money(payment.amount_cents, payment.currency, sp)) + "\n\n"
+def _receipt_body(payment, opening, method_label, applied, credit_cents, sp):
+    """A receipt email's text: the opening line, the confirmation code, reference, method, where the money
+    went, any part that became credit, and the link to the printable receipt."""
+    return (opening + "\n\n"
             + _code(payment, sp)
             + _lines(sp, (N_("Reference: %(value)s"), payment.ref),
-                     (N_("Method: %(value)s"), _method(payment.method_brand, payment.method_last4, sp)),
+                     (method_label, _method(payment.method_brand, payment.method_last4, sp)),
                      (N_("Applied to: %(value)s"), _applied(applied, sp)))
             + _credit(payment, credit_cents, sp)
             + "\n" + sp.say("Your receipt (print or PDF): %(url)s", url=_receipt_link(payment)))
+
+
+def payment_receipt(payment, applied, credit_cents=0):
+    """A card payment (or a settled bank payment) went through; says how much of it became account credit."""
+    sp = _speaker(payment.customer_id)
+    opening = sp.say("Thank you. We received your payment of %(amount)s.",
+                     amount=_money(payment.amount_cents, payment.currency, sp))
+    body = _receipt_body(payment, opening, N_("Method: %(value)s"), applied, credit_cents, sp)
     return _queue("payment_receipt", _to(payment), sp.say("Payment received"), body, f"payment-{payment.id}-receipt",
                   sp)
 
@@ -138,14 +145,9 @@ def ach_pending(payment, applied):
 def ach_settled(payment, applied, credit_cents=0):
     """A bank (ACH) debit settled: the receipt for a bank payment (with any part that became credit)."""
     sp = _speaker(payment.customer_id)
-    body = (sp.say("Your bank payment of %(amount)s has cleared. Thank you.",
-                   amount=_money(payment.amount_cents, payment.currency, sp)) + "\n\n"
-            + _code(payment, sp)
-            + _lines(sp, (N_("Reference: %(value)s"), payment.ref),
-                     (N_("Account: %(value)s"), _method(payment.method_brand, payment.method_last4, sp)),
-                     (N_("Applied to: %(value)s"), _applied(applied, sp)))
-            + _credit(payment, credit_cents, sp)
-            + "\n" + sp.say("Your receipt (print or PDF): %(url)s", url=_receipt_link(payment)))
+    opening = sp.say("Your bank payment of %(amount)s has cleared. Thank you.",
+                     amount=_money(payment.amount_cents, payment.currency, sp))
+    body = _receipt_body(payment, opening, N_("Account: %(value)s"), applied, credit_cents, sp)
     return _queue("ach_settled", _to(payment), sp.say("Bank payment cleared"), body,
                   f"payment-{payment.id}-ach-settled", sp)
 
