@@ -31,6 +31,15 @@ def staff(app, portal):
 
 
 @pytest.fixture
+def owner(app):
+    """An owner logged in on a client of its own, beside a customer's ``logged_in`` client."""
+    from tests.factories import Portal
+
+    make_staff()
+    return log_in_staff(Portal(app.test_client()), STAFF_EMAIL)
+
+
+@pytest.fixture
 def clerk(app, portal):
     """The portal client, logged in as a clerk."""
     make_staff(CLERK_EMAIL, staff_role="clerk", name="Cary Clerk")

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from billing import accounts, fees, payments, refunds
 from db.models import Allocation, CreditEntry, Invoice, Outbox, Payment, PaymentReversal, RefundRequest, SandboxRefund
-from tests.factories import Portal, make_invoice
-from tests.staff_support import STAFF_EMAIL, log_in_staff, make_staff
+from tests.factories import make_invoice
+from tests.staff_support import owner  # noqa: F401  (fixture)
 from tests.test_fees import set_fees
 from tests.test_pay_flow import GOOD_CARD, make_payment, pay_at_processor
 from tests.test_staff_refunds import confirm, review
@@ -66,12 +66,6 @@ def paid(app, logged_in, customer):
     payment = Payment.get(Payment.ref == ref)
     assert payment.status == "succeeded" and (payment.amount_cents, payment.fee_cents) == (5000, FEE)
     return payment
-
-
-@pytest.fixture
-def owner(app):
-    make_staff()
-    return log_in_staff(Portal(app.test_client()), STAFF_EMAIL)
 
 
 def sandbox_refunds(payment):

@@ -12,7 +12,8 @@ from db import write_tx
 from db.models import Allocation, AuditLog, CreditEntry, Isp, Outbox, Payment, PaymentInvoice, SandboxIntent, \
     SandboxRefund
 from tests.factories import Portal, make_invoice
-from tests.staff_support import CLERK_EMAIL, STAFF_EMAIL, log_in_staff, make_staff
+from tests.staff_support import CLERK_EMAIL, log_in_staff, make_staff
+from tests.staff_support import owner  # noqa: F401  (fixture)
 from tests.test_pay_flow import GOOD_CARD, make_payment, pay_at_processor
 
 TODAY = dt.date.today()
@@ -36,12 +37,6 @@ def hold(logged_in, amount="40.00", **change):
     p = Payment.get_by_id(p.id)
     assert p.status == payments.HELD
     return p
-
-
-@pytest.fixture
-def owner(app):
-    make_staff()
-    return log_in_staff(Portal(app.test_client()), STAFF_EMAIL)
 
 
 def review(owner, payment, action, reason="Checked with the processor"):
@@ -155,12 +150,11 @@ def test_the_confirmation_form_needs_no_javascript(app, logged_in, invoices, own
     assert done.status_code == 303 and done.location == f"/staff/payments/{p.ref}?resolved=1"
 
 
-def test_a_refund_left_unrecorded_by_a_crash_is_found_by_its_key_not_made_twice(app, logged_in, invoices, owner,
-                                                                                 monkeypatch):
+def _refund_then_crash(app, monkeypatch, p):
+    """An owner's Refund and close, with the server stopping just after the sandbox made the refund."""
     from billing import held
     from billing.processors.sandbox import SandboxProcessor
 
-    p = hold(logged_in, "40.00", amount_cents=4100)
     real_refund = SandboxProcessor.refund
 
     def refund_then_crash(self, intent_id, cents, key):
@@ -171,6 +165,14 @@ def test_a_refund_left_unrecorded_by_a_crash_is_found_by_its_key_not_made_twice(
         m.setattr(SandboxProcessor, "refund", refund_then_crash)
         with pytest.raises(RuntimeError):
             held.resolve(p.id, held.REFUND, "Checked", app.extensions["processor"], "staff:1")
+
+
+def test_a_refund_left_unrecorded_by_a_crash_is_found_by_its_key_not_made_twice(app, logged_in, invoices, owner,
+                                                                                 monkeypatch):
+    from billing.processors.sandbox import SandboxProcessor
+
+    p = hold(logged_in, "40.00", amount_cents=4100)
+    _refund_then_crash(app, monkeypatch, p)
     assert Payment.get_by_id(p.id).status == payments.HELD
     refused = confirm(owner, p, "accept")  # money already on its way back cannot be accepted as well
     assert refused.status_code == 422 and "refund of this payment was already asked for" in text(refused)
@@ -198,21 +200,10 @@ def test_a_held_payment_the_processor_did_not_charge_after_all_is_closed_without
 
 def test_reconcile_closes_a_held_payment_whose_refund_the_processor_made_before_a_crash(app, logged_in, customer,
                                                                                        invoices, monkeypatch):
-    from billing import held
-    from billing.processors.sandbox import SandboxProcessor
     from db.models import RefundRequest, utcnow
 
     p = hold(logged_in, "40.00", amount_cents=4100)
-    real_refund = SandboxProcessor.refund
-
-    def refund_then_crash(self, intent_id, cents, key):
-        real_refund(self, intent_id, cents, key)
-        raise RuntimeError("the server stopped after the processor refunded")
-
-    with monkeypatch.context() as m:
-        m.setattr(SandboxProcessor, "refund", refund_then_crash)
-        with pytest.raises(RuntimeError):
-            held.resolve(p.id, held.REFUND, "Checked", app.extensions["processor"], "staff:1")
+    _refund_then_crash(app, monkeypatch, p)
     with write_tx():  # left 'requested' long enough for reconcile to ask the processor
         RefundRequest.update(updated_at=utcnow() - dt.timedelta(minutes=20)).execute()
     result = app.test_cli_runner().invoke(args=["reconcile"])

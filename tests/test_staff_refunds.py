@@ -7,7 +7,8 @@ import pytest
 
 from db.models import Allocation, AuditLog, Outbox, Payment, PaymentReversal, RefundRequest
 from tests.factories import Portal, make_invoice
-from tests.staff_support import CLERK_EMAIL, STAFF_EMAIL, log_in_staff, make_staff
+from tests.staff_support import CLERK_EMAIL, log_in_staff, make_staff
+from tests.staff_support import owner  # noqa: F401  (fixture)
 from tests.stripe_support import app, localstripe, pay_card, start_payment, stripe_server  # noqa: F401
 
 TODAY = dt.date.today()
@@ -22,12 +23,6 @@ def paid(app, logged_in, customer, stripe_server):
     status, _ = pay_card(logged_in, stripe_server, payment)
     assert status == 200 and Payment.get_by_id(payment.id).status == "succeeded"
     return Payment.get_by_id(payment.id)
-
-
-@pytest.fixture
-def owner(app):
-    make_staff()
-    return log_in_staff(Portal(app.test_client()), STAFF_EMAIL)
 
 
 def review(owner, payment, amount, reason="Charged twice"):

@@ -7,8 +7,8 @@ import pytest
 
 from billing import refunds
 from db.models import Allocation, AuditLog, Outbox, Payment, PaymentReversal, RefundRequest, SandboxRefund, utcnow
-from tests.factories import Portal, make_invoice
-from tests.staff_support import STAFF_EMAIL, log_in_staff, make_staff
+from tests.factories import make_invoice
+from tests.staff_support import owner  # noqa: F401  (fixture)
 from tests.test_pay_flow import GOOD_CARD, make_payment, pay_at_processor
 from tests.test_staff_refunds import confirm, review
 from views.sandbox import deliver_events
@@ -27,12 +27,6 @@ def paid(app, logged_in, customer):
     payment = Payment.get(Payment.ref == ref)
     assert payment.status == "succeeded" and payment.processor == "sandbox"
     return payment
-
-
-@pytest.fixture
-def owner(app):
-    make_staff()
-    return log_in_staff(Portal(app.test_client()), STAFF_EMAIL)
 
 
 def sandbox_refunds(payment):
