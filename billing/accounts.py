@@ -215,9 +215,8 @@ def open_invoices(customer_id):
 # due nor overdue (it shows as Processing), so the next due date and the overdue figure leave it out.
 _SUMMARY_SQL = """
 SELECT
-  (SELECT COALESCE(SUM(total_cents), 0) FROM invoice WHERE customer_id = {p} AND void = FALSE),
-  (SELECT COALESCE(SUM(a.amount_cents), 0) FROM allocation a JOIN invoice i ON i.id = a.invoice_id
-    WHERE i.customer_id = {p} AND i.void = FALSE),
+  (SELECT COALESCE(SUM(total_cents - paid_cents), 0) FROM invoice
+    WHERE customer_id = {p} AND void = FALSE AND total_cents > paid_cents),
   (SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE customer_id = {p} AND status = {p}),
   (SELECT COALESCE(SUM(amount_cents), 0) FROM credit_entry WHERE customer_id = {p}),
   o.next_due, o.overdue, o.overdue_since
@@ -225,13 +224,11 @@ FROM (
   SELECT MIN(CASE WHEN due_date >= {p} THEN due_date END) AS next_due,
          COALESCE(SUM(CASE WHEN due_date < {p} THEN owed ELSE 0 END), 0) AS overdue,
          MIN(CASE WHEN due_date < {p} THEN due_date END) AS overdue_since
-  FROM (SELECT due_date, total_cents - paid - pending AS owed
-        FROM (SELECT i.due_date, i.total_cents,
-                     (SELECT COALESCE(SUM(a.amount_cents), 0) FROM allocation a WHERE a.invoice_id = i.id) AS paid,
-                     (SELECT COALESCE(SUM(pi.amount_cents), 0) FROM payment_invoice pi
-                       JOIN payment p ON p.id = pi.payment_id
-                       WHERE pi.invoice_id = i.id AND p.status = {p}) AS pending
-              FROM invoice i WHERE i.customer_id = {p} AND i.void = FALSE) AS t) AS u
+  FROM (SELECT i.due_date, i.total_cents - i.paid_cents
+                 - (SELECT COALESCE(SUM(pi.amount_cents), 0) FROM payment_invoice pi
+                     JOIN payment p ON p.id = pi.payment_id
+                     WHERE pi.invoice_id = i.id AND p.status = {p}) AS owed
+        FROM invoice i WHERE i.customer_id = {p} AND i.void = FALSE AND i.total_cents > i.paid_cents) AS t
   WHERE owed > 0
 ) AS o
 """
@@ -243,16 +240,19 @@ def _as_date(value):
     return value
 
 
+def summary_sql(customer_id, on):
+    """Home's summary statement for this database, and its parameters."""
+    day = on.isoformat()
+    return _SUMMARY_SQL.format(p=database.param), (customer_id, customer_id, PROCESSING, customer_id,
+                                                   day, day, day, PROCESSING, customer_id)
+
+
 def summary(customer_id, on=None):
     """Balance due, money pending, account credit, next future due date and what is overdue, in one query."""
-    on = on or today()
-    sql = _SUMMARY_SQL.format(p=database.param)
-    day = on.isoformat()
-    params = (customer_id, customer_id, customer_id, PROCESSING, customer_id, day, day, day, PROCESSING,
-              customer_id)
-    totals, paid, pending, credit, next_due, overdue, overdue_since = database.execute_sql(sql, params).fetchone()
+    sql, params = summary_sql(customer_id, on or today())
+    balance, pending, credit, next_due, overdue, overdue_since = database.execute_sql(sql, params).fetchone()
     return Summary(
-        balance_cents=int(totals) - int(paid),
+        balance_cents=int(balance),
         pending_cents=int(pending),
         credit_cents=int(credit),
         next_due_date=_as_date(next_due),
@@ -275,7 +275,7 @@ def post_payment(payment):
     lock_customer(payment.customer_id)
     plan = plan_payment(payment.customer_id, payment.amount_cents, payment.target_invoice_id)
     for invoice_id, cents in plan.allocations:
-        Allocation.create(payment=payment.id, invoice=invoice_id, amount_cents=cents)
+        Allocation.record(payment.id, invoice_id, cents)
     if plan.credit_cents:
         CreditEntry.create(customer=payment.customer_id, payment=payment.id, amount_cents=plan.credit_cents)
     return plan
@@ -295,7 +295,7 @@ def apply_credit(customer_id):
     for source in sources:
         plan = ledger.allocate(source.cents, open_invoices(customer_id))
         for invoice_id, cents in plan.allocations:
-            Allocation.create(payment=source.payment_id, invoice=invoice_id, amount_cents=cents)
+            Allocation.record(source.payment_id, invoice_id, cents)
             CreditEntry.create(
                 customer=customer_id, payment=source.payment_id, invoice=invoice_id, amount_cents=-cents
             )
@@ -342,7 +342,8 @@ class Statement:
 
 
 def _adjustments(customer_id):
-    """(date, invoice id, invoice number, description, cents credited) of the customer's non-void invoices' adjustments.
+    """(date, invoice id, invoice number, description, cents credited, invoice's issue date) of the customer's
+    non-void invoices' adjustments.
 
     An adjustment is dated when it was added, but never before its invoice's issue date.
     """
@@ -350,7 +351,7 @@ def _adjustments(customer_id):
             .where((Invoice.customer == customer_id) & (Invoice.void == False)  # noqa: E712
                    & (InvoiceLine.kind == "adjustment")))
     return [(max(r.created_at.date() if r.created_at else r.invoice.issue_date, r.invoice.issue_date), r.invoice_id,
-             r.invoice.number, r.description, -r.amount_cents) for r in rows]
+             r.invoice.number, r.description, -r.amount_cents, r.invoice.issue_date) for r in rows]
 
 
 def _statement_entries(customer_id, start=None, end=None):
@@ -369,14 +370,14 @@ def _statement_entries(customer_id, start=None, end=None):
         rev_q = rev_q.where(PaymentReversal.created_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
     adjustments = _adjustments(customer_id)
     credited = {}
-    for _on, invoice_id, _n, _d, cents in adjustments:
+    for _on, invoice_id, _n, _d, cents, _issued in adjustments:
         credited[invoice_id] = credited.get(invoice_id, 0) + cents
     # An invoice shows what it charged when issued; each adjustment (credit note) is its own, later row.
     entries = [(i.issue_date, 0, "invoice", N_("Invoice %(number)s", number=i.number),
                 i.total_cents + credited.get(i.id, 0), 0) for i in inv_q]
     entries += [(on, 1, "adjustment", N_("Adjustment to invoice %(number)s: %(description)s", number=number,
                                          description=desc), 0, cents)
-                for on, _id, number, desc, cents in adjustments
+                for on, _id, number, desc, cents, _issued in adjustments
                 if (not start or on >= start) and (not end or on <= end)]
     entries += [(p.settled_at.date(), 1, "payment", N_("Payment %(ref)s", ref=p.ref), 0, p.amount_cents) for p in pay_q]
     entries += [(r.created_at.date(), 2, "reversal", N_("%(kind)s: payment %(ref)s", ref=r.payment.ref,
@@ -397,10 +398,8 @@ def _opening_balance(customer_id, start):
     taken_back = (PaymentReversal.select(sum_cents(PaymentReversal.amount_cents)).join(Payment)
                   .where((Payment.customer == customer_id) & (PaymentReversal.created_at < before)).scalar())
     # Invoice totals are net of their adjustments; an adjustment counts on its own date instead.
-    issued_before = {i.id for i in Invoice.select(Invoice.id).where(
-        (Invoice.customer == customer_id) & (Invoice.issue_date < start))}
-    for on, invoice_id, _n, _d, cents in _adjustments(customer_id):
-        charged += cents if invoice_id in issued_before else 0
+    for on, _id, _n, _d, cents, issued in _adjustments(customer_id):
+        charged += cents if issued < start else 0
         charged -= cents if on < start else 0
     return charged - received + taken_back
 

@@ -127,8 +127,7 @@ def customer_json(c):
 
 def invoice_json(inv):
     """An invoice as the API shows it, with what is paid."""
-    paid_cents = (Allocation.select(sum_cents(Allocation.amount_cents))
-                  .where(Allocation.invoice == inv.id).scalar())
+    paid_cents = inv.paid_cents
     return {
         "invoice_number": inv.number, "account_number": inv.customer.account_number,
         "issue_date": inv.issue_date.isoformat(), "due_date": inv.due_date.isoformat(),

@@ -483,12 +483,11 @@ class _Candidate:
 
 def _candidates(horizon):
     """Open invoices of enrolled customers due by ``horizon``, oldest first per customer."""
-    q = (Invoice.select(Invoice, Invoice.paid_sql().alias("paid_cents"),
-                    AutopayEnrolment.payment_method.alias("autopay_method_id"),
+    q = (Invoice.select(Invoice, AutopayEnrolment.payment_method.alias("autopay_method_id"),
                     AutopayEnrolment.authorization.alias("autopay_authorization_id"))
          .join(AutopayEnrolment, on=(AutopayEnrolment.customer == Invoice.customer))
          .where(AutopayEnrolment.enabled & (Invoice.void == False)  # noqa: E712
-                & (Invoice.due_date <= horizon) & (Invoice.total_cents > Invoice.paid_sql()))
+                & (Invoice.due_date <= horizon) & (Invoice.total_cents > Invoice.paid_cents))
          .order_by(Invoice.customer, Invoice.due_date, Invoice.number))
     rows = list(q.objects())
     method_ids = {r.autopay_method_id for r in rows if r.autopay_method_id}

@@ -246,9 +246,9 @@ def _release(invoice_id, cents=None):
         if need <= 0:
             break
         taken = min(need, row.amount_cents)
-        Allocation.create(payment=row.payment_id, invoice=invoice_id, amount_cents=-row.amount_cents, reverses=row.id)
+        Allocation.record(row.payment_id, invoice_id, -row.amount_cents, reverses=row.id)
         if row.amount_cents > taken:
-            Allocation.create(payment=row.payment_id, invoice=invoice_id, amount_cents=row.amount_cents - taken)
+            Allocation.record(row.payment_id, invoice_id, row.amount_cents - taken)
         payment = Payment.get_by_id(row.payment_id)
         CreditEntry.create(customer=payment.customer_id, payment=payment.id, amount_cents=taken)
         need -= taken

@@ -1126,9 +1126,9 @@ def _take_back(payment, cents):
         if need == 0:
             break
         taken = min(need, row.amount_cents)
-        Allocation.create(payment=payment.id, invoice=row.invoice_id, amount_cents=-row.amount_cents, reverses=row.id)
+        Allocation.record(payment.id, row.invoice_id, -row.amount_cents, reverses=row.id)
         if row.amount_cents > taken:  # the rest of this allocation stays: re-add it as a new row
-            Allocation.create(payment=payment.id, invoice=row.invoice_id, amount_cents=row.amount_cents - taken)
+            Allocation.record(payment.id, row.invoice_id, row.amount_cents - taken)
         reopened.append(row.invoice_id)
         need -= taken
     if need:
@@ -1140,7 +1140,7 @@ def _give_back(payment, cents):
     """Ledger rows that apply ``cents`` of a payment again (a won dispute), by the usual rules."""
     plan = accounts.plan_payment(payment.customer_id, cents, payment.target_invoice_id)
     for invoice_id, part in plan.allocations:
-        Allocation.create(payment=payment.id, invoice=invoice_id, amount_cents=part)
+        Allocation.record(payment.id, invoice_id, part)
     if plan.credit_cents:
         CreditEntry.create(customer=payment.customer_id, payment=payment.id, amount_cents=plan.credit_cents)
 

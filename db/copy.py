@@ -21,6 +21,7 @@ LEDGER_CHECKS = (
     ("invoice totals", "SELECT COALESCE(SUM(amount_cents), 0) FROM invoice_line"),
     ("payments received", "SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE status = 'succeeded'"),
     ("allocations", "SELECT COALESCE(SUM(amount_cents), 0) FROM allocation"),
+    ("invoices paid", "SELECT COALESCE(SUM(paid_cents), 0) FROM invoice"),
     ("account credit", "SELECT COALESCE(SUM(amount_cents), 0) FROM credit_entry"),
 )
 

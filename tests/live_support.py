@@ -194,6 +194,9 @@ def ledger_holds(customer_id):
     assert int(received) == int(allocated) - int(spent) + int(credit_in), (received, allocated, spent, credit_in)
     for inv in Invoice.for_customer(customer_id):
         assert inv.paid_cents <= inv.total_cents, (inv.number, inv.paid_cents, inv.total_cents)
+    for inv in Invoice.select().where(Invoice.customer == customer_id):  # the kept total is its allocations' sum
+        rows = Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_cents), 0)).where(Allocation.invoice == inv.id)
+        assert inv.paid_cents == int(rows.scalar()), (inv.number, inv.paid_cents)
     return int(received), int(allocated), int(credit)
 
 

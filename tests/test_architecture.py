@@ -90,3 +90,18 @@ def test_only_the_stripe_processor_imports_stripe():
     bad = [f"{p.relative_to(ROOT)}:{line}" for root in ("billing", "views", "db") for p in (ROOT / root).rglob("*.py")
            for line, m in _imports(p) if m.split(".")[0] == "stripe" and p.name != "stripe.py"]
     assert not bad, bad
+
+
+def test_allocations_are_written_only_through_allocation_record():
+    """Allocation.record keeps each invoice's paid_cents equal to its allocations; a direct insert would not."""
+    bad = []
+    for root in ("billing", "views", "db", "app.py"):
+        for p in ([ROOT / root] if root.endswith(".py") else (ROOT / root).rglob("*.py")):
+            for node in ast.walk(ast.parse(p.read_text(), str(p))):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "Allocation"
+                        and (node.func.attr in {"create", "insert", "insert_many", "bulk_create", "replace"}
+                             or (node.func.attr == "update"  # re-dating a row (the demo) is harmless; moving money not
+                                 and {k.arg for k in node.keywords} & {None, "amount_cents", "invoice"}))):
+                    bad.append(f"{p.relative_to(ROOT)}:{node.lineno} Allocation.{node.func.attr}")
+    assert not bad, bad

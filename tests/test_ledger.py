@@ -119,6 +119,9 @@ def check_invariants(customer_id):
     assert credit >= 0
     for i in Invoice.for_customer(customer_id):
         assert 0 <= i.paid_cents <= i.total_cents
+    for i in Invoice.select().where(Invoice.customer == customer_id):  # void ones too: their money moved off
+        assert i.paid_cents == (Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_cents), 0))
+                                .where(Allocation.invoice == i.id).scalar()), i.number
     if credit > 0:
         assert not list(Invoice.open_for(customer_id)), "credit is left while an invoice is open"
     for p in Payment.select().where(Payment.customer == customer_id):
@@ -152,3 +155,42 @@ def test_payments_always_equal_allocations_plus_credit(ledger_db, ops):
             p, state = paid[a % len(paid)]
             payments.apply_intent_state(p.id, state)
         check_invariants(c.id)
+
+
+def _paid_cents_hold(customer_id):
+    """Each invoice's kept paid_cents is exactly its allocations' sum, and never more than its total."""
+    for i in Invoice.select().where(Invoice.customer == customer_id):
+        rows = Allocation.select(fn.COALESCE(fn.SUM(Allocation.amount_cents), 0)).where(Allocation.invoice == i.id)
+        assert i.paid_cents == rows.scalar(), (i.number, i.paid_cents)
+        assert 0 <= i.paid_cents <= i.total_cents or i.void, (i.number, i.paid_cents, i.total_cents)
+
+
+money_moves = st.lists(
+    st.one_of(
+        st.tuples(st.just("invoice"), st.integers(1, 50000)),
+        st.tuples(st.just("pay"), st.integers(1, 80000)),
+        st.tuples(st.just("refund"), st.integers(1, 80000)),
+        st.tuples(st.just("void"), st.integers(0, 20)),
+    ),
+    min_size=1, max_size=20,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moves=money_moves)
+def test_an_invoices_paid_total_follows_payments_refunds_and_voids(ledger_db, moves):
+    from billing import invoicing
+
+    c = make_customer()
+    invoices, paid = [], []
+    for kind, n in moves:
+        if kind == "invoice":
+            invoices.append(make_invoice(c, n))
+        elif kind == "pay":
+            paid.append(pay(c, n)[0])
+        elif kind == "refund" and paid:
+            p = paid[n % len(paid)]
+            payments.record_refunds(p.id, [(f"re_{secrets.token_hex(6)}", 1 + n % p.amount_cents)])
+        elif kind == "void" and invoices:
+            invoicing.void(invoices[n % len(invoices)].id, "billed the wrong plan", "staff")
+        _paid_cents_hold(c.id)

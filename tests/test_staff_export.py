@@ -20,7 +20,7 @@ def _many_payments(n, invoice):
             p = Payment.create(ref=f"PAY-EXP{i:05d}", customer=invoice.customer_id, idempotency_key=f"key-exp-{i}",
                                amount_cents=100 + i, method_type="card", status="succeeded", processor="sandbox",
                                created_at=base + dt.timedelta(seconds=i // 7), updated_at=base)
-            Allocation.create(payment=p.id, invoice=invoice.id, amount_cents=100 + i)
+            Allocation.record(p.id, invoice.id, 100 + i)
 
 
 def test_export_lists_every_payment_once_newest_first_across_page_boundaries(app, staff):  # noqa: F811
