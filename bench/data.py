@@ -27,8 +27,9 @@ def make_app(db_url, secret_key, webhook_secret):
     })
 
 
-def customer(email, n_invoices=4, paid=0, cents=7999, start=None):
-    """A customer with ``n_invoices`` weekly invoices, the oldest ``paid`` of them paid by card."""
+def customer(email, n_invoices=4, paid=0, cents=7999, start=None, per_payment=10):
+    """A customer with ``n_invoices`` weekly invoices, the oldest ``paid`` of them paid by card, ``per_payment``
+    invoices a payment."""
     today = dt.date.today()
     start = start or today - dt.timedelta(weeks=n_invoices - 2)
     with write_tx():
@@ -41,8 +42,8 @@ def customer(email, n_invoices=4, paid=0, cents=7999, start=None):
         issued = start + dt.timedelta(weeks=i)
         accounts.add_invoice(c.id, f"{c.account_number}-{i:05d}", issued, issued + dt.timedelta(days=20),
                              [("Internet service", 1, cents)])
-    for first in range(0, paid, 10):  # a payment for each ten invoices, oldest first
-        demo._pay(c.id, None, cents * min(10, paid - first), proc, on=today)
+    for first in range(0, paid, per_payment):  # oldest first
+        demo._pay(c.id, None, cents * min(per_payment, paid - first), proc, on=today)
     return c
 
 

@@ -88,3 +88,74 @@ def run(app, customers):
         ms = medians_ms(clients, url_for, htmx)
         out[page] = {label: (ms[label], sqlite_steps(clients[label], url_for(label), htmx)) for label in clients}
     return out
+
+
+SIZES = {"10 invoices": 10, "1,000 invoices": 1000, "10,000 invoices": 10000}
+
+
+def build(url, sizes=SIZES):
+    """A throw-away portal with one growth customer per size (each paid but its two newest invoices)."""
+    import secrets
+
+    from bench import data
+    from billing import demo
+    from db import migrate
+
+    app = data.make_app(url, secrets.token_hex(16), "w")
+    data._app = app
+    out = {}
+    with app.app_context():
+        database.connect(reuse_if_open=True)
+        database.execute_sql("PRAGMA synchronous=OFF")  # this set-up connection only: speed over durability
+        migrate.upgrade()
+        demo.load(app.extensions["processor"])  # the ISP and its settings, as the main bench builds them
+        for label, n in sizes.items():
+            # a payment for every 10 invoices, or every 100 for the largest, to keep the set-up to minutes
+            out[label] = data.customer(f"g{n}@bench.test", n, paid=n - 2, per_payment=10 if n <= 1000 else 100).id
+        database.execute_sql("ANALYZE")
+        database.close()
+    return app, out
+
+
+def explain(app, customer_id):
+    """SQLite's plan for Home's summary statement, one line per step."""
+    from billing import accounts
+
+    with app.app_context():
+        database.connect(reuse_if_open=True)
+        sql, params = accounts.summary_sql(customer_id, dt.date.today())
+        return [row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
+
+
+def main(argv=None):
+    """`python -m bench.growth`: Home, Invoices and statements for customers with 10, 1,000 and 10,000 invoices."""
+    import argparse
+    import pathlib
+    import shutil
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--explain", action="store_true", help="also print the summary statement's query plan")
+    args = parser.parse_args(argv)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="portal-growth-"))
+    try:
+        t = time.perf_counter()
+        app, customers = build(f"sqlite:///{tmp / 'growth.db'}")
+        print(f"built in {time.perf_counter() - t:.0f} s")
+        results = run(app, customers)
+        labels = list(customers)
+        print("| page | " + " | ".join(labels) + " | largest ÷ smallest |")
+        print("|---|" + "---|" * len(labels) + "---|")
+        for page, by in results.items():
+            cells = [f"{by[label][0]:.1f} ms ({by[label][1]:.1f}k steps)" for label in labels]
+            print(f"| {page} | " + " | ".join(cells) + f" | ×{by[labels[-1]][0] / by[labels[0]][0]:.2f} |")
+        if args.explain:
+            print("\nHome's summary, SQLite's plan for the customer with the most invoices:")
+            for line in explain(app, customers[labels[-1]]):
+                print("  " + line)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
