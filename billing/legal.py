@@ -8,8 +8,8 @@ pages show and what is recorded when the customer accepts it.
 
 The words are deliberately kept out of the translation catalogue: a catalogue edit must never silently
 change a text customers agreed to. ``tests/test_legal.py`` pins each version's words (a hash per version and
-language), so changing them without a new version fails. Adding a language means adding its words here,
-reviewed, under a new version.
+language), so changing them without a new version fails. A version names a text's words in every language:
+adding a language means adding its words here, reviewed, under a new version.
 
 Money, percentages and numbers inside a text are written the way the rest of the portal writes them for the
 language (``billing.language.Speaker``: English as ``billing.money`` always has, Spanish in es_US through
@@ -27,7 +27,8 @@ from billing.language import LANGUAGES, Speaker
 # The payment types that can carry a convenience fee the autopay authorization names.
 FEE_TYPES = ("card", "ach")
 
-AUTOPAY_VERSION = "autopay-2026-12-v2"  # v2: the retries in words ("once", "2 more times"), not "time(s)"
+# v2: the retries in words ("once", "2 more times"), not "time(s)". v3: in Spanish too (the English words are v2's).
+AUTOPAY_VERSION = "autopay-2026-12-v3"
 ACH_ONCE_VERSION = "ach-once-2026-12-v1"
 ACH_SAVED_VERSION = "ach-saved-2026-12-v1"
 SANDBOX_ACH_ONCE_VERSION = "sandbox-ach-once-2026-12-v1"
