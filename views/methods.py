@@ -42,8 +42,8 @@ def _ctx(message="", errors=None, form=None):
     cid = current_user.customer_id
     pol = autopay.policy()
     return dict(views=methods.saved(cid, notice_days=pol.expiry_notice_days), ap=autopay.status(cid),
-                terms=legal.autopay(i18n.language(), pol, isp()), message=message, errors=errors or {}, form=form or {},
-                method_types=methods.METHOD_TYPES)
+                terms=legal.autopay(i18n.language(), pol, isp()), message=message, errors=errors or {},
+                form=form or {}, method_types=methods.METHOD_TYPES)
 
 
 def _page(message="", errors=None, status=200, form=None):
