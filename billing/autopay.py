@@ -3,7 +3,8 @@
 Rules:
 
 - A customer is enrolled with one saved method. Turning autopay on records the
-  authorization text's version, the time, the IP address and the browser.
+  authorization's words as shown (billing.legal, in the page's language), its
+  version and language, the time, the IP address and the browser.
 - The run (``flask --app app autopay``, daily from cron) charges each enrolled
   customer's open invoices off-session, oldest first, from ``days_before`` days
   before the due date (0: on the due date).
@@ -23,13 +24,12 @@ Rules:
   the new terms, and they are emailed once per authorization and fee.
 """
 import datetime as dt
-import re
 import time
 from dataclasses import dataclass, field
 
 from peewee import JOIN, IntegrityError, fn
 
-from billing import accounts, fees, ledger, methods, money, notices, payments
+from billing import accounts, fees, ledger, legal, methods, money, notices, payments
 from billing import processors as proc
 from billing.words import N_
 from db import database, write_tx
@@ -58,15 +58,6 @@ CANCELED = "canceled"
 HANDLED = (CHARGING, PROCESSING, CHARGED, ACTION_REQUIRED)
 # An on-session payment touched this recently means the customer is paying right now.
 ON_SESSION_GRACE = dt.timedelta(minutes=30)
-
-AUTHORIZATION_VERSION = "autopay-2026-12-v2"  # v2: the retries in words ("once", "2 more times"), not "time(s)"
-AUTHORIZATION_TEXT = (
-    "I authorize {isp} to charge my saved payment method automatically for each of my invoices, "
-    "{when}, for the invoice's unpaid balance, until I turn autopay off. If a charge fails, {retry}, "
-    "and will email me each time. I can turn "
-    "autopay off or remove the method in the portal at any time; that takes effect immediately."
-)
-
 
 # --- The ISP's policy. --------------------------------------------------------------------------------
 
@@ -105,37 +96,31 @@ def when_text(pol):
     return N_("%(days)s days before its due date", days=pol.days_before)
 
 
-FEE_TEXT = " Each {kind} charge also carries {isp}'s convenience fee of {rule}, which does not pay the invoice."
-FEE_KINDS = {"card": "card", "ach": "bank account"}
+def authorization(lang="en", pol=None):
+    """The autopay authorization the customer accepts in ``lang`` (billing.legal), for the current policy and
+    the ISP's convenience fees."""
+    return legal.autopay(lang, pol or policy(), Isp.current() or Isp(name="the ISP"))
 
 
-def authorization_text(pol=None, isp_name=None):
-    """The authorization the customer accepts, for the current policy and the ISP's convenience fees."""
-    pol = pol or policy()
-    isp = Isp.current() or Isp(name="the ISP")
-    isp_name = isp_name or isp.name
-    text = AUTHORIZATION_TEXT.format(isp=isp_name, when=when_text(pol), retry=retry_text(pol, isp_name))
-    for kind, rule in fees.rules(isp, FEE_KINDS).items():
-        text += FEE_TEXT.format(kind=FEE_KINDS[kind], isp=isp_name, rule=rule.describe(isp.currency))
-    return text
+def authorization_text(pol=None, lang="en"):
+    """The words of the autopay authorization in ``lang``, for the current policy and the ISP's convenience fees."""
+    return authorization(lang, pol).text
 
 
 def fee_authorized(auth, method_type, isp=None):
     """Whether the accepted authorization ``auth`` names the ISP's current fee for ``method_type`` (or none is due).
 
-    The accepted text is kept word for word, so the fee sentence it carried is looked for in it, with any
-    ISP name (a rename is not a new fee). A fee that is off needs no agreement.
+    The accepted text is kept word for word, so the fee sentence it carried is looked for in it, in any of the
+    languages the authorization is written in, with any ISP name (a rename is not a new fee). A fee that is
+    off needs no agreement.
     """
     isp = isp or Isp.current() or Isp(name="the ISP")
     rule = fees.rule_for(isp, method_type)
     if not rule.on:
         return True
-    if auth is None or method_type not in FEE_KINDS:
+    if auth is None:
         return False
-    head, tail = FEE_TEXT.split("{isp}")
-    pattern = (re.escape(head.format(kind=FEE_KINDS[method_type]).strip()) + ".{1,255}?"
-               + re.escape(tail.format(rule=rule.describe(isp.currency))))
-    return re.search(pattern, auth.text or "") is not None
+    return legal.names_fee(auth.text, method_type, rule, isp.currency)
 
 
 def autopay_fee(auth, method_type, amount_cents, isp=None):
@@ -158,17 +143,6 @@ def _unagreed_fee(enrol, method):
     return "" if fee_authorized(auth, method.method_type, isp) else rule.describe(isp.currency)
 
 
-def retry_text(pol, isp_name):
-    """What happens after a failed charge, in words with the right plurals."""
-    retries, days = pol.max_attempts - 1, pol.retry_days
-    gap = f"{days} day{'s' if days != 1 else ''}"
-    if retries <= 0:
-        return f"{isp_name} will not try again by itself"
-    if retries == 1:
-        return f"{isp_name} may try once more, {gap} later"
-    return f"{isp_name} may try again up to {retries} more times, {gap} apart"
-
-
 # --- Enrolment. --------------------------------------------------------------------------------------
 
 
@@ -177,15 +151,17 @@ def enrolment(customer_id):
     return AutopayEnrolment.get_or_none(AutopayEnrolment.customer == customer_id)
 
 
-def record_acceptance(customer_id, *, source, ip="", user_agent="", payment_id=None, method_id=None):
-    """Record that the customer accepted the current authorization text (call inside write_tx())."""
+def record_acceptance(customer_id, *, source, ip="", user_agent="", payment_id=None, method_id=None, lang="en"):
+    """Record that the customer accepted the current authorization, word for word in the language it was shown
+    in, with its version (call inside write_tx())."""
+    accepted = authorization(lang)
     return AutopayAuthorization.create(
         customer=customer_id, payment=payment_id, payment_method=method_id, source=source,
-        text_version=AUTHORIZATION_VERSION, text=authorization_text(), ip=(ip or "")[:255],
+        text_version=accepted.version, language=accepted.language, text=accepted.text, ip=(ip or "")[:255],
         user_agent=(user_agent or "")[:512])
 
 
-def accept_at_billing(payment, *, ip, user_agent):
+def accept_at_billing(payment, *, ip, user_agent, lang="en"):
     """The save-for-autopay box was ticked at the billing step: keep the acceptance for when it succeeds."""
     if not payment.save_for_autopay:
         return None
@@ -196,12 +172,12 @@ def accept_at_billing(payment, *, ip, user_agent):
         try:
             with database.atomic():
                 return record_acceptance(payment.customer_id, source="billing", ip=ip, user_agent=user_agent,
-                                         payment_id=payment.id)
+                                         payment_id=payment.id, lang=lang)
         except IntegrityError:  # the same form, submitted twice at once
             return AutopayAuthorization.get(AutopayAuthorization.payment == payment.id)
 
 
-def _enable(customer_id, method_id, authorization_id, actor):
+def _enable(customer_id, method_id, authorization_id, actor, text_version):
     now = utcnow()
     fields = dict(payment_method=method_id, authorization=authorization_id, enabled=True, enrolled_at=now,
                   disabled_at=None, disabled_reason="", updated_at=now)
@@ -209,11 +185,11 @@ def _enable(customer_id, method_id, authorization_id, actor):
         AutopayEnrolment.create(customer=customer_id, **fields)
     methods.ensure_default(customer_id, method_id)
     accounts.audit(actor, "autopay.on", "customer", customer_id, payment_method=method_id,
-                   authorization=authorization_id, text_version=AUTHORIZATION_VERSION)
+                   authorization=authorization_id, text_version=text_version)
 
 
-def turn_on(customer_id, method_id, *, accepted, ip="", user_agent="", actor="customer"):
-    """Turn autopay on with one of the customer's saved methods, recording the authorization."""
+def turn_on(customer_id, method_id, *, accepted, ip="", user_agent="", actor="customer", lang="en"):
+    """Turn autopay on with one of the customer's saved methods, recording the authorization (shown in ``lang``)."""
     errors = {}
     method = methods.own(customer_id, method_id)
     if method is None:
@@ -225,8 +201,9 @@ def turn_on(customer_id, method_id, *, accepted, ip="", user_agent="", actor="cu
     if errors:
         raise payments.FormErrors(errors)
     with write_tx():
-        auth = record_acceptance(customer_id, source="methods", ip=ip, user_agent=user_agent, method_id=method.id)
-        _enable(customer_id, method.id, auth.id, actor)
+        auth = record_acceptance(customer_id, source="methods", ip=ip, user_agent=user_agent, method_id=method.id,
+                                 lang=lang)
+        _enable(customer_id, method.id, auth.id, actor, auth.text_version)
     return enrolment(customer_id)
 
 
@@ -253,7 +230,8 @@ def _enrol_from_payment(payment):
         return  # no recorded acceptance, so no autopay (the method is still saved)
     AutopayAuthorization.update(payment_method=payment.payment_method_id).where(
         AutopayAuthorization.id == auth.id).execute()
-    _enable(payment.customer_id, payment.payment_method_id, auth.id, actor=f"payment:{payment.ref}")
+    _enable(payment.customer_id, payment.payment_method_id, auth.id, actor=f"payment:{payment.ref}",
+            text_version=auth.text_version)
 
 
 # --- What the customer sees. ---------------------------------------------------------------------------
@@ -640,7 +618,7 @@ def _ask_to_reauthorize(customer_id, auth, method_type, isp):
 def send_reauthorize_notices():
     """Email, once, each enrolled customer whose authorization does not name the fee now due; returns how many."""
     isp = Isp.current()
-    if not fees.rules(isp, FEE_KINDS):
+    if not fees.rules(isp, legal.FEE_TYPES):
         return 0
     q = (AutopayEnrolment.select(AutopayEnrolment, PaymentMethod, AutopayAuthorization)
          .join(PaymentMethod, on=(AutopayEnrolment.payment_method == PaymentMethod.id))

@@ -1075,11 +1075,6 @@ CLAIM_TTL = _dt.timedelta(hours=1)
 # this payment"), and that link must keep working for a few days before the attempt is given up.
 OFF_SESSION_CLAIM_TTL = _dt.timedelta(days=3)
 OPEN_DISPUTE = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
-ACH_MANDATE = (
-    "By clicking Pay, you authorize {isp} to debit the bank account you linked above for {amount}, once, "
-    "to pay your account. You can revoke this authorization by contacting {isp} before the debit settles, "
-    "and you may have rights with your bank if a debit was not authorized."
-)
 
 
 def _planned_invoice_ids(payment):
@@ -1364,11 +1359,13 @@ def handle_remote_event(processor, event_id, event_type, update):
     return True
 
 
-def record_mandate(payment, text, ip, user_agent):
-    """Record the customer's acceptance of the ACH mandate for this payment (the first one counts)."""
+def record_mandate(payment, mandate, ip, user_agent):
+    """Record the customer's acceptance of the ACH mandate for this payment (the first one counts): the
+    ``billing.legal.Agreement`` shown, word for word, with its version and language."""
     try:
         with write_tx():
-            return PaymentMandate.create(payment=payment.id, text=text, ip=(ip or "")[:255],
+            return PaymentMandate.create(payment=payment.id, text=mandate.text, text_version=mandate.version,
+                                         language=mandate.language, ip=(ip or "")[:255],
                                          user_agent=(user_agent or "")[:512])
     except IntegrityError:
         return PaymentMandate.get(PaymentMandate.payment == payment.id)

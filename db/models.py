@@ -557,6 +557,7 @@ class AutopayAuthorization(BaseModel):
     payment_method = ForeignKeyField(PaymentMethod, null=True, on_delete="SET NULL")
     source = CharField()  # billing | methods
     text_version = CharField()
+    language = CharField(default="en")  # the language the text was shown and accepted in (0200)
     text = TextField()
     accepted_at = DateTimeField(default=utcnow)
     ip = CharField(default="")
@@ -633,6 +634,8 @@ class PaymentMandate(BaseModel):
 
     payment = ForeignKeyField(Payment, unique=True, backref="mandates", on_delete="RESTRICT")
     text = TextField()
+    text_version = CharField(default="")  # billing.legal's version; '' for mandates accepted before it (0200)
+    language = CharField(default="en")  # the language the text was shown and accepted in (0200)
     accepted_at = DateTimeField(default=utcnow)
     ip = CharField(default="")
     user_agent = CharField(default="")

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from billing import accounts, autopay, methods, payments
+from billing import accounts, autopay, legal, methods, payments
 from billing.processors.sandbox import SandboxProcessor
 from db import database
 from db.models import (
@@ -74,7 +74,7 @@ def test_turning_autopay_on_records_the_authorization(sandbox):
     enrol = AutopayEnrolment.get(AutopayEnrolment.customer == customer.id)
     auth = enrol.authorization
     assert enrol.enabled and enrol.payment_method_id == method.id
-    assert (auth.ip, auth.user_agent, auth.text_version) == ("203.0.113.9", "pytest", autopay.AUTHORIZATION_VERSION)
+    assert (auth.ip, auth.user_agent, auth.text_version) == ("203.0.113.9", "pytest", legal.AUTOPAY_VERSION)
     assert auth.accepted_at is not None and "on its due date" in auth.text
     assert methods.default_id(customer.id) == method.id
 

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from markupsafe import escape
 
-from billing import autopay, methods, payments
+from billing import autopay, legal, methods, payments
 from db.models import AutopayAuthorization, AutopayCharge, AutopayEnrolment, Outbox, Payment, PaymentMethod
 from tests.factories import make_customer, make_invoice
 
@@ -37,7 +37,7 @@ def test_save_for_autopay_at_the_billing_step_turns_autopay_on_and_records_the_a
                                    "key": payments.new_idempotency_key()})
     ref = page.location.rsplit("/", 1)[1]
     billing = logged_in.get(f"/payments/{ref}").get_data(as_text=True)
-    assert 'id="autopay-terms"' in billing and autopay.AUTHORIZATION_TEXT.split("{")[0] in billing
+    assert 'id="autopay-terms"' in billing and legal.AUTOPAY_WORDS["en"]["text"].split("{")[0] in billing
     entry = logged_in.post(f"/payments/{ref}/billing", {**BILLING, "save_for_autopay": "1"}).location
     submit(logged_in, entry, GOOD_CARD)
     assert "Payment was successful" in logged_in.get(f"/payments/{ref}").get_data(as_text=True)
@@ -47,7 +47,7 @@ def test_save_for_autopay_at_the_billing_step_turns_autopay_on_and_records_the_a
     auth = AutopayAuthorization.get()
     assert enrol.enabled and enrol.payment_method_id == method.id and enrol.authorization_id == auth.id
     assert (auth.source, auth.ip, auth.user_agent, auth.text_version) == (
-        "billing", "127.0.0.1", auth.user_agent, autopay.AUTHORIZATION_VERSION)
+        "billing", "127.0.0.1", auth.user_agent, legal.AUTOPAY_VERSION)
     assert auth.user_agent.startswith("Werkzeug/")  # the browser's User-Agent header
     assert auth.payment.ref == ref and auth.payment_method_id == method.id
     home = logged_in.get("/").get_data(as_text=True)

@@ -3,10 +3,10 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from billing import autopay, methods, notices
+from billing import autopay, legal, methods, notices
 from billing.payments import FormErrors
 from billing.processors import ProcessorError
-from views import customer_required, processor, render, wants_fragment, windows
+from views import customer_required, i18n, isp, processor, render, wants_fragment, windows
 
 bp = Blueprint("methods", __name__)
 
@@ -28,7 +28,10 @@ def _autopay_helpers():
     def home():
         return autopay.status(current_user.customer_id)
 
-    return {"autopay_alerts": banner, "autopay_home": home, "autopay_terms": autopay.authorization_text}
+    def terms():
+        return legal.autopay(i18n.language(), autopay.policy(), isp())
+
+    return {"autopay_alerts": banner, "autopay_home": home, "autopay_terms": terms}
 
 
 def _actor():
@@ -39,8 +42,8 @@ def _ctx(message="", errors=None, form=None):
     cid = current_user.customer_id
     pol = autopay.policy()
     return dict(views=methods.saved(cid, notice_days=pol.expiry_notice_days), ap=autopay.status(cid),
-                terms=autopay.authorization_text(pol), message=message, errors=errors or {}, form=form or {},
-                method_types=methods.METHOD_TYPES)
+                terms=legal.autopay(i18n.language(), pol, isp()), message=message, errors=errors or {},
+                form=form or {}, method_types=methods.METHOD_TYPES)
 
 
 def _page(message="", errors=None, status=200, form=None):
@@ -99,7 +102,7 @@ def autopay_on():
     try:
         autopay.turn_on(current_user.customer_id, request.form.get("method"),
                         accepted=bool(request.form.get("accepted")), ip=request.remote_addr or "",
-                        user_agent=request.user_agent.string, actor=_actor())
+                        user_agent=request.user_agent.string, actor=_actor(), lang=i18n.language())
     except FormErrors as e:
         return _page(errors=e.errors, status=422, form=request.form)
     return _page(_("Autopay is on."))

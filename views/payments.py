@@ -5,7 +5,7 @@ from flask_login import current_user
 from billing import accounts, autopay, methods, money, payments
 from billing.processors import ProcessorError
 from db.models import PaymentMethod
-from views import customer_required, page_number, pay_start_url, processor, render, tab_required, wants_fragment, windows
+from views import customer_required, i18n, page_number, pay_start_url, processor, render, tab_required, wants_fragment, windows
 
 bp = Blueprint("payments", __name__)
 
@@ -180,8 +180,9 @@ def billing(ref):
         current_app.logger.warning("processor unreachable at Make Payment for %s: %s", payment.ref, e)
         return _step(payments.for_customer(current_user.customer_id, ref), form=request.form,
                      errors={"form": UNREACHABLE})
-    # The save-for-autopay box: keep the acceptance (time, IP, browser, text version) for when it succeeds.
-    autopay.accept_at_billing(payment, ip=request.remote_addr or "", user_agent=request.user_agent.string)
+    # The save-for-autopay box: keep the acceptance (time, IP, browser, text, version, language) for when it succeeds.
+    autopay.accept_at_billing(payment, ip=request.remote_addr or "", user_agent=request.user_agent.string,
+                              lang=i18n.language())
     if not wants_fragment() and payment.status == payments.AWAITING_DETAILS:
         # Without JavaScript the processor's page opens in this tab and comes back here.
         return redirect(_entry_urls(payment)["page"], code=303)

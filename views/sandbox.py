@@ -14,10 +14,9 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from billing import payments
+from billing import legal, payments
 from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED, WINDOW_MODES, ProcessorError
-from billing.processors.sandbox import ACH_AUTHORIZATION
-from views import isp, pay_start_url, processor
+from views import i18n, isp, pay_start_url, processor
 from views.edge import local_url
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
@@ -58,7 +57,8 @@ def _intent():
 def _ctx(intent, **extra):
     mode = request.values.get("mode")
     ctx = dict(intent=intent, secret=request.values.get("secret"), mode=mode if mode in MODES else "page",
-               back=_back(request.values.get("back")), authorization=ACH_AUTHORIZATION.format(isp=isp().name),
+               back=_back(request.values.get("back")),
+               authorization=legal.sandbox_ach_once(i18n.language(), isp=isp().name),
                errors={}, decline="", form={}, setup=False)
     ctx.update(extra)
     return ctx
@@ -182,12 +182,6 @@ def start_worker(app, interval=1.0):
 
 # --- Saving a method without paying: the portal's "Add a payment method" opens this page. ---
 
-SETUP_AUTHORIZATION = (
-    "By clicking Save, you authorize {isp} to debit the bank account above for payments you make in the "
-    "portal and, if you turn it on, for autopay. You can remove this account in the portal at any time."
-)
-
-
 @bp.route("/setup/<intent_id>", methods=["GET", "POST"])
 def setup(intent_id):
     """The processor's page for saving a card or bank account: it only tokenizes, nothing is charged."""
@@ -195,7 +189,7 @@ def setup(intent_id):
     if intent.kind != "setup":
         abort(404)
     ctx = _ctx(intent, setup=True)
-    ctx["authorization"] = SETUP_AUTHORIZATION.format(isp=isp().name)
+    ctx["authorization"] = legal.sandbox_ach_saved(i18n.language(), isp=isp().name)
     if intent.status == SUCCEEDED:
         return _finished(intent, ctx)
     if request.method == "GET":

@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from billing import accounts, methods, money, paylinks, payments
+from billing import accounts, legal, methods, paylinks, payments
 from billing.processors import REQUIRES_ACTION, WINDOW_MODES, ProcessorError
 from db import write_tx
 from db.models import utcnow
-from views import customer_required, isp, paylink, processor
+from views import customer_required, i18n, isp, paylink, processor
 
 bp = Blueprint("stripe_pay", __name__)
 MODES = WINDOW_MODES
@@ -72,9 +72,10 @@ def _mode():
     return mode if mode in MODES else "page"
 
 
-def _mandate_text(payment):
-    return payments.ACH_MANDATE.format(isp=isp().name, amount=money.format_money(payments.expected_charge_cents(payment),
-                                                                                   payment.currency))
+def _mandate(payment):
+    """The one-time ACH mandate for this payment (its fee included), in the page's language."""
+    return legal.ach_once(i18n.language(), isp=isp().name, amount_cents=payments.expected_charge_cents(payment),
+                          currency=payment.currency)
 
 
 def window_page(proc, payment, back, calls):
@@ -100,7 +101,7 @@ def window_page(proc, payment, back, calls):
                                proc=proc)
     return render_template(
         "stripe/window.html", payment=payment, finished=False, mode=mode, back=back, proc=proc, state=state,
-        calls=calls, mandate=_mandate_text(payment), billing_name=payment.billing_name,
+        calls=calls, mandate=_mandate(payment), billing_name=payment.billing_name,
         billing_email=payment.billing_email,
     )
 
@@ -180,7 +181,7 @@ def pay_bank(proc, payment, actor):
     refused = _claimed(proc, payment, actor)
     if refused:
         return refused
-    mandate = payments.record_mandate(payment, _mandate_text(payment), request.remote_addr,
+    mandate = payments.record_mandate(payment, _mandate(payment), request.remote_addr,
                                       request.headers.get("User-Agent", ""))
     try:
         state = proc.confirm_bank(payment.processor_ref, ip_address=mandate.ip, user_agent=mandate.user_agent,
@@ -239,13 +240,6 @@ def sync(ref):
 
 # --- Stripe's setup window: Stripe.js's own fields save the card; the portal asks Stripe for the outcome. ---
 
-SETUP_MANDATE = (
-    "By clicking Save, you authorize {isp} to debit the bank account above for payments you make in the "
-    "portal and, if you turn it on, for autopay, according to the terms you agreed with {isp}. You can remove "
-    "this account in the portal at any time."
-)
-
-
 def _stripe_setup(ref):
     setup = methods.setup_for(current_user.customer_id, ref)
     if setup is None:
@@ -272,7 +266,7 @@ def setup_window(ref):
     if finished and mode == "page":
         return redirect(back, code=303)
     return render_template("stripe/setup.html", setup=setup, finished=finished, mode=mode, back=back, proc=proc,
-                           state=state, mandate=SETUP_MANDATE.format(isp=isp().name),
+                           state=state, mandate=legal.ach_saved(i18n.language(), isp=isp().name),
                            billing_name=setup.customer.name, billing_email=setup.customer.email or "")
 
 
@@ -321,10 +315,11 @@ def setup_bank(ref):
         return jsonify(done=False, status="error", field="accepted",
                        message="Accept the authorization to save this bank account."), 422
     ip, agent = request.remote_addr or "", request.headers.get("User-Agent", "")
-    accepted_at = utcnow()
-    with write_tx():  # the acceptance (text, time, IP address, browser) is kept in the audit trail
+    accepted_at, mandate = utcnow(), legal.ach_saved(i18n.language(), isp=isp().name)
+    with write_tx():  # the acceptance (text, version, language, time, IP address, browser) is kept in the audit trail
         accounts.audit(_customer(), "method.mandate_accepted", "method_setup", setup.ref, ip=ip,
-                       user_agent=agent[:512], text=SETUP_MANDATE.format(isp=isp().name), accepted_at=accepted_at)
+                       user_agent=agent[:512], text=mandate.text, text_version=mandate.version,
+                       language=mandate.language, accepted_at=accepted_at)
     try:
         state = proc.confirm_setup_bank(setup.processor_ref, ip_address=ip, user_agent=agent, accepted_at=accepted_at)
         setup = methods.sync_setup(setup, proc, actor=_customer())

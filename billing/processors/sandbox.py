@@ -60,11 +60,6 @@ ACH_RETURNS = {
 }
 # The sandbox names its own test bank: a portal not using Stripe must not show "STRIPE TEST BANK".
 BANK_NAMES = {"110000000": "Sandbox Test Bank"}
-ACH_AUTHORIZATION = (
-    "By clicking Pay, you authorize {isp} to debit the bank account above for the amount shown, "
-    "as a one-time ACH debit. You can revoke this authorization by contacting {isp} before the "
-    "debit settles."
-)
 
 _DIGITS = re.compile(r"^[0-9]+$", re.ASCII)
 
