@@ -15,7 +15,8 @@ Two more things Stripe documents are taught, because the portal's cards are Paym
   Customer once the confirmation succeeds (an authorization, for a manual capture), and never otherwise.
 - ``stripe.createPaymentMethod({type: "card", card: element, billing_details})`` in the fake Stripe.js (its
   own is an empty stub): the card's fields become a PaymentMethod, as Stripe.js makes one with the
-  publishable key. It is served at the same address, the fake script with this one function filled in.
+  publishable key. It is served at the same address, the fake script with this one function filled in, and
+  its top-level names kept to itself, as Stripe.js keeps its own.
 Nothing else is added: ConfirmationTokens, ``mandate_data`` and ACH stay unmodelled and are refused as
 before, so the tests cannot pass on behaviour the fake does not have.
 
@@ -109,8 +110,10 @@ def serve_stripe_js(app, resources):
     import aiohttp.web
     from localstripe import server
 
+    # In a block, so that the fake's own top-level names (its ``class Element``, which would hide the browser's
+    # Element from every script of a page that mounts the card fields in itself) stay its own.
     with open(os.path.join(os.path.dirname(server.__file__), "localstripe-v3.js")) as f:
-        script = f.read() + CREATE_PAYMENT_METHOD
+        script = "{\n" + f.read() + CREATE_PAYMENT_METHOD + "\n}\n"
 
     async def stripe_js(request):
         return aiohttp.web.Response(text=script, content_type="application/javascript")

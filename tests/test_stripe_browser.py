@@ -135,8 +135,10 @@ def test_popup_blocked_the_stripe_form_works_inline(open_page, account, stripe_s
     to_billing(page, "40.00")
     page.get_by_role("button", name="Make Payment").click()
     expect(page.locator("#pay-blocked")).to_be_visible()
-    frame = page.frame_locator("#pay-inline")
-    expect(frame.locator("#card-element input")).to_have_count(5)
+    # Stripe's fields are mounted in the portal page itself, never in a frame of ours.
+    frame = page.locator("#pay-inline")
+    expect(frame.locator("#stripe-window #card-element input")).to_have_count(5)
+    expect(page.locator("iframe#pay-inline")).to_have_count(0)
     fill_card(frame, CARD_OK)
     frame.get_by_role("button", name="Pay $40.00").click()
     expect_success(page, "$40.00", ("INV-3001 $40.00", "4242"))

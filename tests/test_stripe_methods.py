@@ -385,8 +385,10 @@ def test_add_a_card_with_stripe_inline_when_the_popup_is_blocked(open_page, app,
     page.get_by_role("link", name="Payment methods", exact=True).click()
     page.get_by_role("button", name="Add").click()
     expect(page.locator("#pay-blocked")).to_be_visible()
-    frame = page.frame_locator("#pay-inline")
-    expect(frame.locator("#card-element input")).to_have_count(5)
+    # Stripe's fields are mounted in the portal page itself, never in a frame of ours.
+    frame = page.locator("#pay-inline")
+    expect(frame.locator("#stripe-setup #card-element input")).to_have_count(5)
+    expect(page.locator("iframe#pay-inline")).to_have_count(0)
     fill_card(frame, CARD_OK)
     frame.get_by_role("button", name="Save").click()
     expect(page.locator("#methods-message")).to_have_text("Saved: Visa ending 4242.", timeout=15000)

@@ -431,6 +431,38 @@ def test_stripe_js_loads_only_on_the_payment_window(app, logged_in, owing, strip
     assert stripe_server.url in window.headers["Content-Security-Policy"]
 
 
+def test_the_inline_fallback_is_the_windows_form_alone_for_the_page_to_mount_not_a_frame(
+        app, logged_in, owing, stripe_server):
+    import html
+    import json
+    import re
+
+    payment = start_payment(logged_in, "30.00")
+    page = logged_in.get(f"/payments/{payment.ref}").get_data(as_text=True)
+    assert 'id="pay-inline"' in page and "data-in-page" in page and "<iframe" not in page
+    inline = logged_in.get(f"/payments/{payment.ref}/window?mode=inline").get_data(as_text=True)
+    assert "<html" not in inline and "<script" not in inline and inline.lstrip().startswith('<div id="stripe-window"')
+    load = json.loads(html.unescape(re.search(r"data-load='([^']+)'", inline).group(1)))
+    assert load[0] == stripe_server.url + "/js.stripe.com/v3/" and "stripe-window" in load[1]
+    # The billing details the Card Element need not ask again, from the Billing Information step.
+    billing = json.loads(html.unescape(re.search(r"data-billing='([^']+)'", inline).group(1)))
+    assert billing == {"name": BILLING["name"], "email": BILLING["email"], "phone": BILLING["phone"],
+                       "address": {"line1": BILLING["street"], "city": BILLING["city"], "state": BILLING["state"],
+                                   "postal_code": BILLING["zip"], "country": "US"}}
+    popup = logged_in.get(f"/payments/{payment.ref}/window?mode=popup").get_data(as_text=True)
+    assert "<html" in popup and "data-load" not in popup
+
+
+def test_stripe_js_defaults_to_the_release_named_by_the_sdks_api_version():
+    import stripe as sdk
+
+    from billing.processors import stripe as processor
+
+    release = sdk.api_version.rsplit(".", 1)[1]
+    assert processor.DEFAULT_JS_URL == f"https://js.stripe.com/{release}/stripe.js"
+    assert processor.StripeProcessor("sk_test_x", "pk_test_x", "whsec_x").js_url == processor.DEFAULT_JS_URL
+
+
 def test_the_window_scripts_words_follow_the_pages_language(app, logged_in, owing, stripe_server):
     import html
     import json

@@ -29,6 +29,9 @@ from views import customer_required, isp, paylink, processor
 
 bp = Blueprint("stripe_pay", __name__)
 MODES = WINDOW_MODES
+# The inline fallback (pop-ups blocked) mounts the window's form in the portal page itself, never in a frame of
+# ours: the window answers mode=inline with its form alone (templates/stripe/_window.html, _setup.html).
+INLINE_IN_PAGE = True
 PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]{1,250}")  # a PaymentMethod id, from stripe.createPaymentMethod
 
 
@@ -92,6 +95,11 @@ def _details(name, email, phone="", street="", city="", state="", zip_code=""):
     return {k: v for k, v in details.items() if v}
 
 
+def _template(name, mode):
+    """The window's whole page, or (inline, mounted in the portal page) its form alone."""
+    return f"stripe/_{name}.html" if mode == "inline" else f"stripe/{name}.html"
+
+
 def billing_details(payment):
     """Stripe's ``billing_details`` from the payment's Billing Information step, so the Card Element asks for
     none of it.
@@ -124,10 +132,10 @@ def window_page(proc, payment, back, calls):
         # Already paid, processing or finished: never offer to pay again.
         if mode == "page":
             return redirect(back, code=303)
-        return render_template("stripe/window.html", payment=payment, finished=True, mode=mode, back=back,
+        return render_template(_template("window", mode), payment=payment, finished=True, mode=mode, back=back,
                                proc=proc)
     return render_template(
-        "stripe/window.html", payment=payment, finished=False, mode=mode, back=back, proc=proc, state=state,
+        _template("window", mode), payment=payment, finished=False, mode=mode, back=back, proc=proc, state=state,
         calls=calls, mandate=_mandate_text(payment), billing_name=payment.billing_name,
         billing_email=payment.billing_email, billing=billing_details(payment),
         # A saved card whose bank asked for its check at the billing step (or autopay's charge): run it at once.
@@ -306,7 +314,7 @@ def setup_window(ref):
     c = setup.customer
     if finished and mode == "page":
         return redirect(back, code=303)
-    return render_template("stripe/setup.html", setup=setup, finished=finished, mode=mode, back=back, proc=proc,
+    return render_template(_template("setup", mode), setup=setup, finished=finished, mode=mode, back=back, proc=proc,
                            state=state, mandate=SETUP_MANDATE.format(isp=isp().name),
                            billing_name=setup.customer.name, billing_email=setup.customer.email or "",
                            billing=_details(c.name, c.email, c.phone, c.street, c.city, c.state, c.zip))
