@@ -419,9 +419,9 @@ class StripeProcessor(Processor):
         return self.retrieve_payment_intent(intent_id)
 
     def charge_saved_method(self, intent_id, method_token):
-        """Confirm an intent with a saved method's id, the customer present (the billing step, or a payment
-        autopay left for them): with ``use_stripe_sdk``, so that a bank's check (3-D Secure) comes back as a
-        next action for Stripe.js to run in the window at once."""
+        """Confirm an intent with a saved method's id, the customer present (the billing step): with
+        ``use_stripe_sdk``, so that a bank's check (3-D Secure) comes back as a next action for Stripe.js to run
+        in the window at once."""
         return self._confirm(intent_id, method_token, {"use_stripe_sdk": True})
 
     def confirm_card(self, intent_id, payment_method, *, save):
