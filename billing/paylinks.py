@@ -24,7 +24,7 @@ from db import write_tx
 from db.models import Invoice, Isp, Payment
 
 DEFAULT_DAYS = 45
-ORIGIN = "paylink"  # Payment.origin of payments started through a pay link
+ORIGIN = payments.PAYLINK  # Payment.origin of payments started through a pay link
 _SALT = "paylink"
 NOT_VALID = N_("This payment link is not valid.")
 

@@ -528,7 +528,7 @@ def retire(payment, processor, problem=None, code="", message="", actor="custome
         if payment.processor_ref:
             state = processor.cancel_payment_intent(payment.processor_ref)
         elif payment.status == AWAITING_DETAILS:  # a crash may have left the intent unrecorded
-            found = processor.find_payment_intent(payment.idempotency_key)
+            found = processor.find_payment_intent(payment.idempotency_key, payment.ref)
             state = processor.cancel_payment_intent(found.id) if found else None
         if state is not None and state.status in (proc.SUCCEEDED, proc.PROCESSING):
             with write_tx():
@@ -617,6 +617,26 @@ def renew(payment, processor, actor="customer"):
     return confirm_billing(fresh, form, processor, actor=actor)
 
 
+PAYLINK = "paylink"  # Payment.origin of a payment started through a pay link (billing.paylinks)
+
+
+def _intent_metadata(payment):
+    """What the processor is told when it creates a payment's intent: nothing that changes for its key.
+
+    A pay link's payment names no customer: a card typed through a link is never kept for the account.
+    """
+    metadata = {"payment_ref": payment.ref}
+    if payment.origin != PAYLINK:
+        metadata["customer_id"] = str(payment.customer_id)
+    return metadata
+
+
+def may_save(payment):
+    """True when the card of this payment may be saved for later: the customer ticked the box, on their own
+    account (never through a pay link)."""
+    return bool(payment.save_for_autopay) and payment.origin != PAYLINK
+
+
 def open_intent(payment, processor):
     """The processor's intent for this payment, created once (the payment row is saved first)."""
     if payment.processor_ref:
@@ -624,9 +644,7 @@ def open_intent(payment, processor):
     state = processor.create_payment_intent(
         amount_cents=expected_charge_cents(payment), currency=payment.currency, method_type=payment.method_type,
         idempotency_key=payment.idempotency_key,
-        metadata={"payment_ref": payment.ref, "customer_id": str(payment.customer_id),
-                  "invoice_id": str(payment.target_invoice_id or ""),
-                  "invoice_ids": _planned_invoice_ids(payment)},
+        metadata=_intent_metadata(payment),
     )
     with write_tx():
         Payment.update(processor_ref=state.id, updated_at=utcnow()).where(
@@ -854,7 +872,7 @@ def capture_if_fits(payment_id, state, processor, actor="processor"):
 
 
 def _maybe_save_method(payment, state):
-    if not (payment.save_for_autopay and state.method_token):
+    if not (may_save(payment) and state.method_token):
         return
     method, _ = PaymentMethod.get_or_create(
         processor_ref=state.method_token,
@@ -875,7 +893,7 @@ def sync(payment, processor):
     if not payment.processor_ref:
         if payment.charging_at is None:
             return payment
-        state = processor.find_payment_intent(payment.idempotency_key)
+        state = processor.find_payment_intent(payment.idempotency_key, payment.ref)
         if state is None:
             return payment
         with write_tx():
@@ -1023,16 +1041,14 @@ def charge_off_session(payment, processor):
         return state
     state = None
     if payment.created_at < utcnow() - dt.timedelta(minutes=2):  # resumed by a later run
-        state = processor.find_payment_intent(payment.idempotency_key)
+        state = processor.find_payment_intent(payment.idempotency_key, payment.ref)
     if state is None:
         processor.require(proc.Capability.OFF_SESSION)
         state = processor.charge_off_session(
             amount_cents=expected_charge_cents(payment), currency=payment.currency, method_type=payment.method_type,
             method_token=payment.payment_method.processor_ref, customer_id=payment.customer_id,
             idempotency_key=payment.idempotency_key,
-            metadata={"payment_ref": payment.ref, "customer_id": str(payment.customer_id),
-                      "invoice_id": str(payment.target_invoice_id or ""), "invoice_ids": _planned_invoice_ids(payment),
-                      "off_session": "autopay"})
+            metadata=_intent_metadata(payment))
     with write_tx():
         Payment.update(processor_ref=state.id, updated_at=utcnow()).where(
             (Payment.id == payment.id) & Payment.processor_ref.is_null()).execute()
@@ -1075,12 +1091,6 @@ CLAIM_TTL = _dt.timedelta(hours=1)
 # this payment"), and that link must keep working for a few days before the attempt is given up.
 OFF_SESSION_CLAIM_TTL = _dt.timedelta(days=3)
 OPEN_DISPUTE = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
-
-
-def _planned_invoice_ids(payment):
-    """The invoices a payment would go to now, comma-separated (for the processor's metadata)."""
-    plan = accounts.plan_payment(payment.customer_id, payment.amount_cents, payment.target_invoice_id)
-    return ",".join(str(invoice_id) for invoice_id, _ in plan.allocations)
 
 
 def taken_back(payment_id):
@@ -1394,7 +1404,7 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
             state = processor.retrieve_payment_intent(payment.processor_ref)
         else:
             # The server stopped between creating the intent and saving its id: find it by our key.
-            state = processor.find_payment_intent(payment.idempotency_key)
+            state = processor.find_payment_intent(payment.idempotency_key, payment.ref)
             if state is None:
                 after = payment
                 if claim_expired(payment, now):  # the processor never heard of it: nothing was charged

@@ -43,6 +43,7 @@
     var notice = document.getElementById("pay-blocked");
     notice.hidden = false;
     announce(notice.textContent);
+    if (frame.hasAttribute("data-in-page")) { mount(frame, b.getAttribute("data-inline-url")); return; }
     if (!frame.getAttribute("src")) {
       frame.addEventListener("load", function () { focusFrame(frame); }, { once: true });
       frame.addEventListener("load", fit);
@@ -52,6 +53,31 @@
       frame.hidden = false;
       focusFrame(frame);
     }
+  }
+
+  // A processor whose window must not sit in a frame of ours (Stripe's fields): its form is fetched and mounted
+  // in this page, then the scripts its root names (data-load) run in order, each after the one before.
+  function mount(box, url) {
+    box.hidden = false;
+    if (box.hasAttribute("data-mounted")) { focusOn(box.querySelector("h3") || box); return; }
+    box.setAttribute("data-mounted", "");
+    fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then(function (html) {
+        box.innerHTML = html; // the portal's own fragment (same origin); its scripts are loaded below, by name
+        var root = box.firstElementChild;
+        var scripts = [];
+        try { scripts = JSON.parse((root && root.getAttribute("data-load")) || "[]"); } catch (err) { scripts = []; }
+        (function next(i) {
+          if (i >= scripts.length) return;
+          var tag = document.createElement("script");
+          tag.src = scripts[i];
+          tag.onload = function () { next(i + 1); };
+          document.head.appendChild(tag);
+        })(0);
+        focusOn(box.querySelector("h3") || box);
+      })
+      .catch(function () { box.removeAttribute("data-mounted"); window.location.assign(url.replace("mode=inline", "mode=page")); });
   }
 
   // The inline form is the portal's own page (same origin): size the frame to it, so no empty area is

@@ -1,6 +1,8 @@
 // Stripe's windows: paying (#stripe-window) and saving a card or bank account (#stripe-setup).
 // Card and bank details go from Stripe.js's own fields straight to Stripe; this page sends the portal only
-// Stripe's ids, and the portal asks Stripe for the outcome.
+// Stripe's ids, and the portal asks Stripe for the outcome. A card is a PaymentMethod made by the Card Element
+// (never a token or source); the portal confirms the payment with it, and when the bank asks for its check
+// (3-D Secure) this window runs it at once.
 (function () {
   "use strict";
   var root = document.getElementById("stripe-window") || document.getElementById("stripe-setup");
@@ -68,6 +70,16 @@
     }).then(function (r) { return r.json(); });
   }
 
+  // The bank's check (3-D Secure), here in this window; then ask the portal where things stand.
+  // Stripe.js runs the next action of an intent this server confirmed (use_stripe_sdk).
+  function authenticate() {
+    var action = typeof stripe.handleNextAction === "function" ?
+      stripe.handleNextAction({clientSecret: d.clientSecret}) : stripe.confirmCardPayment(d.clientSecret);
+    return action.then(function () {
+      return post(d.syncUrl).then(function (a) { return handle(a, true); });
+    });
+  }
+
   // The server's answer: done, a 3-D Secure challenge to finish here, or a message and another try.
   function handle(answer, challenged) {
     if (answer.done) { finish(); return; }
@@ -76,14 +88,7 @@
       show(words.microdeposits + " " + words.verify);
       return;
     }
-    if (answer.status === "requires_action" && !challenged) {
-      // The card issuer's check (3-D Secure), here in this window; then ask the portal where things stand.
-      var action = typeof stripe.handleNextAction === "function" ?
-        stripe.handleNextAction({clientSecret: d.clientSecret}) : stripe.confirmCardPayment(d.clientSecret);
-      return action.then(function () {
-        return post(d.syncUrl).then(function (a) { return handle(a, true); });
-      });
-    }
+    if (answer.status === "requires_action" && !challenged) return authenticate();
     show(answer.message || words.refused);
     ready();
   }
@@ -92,22 +97,33 @@
   function settled(a) { return handle(a, true); }
 
   if (d.method === "card") {
-    var card = stripe.elements().create("card");
+    var billing = {};
+    try { billing = JSON.parse(d.billing || "{}"); } catch (e) { /* Stripe asks for what it needs */ }
+    var zip = billing.address && billing.address.postal_code;
+    // Card only: no wallets, and no Link; the postal code is asked only when the billing step did not give it.
+    var card = stripe.elements().create("card", {hidePostalCode: !!zip, disableLink: true});
     card.mount("#card-element");
+    if (!setup && root.hasAttribute("data-next-action")) {
+      // A saved card whose bank asked for its check when the portal charged it: run the check now.
+      start();
+      authenticate().catch(failed);
+    }
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       if (busy) return; // one click at a time; the server also never confirms a paid intent again
       start();
       var sent = setup ?
         // Stripe.js confirms the SetupIntent, with the bank's check (3-D Secure) here when it asks for one.
-        stripe.confirmCardSetup(d.clientSecret, {payment_method: {card: card, billing_details: {name: d.billingName}}})
+        stripe.confirmCardSetup(d.clientSecret, {payment_method: {card: card, billing_details: billing}})
           .then(function (result) {
             if (result.error) { show(result.error.message || words.checkCard); ready(); return; }
             return post(d.syncUrl).then(settled);
           }) :
-        stripe.createToken(card, {name: d.billingName}).then(function (result) {
+        // A PaymentMethod from the card's fields; the portal confirms the payment with it (and decides on saving).
+        stripe.createPaymentMethod({type: "card", card: card, billing_details: billing}).then(function (result) {
           if (result.error) { show(result.error.message || words.checkCard); ready(); return; }
-          return post(d.cardUrl, {token: result.token.id}).then(function (a) { return handle(a, false); });
+          return post(d.cardUrl, {payment_method: result.paymentMethod.id})
+            .then(function (a) { return handle(a, false); });
         });
       sent.catch(failed);
     });

@@ -33,7 +33,6 @@ BILLING = {"name": "Dana Demo", "street": "12 Ridge Road", "city": "Austin", "st
 CARD_OK = "4242424242424242"
 CARD_CHARGE_FAILS = "4000000000000341"
 CARD_3DS = "4000002500003155"
-CARD_DECLINED_AT_ATTACH = "4000000000000002"
 
 
 class LocalStripe:
@@ -141,15 +140,16 @@ def start_payment(portal, amount="50.00", method_type="card", **extra):
     return Payment.get(Payment.ref == ref)
 
 
-def card_token(server, number):
-    """A card token, as Stripe.js's createToken makes one from its own fields."""
-    return server.client.v1.tokens.create(
-        params={"card": {"number": number, "exp_month": 12, "exp_year": dt.date.today().year + 3, "cvc": "123"}}).id
+def card_method(server, number):
+    """A card PaymentMethod, as Stripe.js's createPaymentMethod makes one from the Card Element's fields."""
+    return server.client.v1.payment_methods.create(params={"type": "card", "card": {
+        "number": number, "exp_month": 12, "exp_year": dt.date.today().year + 3, "cvc": "123"}}).id
 
 
 def pay_card(portal, server, payment, number=CARD_OK):
-    """The window's Pay: the token goes to the portal, which confirms with Stripe. Returns the JSON answer."""
-    resp = portal.post(f"/payments/{payment.ref}/stripe/card", {"token": card_token(server, number)})
+    """The window's Pay: the PaymentMethod's id goes to the portal, which confirms with Stripe. Returns the
+    status code and JSON answer."""
+    resp = portal.post(f"/payments/{payment.ref}/stripe/card", {"payment_method": card_method(server, number)})
     return resp.status_code, resp.get_json()
 
 

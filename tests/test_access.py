@@ -30,7 +30,7 @@ ID_ROUTES = {
     "methods.setup_status": ("GET", "/methods/setup/{setup}/status", None),
     # Stripe's window and its calls (absent with the sandbox; tests/test_stripe_payments.py walks them with Stripe).
     "stripe_pay.window": ("GET", "/payments/{payment}/window?mode=popup", None),
-    "stripe_pay.card": ("POST", "/payments/{payment}/stripe/card", {"token": "tok_x"}),
+    "stripe_pay.card": ("POST", "/payments/{payment}/stripe/card", {"payment_method": "pm_x"}),
     "stripe_pay.bank": ("POST", "/payments/{payment}/stripe/bank", {"accepted": "1"}),
     "stripe_pay.sync": ("POST", "/payments/{payment}/stripe/sync", {}),
     # Stripe's setup window (tests/test_stripe_methods.py walks them with Stripe).

@@ -11,7 +11,7 @@ import pytest
 from app import create_app
 from billing import accounts, paylinks
 from db import database, migrate
-from db.models import Allocation, AuditLog, Invoice, Isp, Payment
+from db.models import Allocation, AuditLog, Invoice, Isp, Payment, PaymentMethod
 from tests.factories import TEST_CONFIG, Portal, make_customer, make_invoice
 from tests.stripe_support import (  # noqa: F401  (fixtures)
     BILLING,
@@ -19,7 +19,7 @@ from tests.stripe_support import (  # noqa: F401  (fixtures)
     CARD_OK,
     PUBLISHABLE_KEY,
     app,
-    card_token,
+    card_method,
     charges_of,
     localstripe,
     start_payment,
@@ -57,8 +57,8 @@ def start_by_link(portal, token):
 
 
 def link_pay_card(portal, server, token, payment, number=CARD_OK):
-    """The window's Pay: Stripe's card token to the link's card call. Returns (status, JSON)."""
-    resp = portal.post(f"/paylink/{token}/{payment.ref}/stripe/card", {"token": card_token(server, number)})
+    """The window's Pay: the PaymentMethod's id to the link's card call. Returns (status, JSON)."""
+    resp = portal.post(f"/paylink/{token}/{payment.ref}/stripe/card", {"payment_method": card_method(server, number)})
     return resp.status_code, resp.get_json()
 
 
@@ -88,7 +88,8 @@ def test_link_pays_with_stripe_without_logging_in_and_shows_nothing_else(app, po
         assert private not in html
 
     pi = stripe_server.client.v1.payment_intents.retrieve(Payment.get_by_id(payment.id).processor_ref).to_dict()
-    assert pi["amount"] == 4000 and pi["metadata"]["invoice_id"] == str(inv.id)
+    # Nothing in the intent ties the card to the account: no Customer, and our payment reference only.
+    assert pi["amount"] == 4000 and pi["metadata"] == {"payment_ref": payment.ref} and pi["customer"] is None
     status, answer = link_pay_card(portal, stripe_server, token, payment)
     assert status == 200 and answer["done"] and answer["payment_status"] == "succeeded"
 
@@ -146,7 +147,7 @@ def test_a_link_reaches_only_the_payment_started_through_it(app, portal, account
     def refused(token, ref):
         codes = [portal.get(f"/paylink/{token}/{ref}").status_code,
                  portal.get(f"/paylink/{token}/{ref}/window?mode=popup").status_code]
-        for call, data in (("card", {"token": card_token(stripe_server, CARD_OK)}), ("bank", {"accepted": "1"}),
+        for call, data in (("card", {"payment_method": card_method(stripe_server, CARD_OK)}), ("bank", {"accepted": "1"}),
                            ("sync", {})):
             codes.append(portal.post(f"/paylink/{token}/{ref}/stripe/{call}", data).status_code)
         return codes == [404] * 5
@@ -175,14 +176,14 @@ def test_expired_forged_or_void_links_are_refused_by_the_window_and_its_calls(ap
         page = portal.get(f"/paylink/{bad}/{payment.ref}/window?mode=page")
         assert page.status_code == 410 and words in page.get_data(as_text=True)
         answer = portal.post(f"/paylink/{bad}/{payment.ref}/stripe/card",
-                             {"token": card_token(stripe_server, CARD_OK)})
+                             {"payment_method": card_method(stripe_server, CARD_OK)})
         assert answer.status_code == 410 and words in answer.get_json()["message"]
         assert not answer.get_json()["done"]
 
     Invoice.update(void=True).where(Invoice.id == inv.id).execute()
     assert portal.get(window_url).status_code == 410
     for call in ("card", "sync"):
-        answer = portal.post(f"/paylink/{token}/{payment.ref}/stripe/{call}", {"token": card_token(stripe_server,
+        answer = portal.post(f"/paylink/{token}/{payment.ref}/stripe/{call}", {"payment_method": card_method(stripe_server,
                                                                                                       CARD_OK)})
         assert answer.status_code == 410 and "no longer be paid" in answer.get_json()["message"]
     payment = Payment.get_by_id(payment.id)
@@ -197,21 +198,38 @@ def test_the_windows_calls_need_its_csrf_token(app, client, account, stripe_serv
     csrf = _CSRF.search(portal.get(window_url).get_data(as_text=True)).group(1)
     url = f"/paylink/{token}/{payment.ref}/stripe/card"
     for headers in ({}, {"X-CSRFToken": "forged"}):
-        resp = client.post(url, data={"token": card_token(stripe_server, CARD_OK)}, headers=headers)
+        resp = client.post(url, data={"payment_method": card_method(stripe_server, CARD_OK)}, headers=headers)
         assert resp.status_code == 400
     assert Payment.get_by_id(payment.id).status == "awaiting_details"
     # As the window's script sends it: the token from the page in the X-CSRFToken header.
-    resp = client.post(url, data={"token": card_token(stripe_server, CARD_OK)},
+    resp = client.post(url, data={"payment_method": card_method(stripe_server, CARD_OK)},
                        headers={"X-CSRFToken": csrf, "Accept": "application/json"})
     assert resp.status_code == 200 and resp.get_json()["done"]
 
 
-def test_a_card_call_refuses_anything_but_a_stripe_card_token(app, portal, account, stripe_server):
+def test_a_card_typed_through_a_link_is_never_attached_or_saved_even_with_the_save_flag_set(
+        app, portal, account, stripe_server):
     c, older, inv = account
     token = paylinks.make(SECRET, inv.id)
     payment, _ = start_by_link(portal, token)
-    for bad in ("", "pm_card_visa", "4242424242424242", "tok_" + "x" * 300):
-        assert portal.post(f"/paylink/{token}/{payment.ref}/stripe/card", {"token": bad}).status_code == 400
+    Payment.update(save_for_autopay=True).where(Payment.id == payment.id).execute()  # as if a form had sent it
+    method = card_method(stripe_server, CARD_OK)
+    resp = portal.post(f"/paylink/{token}/{payment.ref}/stripe/card", {"payment_method": method})
+    assert resp.get_json()["done"] and Payment.get_by_id(payment.id).status == "succeeded"
+    assert stripe_server.client.v1.payment_methods.retrieve(method).customer is None
+    pi = stripe_server.client.v1.payment_intents.retrieve(Payment.get_by_id(payment.id).processor_ref).to_dict()
+    assert pi.get("setup_future_usage") is None and pi["customer"] is None
+    assert PaymentMethod.select().count() == 0 and Payment.get_by_id(payment.id).payment_method_id is None
+
+
+def test_a_card_call_refuses_anything_but_a_stripe_payment_method(app, portal, account, stripe_server):
+    c, older, inv = account
+    token = paylinks.make(SECRET, inv.id)
+    payment, _ = start_by_link(portal, token)
+    url = f"/paylink/{token}/{payment.ref}/stripe/card"
+    for bad in ("", "tok_visa", "src_1abc", "card_1abc", "4242424242424242", "pm_" + "x" * 300, "pm_a b"):
+        assert portal.post(url, {"payment_method": bad}).status_code == 400
+    assert portal.post(url, {"token": "tok_visa"}).status_code == 400  # the old token call is gone
     assert portal.post(f"/paylink/{token}/{payment.ref}/stripe/bank", {"accepted": "1"}).status_code == 400
     assert Payment.get_by_id(payment.id).status == "awaiting_details"
 

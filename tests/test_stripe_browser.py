@@ -135,11 +135,49 @@ def test_popup_blocked_the_stripe_form_works_inline(open_page, account, stripe_s
     to_billing(page, "40.00")
     page.get_by_role("button", name="Make Payment").click()
     expect(page.locator("#pay-blocked")).to_be_visible()
-    frame = page.frame_locator("#pay-inline")
-    expect(frame.locator("#card-element input")).to_have_count(5)
+    # Stripe's fields are mounted in the portal page itself, never in a frame of ours.
+    frame = page.locator("#pay-inline")
+    expect(frame.locator("#stripe-window #card-element input")).to_have_count(5)
+    expect(page.locator("iframe#pay-inline")).to_have_count(0)
     fill_card(frame, CARD_OK)
     frame.get_by_role("button", name="Pay $40.00").click()
     expect_success(page, "$40.00", ("INV-3001 $40.00", "4242"))
     payment = Payment.get(Payment.customer == customer.id)
+    assert len(charges_of(stripe_server, payment.processor_ref)) == 1
+    assert tab.errors == []
+
+
+def test_a_saved_card_whose_bank_asks_for_its_check_gets_it_in_the_window_at_once(open_page, app, account,
+                                                                                    stripe_server):
+    from db.models import PaymentMethod
+    from tests.stripe_support import card_method
+
+    customer, older, newer = account
+    proc = app.extensions["processor"]
+    method = card_method(stripe_server, CARD_3DS)  # saved before, with the customer's consent
+    stripe_server.client.v1.payment_methods.attach(method, params={"customer": proc.customer_ref(customer.id)})
+    saved = PaymentMethod.create(customer=customer.id, processor="stripe", method_type="card", processor_ref=method,
+                                 brand="Visa", last4="3155", exp_month=12, exp_year=dt.date.today().year + 3)
+    tab = open_page()
+    page = tab.login(customer.email)
+    page.get_by_role("link", name="Payments", exact=True).click()
+    step = page.locator("#pay-step")
+    step.get_by_label("Credit / Debit Card").check()
+    step.get_by_label("Saved card: Visa ending 3155").check()
+    step.get_by_label("Amount").fill("40.00")
+    step.get_by_role("button", name="Continue").click()
+    expect(step.get_by_role("heading")).to_have_text("Billing Information")
+    step.get_by_role("button", name="Make Payment").click()  # the portal charges the saved card; the bank asks
+    expect(step.get_by_role("heading", level=2)).to_have_text("Make the payment")
+    with page.expect_popup() as info:
+        step.get_by_role("link", name="Open the payment window").click()
+    popup = watch(tab, info.value)
+    challenge = popup.get_by_role("button", name="Complete authentication")
+    expect(challenge).to_be_visible(timeout=10000)  # at once: nothing typed, nothing clicked in the window
+    payment = Payment.get(Payment.customer == customer.id)
+    assert payment.payment_method_id == saved.id and payment.status == "awaiting_details"
+    with popup.expect_event("close"):
+        challenge.click()
+    expect_success(page, "$40.00", ("INV-3001 $40.00", "3155"))
     assert len(charges_of(stripe_server, payment.processor_ref)) == 1
     assert tab.errors == []

@@ -30,3 +30,28 @@ def test_every_stripe_call_matches_the_sdks_typed_parameters_and_a_wrong_key_is_
     assert all(line.split(":", 1)[0].endswith("/stripe_mutant.py") for line in errors), report  # the real one is clean
     assert any('Extra key "payment_method_types"' in line for line in errors), report
     assert any('Extra key "not_a_param"' in line for line in errors), report
+
+
+# Stripe is ending support for Card and Source objects and the Tokens API: the portal's cards are PaymentMethods.
+LEGACY = ("createToken", "createSource", "handleCardPayment", "retrieveSource", ".tokens.", "payment_sources",
+          ".sources.", "create_source", '"source":', "'source':", "tok_", "src_")
+
+
+def legacy_calls(text):
+    """The legacy Stripe calls (tokens, sources, Card objects) named in a file's text."""
+    return [name for name in LEGACY if name in text]
+
+
+def test_no_token_source_or_card_object_call_remains():
+    assert legacy_calls('stripe.createToken(card)') == ["createToken"]  # the scan finds one when it is there
+    assert legacy_calls('client.v1.customers.payment_sources.create(cus, params={"source": t})') == [
+        "payment_sources", '"source":']
+    found = {}
+    for folder, pattern in (("billing", "*.py"), ("views", "*.py"), ("static", "*.js"), ("templates", "*.html")):
+        for path in (ROOT / folder).rglob(pattern):
+            if path.name.startswith("htmx"):
+                continue
+            names = legacy_calls(path.read_text())
+            if names:
+                found[str(path.relative_to(ROOT))] = names
+    assert found == {}

@@ -5,12 +5,17 @@ what a processor's pages module provides). The window (endpoint ``stripe_pay.win
 flow opens as a pop-up, inline when pop-ups are blocked, or in the same tab) is the only page that
 loads Stripe.js. Card and bank details go
 from Stripe's own fields straight to Stripe; this server only ever receives Stripe's ids, asks
-Stripe for the outcome, and moves the payment through billing.payments. The portal page learns the
-result by polling its own server, never from the window.
+Stripe for the outcome, and moves the payment through billing.payments. A card is a PaymentMethod
+made by Stripe's Card Element (card only: no wallets, no Link; the billing details are the ones the
+customer gave in our Billing Information step); *this server* confirms the intent with it, saving the
+card only when the customer ticked the box and never through a pay link, and when the bank asks for its
+check (3-D Secure) the window runs it at once. The portal page learns the result by polling its own
+server, never from the window.
 
 The window and its calls have two ways in: a logged-in customer's own payment, and a payment started
 through a pay link, found through the link's token (the /paylink/<token>/<ref>/... routes below).
 """
+import re
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
@@ -24,6 +29,10 @@ from views import customer_required, i18n, isp, paylink, processor
 
 bp = Blueprint("stripe_pay", __name__)
 MODES = WINDOW_MODES
+# The inline fallback (pop-ups blocked) mounts the window's form in the portal page itself, never in a frame of
+# ours: the window answers mode=inline with its form alone (templates/stripe/_window.html, _setup.html).
+INLINE_IN_PAGE = True
+PAYMENT_METHOD = re.compile(r"pm_[A-Za-z0-9_]{1,250}")  # a PaymentMethod id, from stripe.createPaymentMethod
 
 
 def stripe_processor():
@@ -78,6 +87,33 @@ def _mandate(payment):
                           currency=payment.currency)
 
 
+def _details(name, email, phone="", street="", city="", state="", zip_code=""):
+    """Stripe's ``billing_details``, empty values left out (Stripe refuses empty strings)."""
+    address = {k: v for k, v in (("line1", street), ("city", city), ("state", state), ("postal_code", zip_code))
+               if v}
+    details = {"name": name, "email": email, "phone": phone,
+               "address": dict(address, country="US") if address else None}
+    return {k: v for k, v in details.items() if v}
+
+
+def _template(name, mode):
+    """The window's whole page, or (inline, mounted in the portal page) its form alone."""
+    return f"stripe/_{name}.html" if mode == "inline" else f"stripe/{name}.html"
+
+
+def billing_details(payment):
+    """Stripe's ``billing_details`` from the payment's Billing Information step, so the Card Element asks for
+    none of it.
+
+    A pay link's payment passes only what the person paying typed (name, email): the address on file is the
+    account's, not necessarily the card's, so the Card Element asks for the card's postal code itself.
+    """
+    if payment.origin == payments.PAYLINK:
+        return _details(payment.billing_name, payment.billing_email)
+    return _details(payment.billing_name, payment.billing_email, payment.billing_phone, payment.billing_street,
+                    payment.billing_city, payment.billing_state, payment.billing_zip)
+
+
 def window_page(proc, payment, back, calls):
     """Stripe's card or bank entry for one payment (pop-up, inline or same tab).
 
@@ -97,12 +133,14 @@ def window_page(proc, payment, back, calls):
         # Already paid, processing or finished: never offer to pay again.
         if mode == "page":
             return redirect(back, code=303)
-        return render_template("stripe/window.html", payment=payment, finished=True, mode=mode, back=back,
+        return render_template(_template("window", mode), payment=payment, finished=True, mode=mode, back=back,
                                proc=proc)
     return render_template(
-        "stripe/window.html", payment=payment, finished=False, mode=mode, back=back, proc=proc, state=state,
+        _template("window", mode), payment=payment, finished=False, mode=mode, back=back, proc=proc, state=state,
         calls=calls, mandate=_mandate(payment), billing_name=payment.billing_name,
-        billing_email=payment.billing_email,
+        billing_email=payment.billing_email, billing=billing_details(payment),
+        # A saved card whose bank asked for its check at the billing step (or autopay's charge): run it at once.
+        next_action=state is not None and state.status == REQUIRES_ACTION,
     )
 
 
@@ -149,18 +187,22 @@ def _settled(payment):
 
 
 def pay_card(proc, payment, actor):
-    """Pay with the card token Stripe.js made from its own fields (the number never comes here)."""
+    """Pay with the PaymentMethod Stripe.js made from its own fields (the number never comes here).
+
+    The server confirms, after the charge-time check; whether the card is saved is the server's rule too
+    (billing.payments.may_save: the customer's box, never a pay link), not the browser's.
+    """
     settled = _settled(payment)
     if settled:
         return settled
-    token = request.form.get("token", "")
-    if payment.method_type != "card" or not token.startswith("tok_") or len(token) > 255:
+    method = request.form.get("payment_method", "")
+    if payment.method_type != "card" or not PAYMENT_METHOD.fullmatch(method):
         return jsonify(status="error", done=False, message="Enter your card details again."), 400
     refused = _claimed(proc, payment, actor)
     if refused:
         return refused
     try:
-        state = proc.confirm_card_token(payment.processor_ref, token, proc.customer_ref(payment.customer_id))
+        state = proc.confirm_card(payment.processor_ref, method, save=payments.may_save(payment))
     except ProcessorError as e:
         current_app.logger.warning("stripe card payment %s: %s", payment.ref, e)
         return jsonify(status="error", done=False, message="We could not reach the card processor. "
@@ -263,11 +305,13 @@ def setup_window(ref):
         return render_template("error.html", code=503, message="We could not reach the payment service. "
                                "Nothing was saved. Please try again in a minute."), 503
     finished = setup.status != methods.SETUP_OPEN
+    c = setup.customer
     if finished and mode == "page":
         return redirect(back, code=303)
-    return render_template("stripe/setup.html", setup=setup, finished=finished, mode=mode, back=back, proc=proc,
+    return render_template(_template("setup", mode), setup=setup, finished=finished, mode=mode, back=back, proc=proc,
                            state=state, mandate=legal.ach_saved(i18n.language(), isp=isp().name),
-                           billing_name=setup.customer.name, billing_email=setup.customer.email or "")
+                           billing_name=setup.customer.name, billing_email=setup.customer.email or "",
+                           billing=_details(c.name, c.email, c.phone, c.street, c.city, c.state, c.zip))
 
 
 def _setup_answer(setup, state=None):
@@ -364,7 +408,8 @@ def _call(token, ref):
 
 @bp.route("/paylink/<token>/<ref>/stripe/card", methods=["POST"])
 def paylink_card(token, ref):
-    """The window's card Pay (Stripe's token in, Stripe asked for the outcome)."""
+    """The window's card Pay (Stripe's PaymentMethod id in, never attached to the account; Stripe asked for the
+    outcome)."""
     return pay_card(*_call(token, ref))
 
 

@@ -8,6 +8,9 @@ entry window, anything its window posts to, its own commands). That module provi
     init_app(app)                          its commands and background workers (may do nothing)
     payment_window_url(payment, state, *, mode, back, paylink_token=None) -> str
     setup_window_url(setup, state, *, mode, back) -> str
+    INLINE_IN_PAGE (optional, False)       True when its window's inline mode is a fragment that the portal page
+                                           mounts in itself (portal.js loads the scripts its root names in
+                                           data-load), rather than a page for the portal's frame
 
 ``state`` is the intent's IntentState (from open_intent / retrieve_setup_intent), ``mode`` one of
 WINDOW_MODES, ``back`` the portal page that shows the result, and ``paylink_token`` the pay link the
@@ -32,6 +35,7 @@ def init_app(app):
     app.extensions["processor_pages"] = pages
     app.register_blueprint(pages.bp)
     pages.init_app(app)
+    app.add_template_global(lambda: getattr(pages, "INLINE_IN_PAGE", False), "inline_in_page")
     return pages
 
 

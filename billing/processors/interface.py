@@ -174,7 +174,9 @@ class Processor(abc.ABC):
     def create_payment_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None):
         """Create (or, for a repeated key, return) the intent of one payment attempt -> IntentState.
 
-        ``metadata["customer_id"]`` names the portal customer, for processors that keep their own.
+        ``metadata["payment_ref"]`` is the payment's reference; ``metadata["customer_id"]`` names the portal
+        customer, for processors that keep their own (left out when the card must never be kept for the
+        account, e.g. a pay link's). A repeated key must send the same body, so nothing in it may change.
         """
 
     @abc.abstractmethod
@@ -196,8 +198,9 @@ class Processor(abc.ABC):
         """
 
     @abc.abstractmethod
-    def find_payment_intent(self, idempotency_key):
-        """The payment intent created with this idempotency key, or None (reconcile after a crash)."""
+    def find_payment_intent(self, idempotency_key, payment_ref=""):
+        """The payment intent of this attempt (its idempotency key, or the payment reference it carries), or
+        None (reconcile after a crash)."""
 
     @abc.abstractmethod
     def charge_saved_method(self, intent_id, method_token):

@@ -258,7 +258,7 @@ class SandboxProcessor(Processor):
         still fits (billing.payments.charging), so none of its intents waits for capture: the state as it is."""
         return self.retrieve_payment_intent(intent_id)
 
-    def find_payment_intent(self, idempotency_key):
+    def find_payment_intent(self, idempotency_key, payment_ref=""):
         """The payment intent created with this idempotency key, or None (used by reconcile)."""
         intent = SandboxIntent.get_or_none((SandboxIntent.idempotency_key == idempotency_key)
                                            & (SandboxIntent.kind == "payment"))

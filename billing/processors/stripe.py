@@ -1,11 +1,17 @@
 """Stripe as the live processor: the only module that imports ``stripe``.
 
 The portal keeps one PaymentIntent per payment attempt, created with our
-idempotency key and carrying our payment reference and invoice ids in its
-metadata. Card and bank details go from the customer's browser straight to
-Stripe (Stripe.js); this module only ever sees Stripe's ids. What a webhook
-says is never trusted on its own: ``read_event`` re-reads the object from
-Stripe and reports what Stripe says *now*, so events may arrive in any order.
+idempotency key and a body that never changes for that key (amount, currency,
+method type, Customer, and our payment reference as the only metadata: Stripe
+refuses a retried key with other parameters). Card and bank details go from the
+customer's browser straight to Stripe (Stripe.js); this module only ever sees
+Stripe's ids. Cards are PaymentMethods only (no tokens, sources or Card
+objects): the window's Card Element makes a PaymentMethod and *this server*
+confirms the intent with it (``use_stripe_sdk``, so Stripe.js can run the bank's
+check at once), saving it on the Customer (``setup_future_usage``) only when the
+customer asked. What a webhook says is never trusted on its own: ``read_event``
+re-reads the object from Stripe and reports what Stripe says *now*, so events
+may arrive in any order.
 """
 import dataclasses
 import datetime as dt
@@ -46,6 +52,10 @@ from db.models import Customer, StripeCustomer
 
 SIGNATURE_HEADER = "Stripe-Signature"
 SIGNATURE_TOLERANCE = 300  # seconds: Stripe's own default, and what the issue asks for
+# Stripe.js is pinned to the release named by the API version this SDK pins (stripe 16: 2026-10-28.endive):
+# Stripe names each Stripe.js major release after its API release; /v3/ is the old unversioned line.
+STRIPE_JS_RELEASE = stripe.api_version.rsplit(".", 1)[-1]
+DEFAULT_JS_URL = f"https://js.stripe.com/{STRIPE_JS_RELEASE}/stripe.js"
 HANDLED_EVENTS = (
     "payment_intent.processing",
     "payment_intent.succeeded",
@@ -87,11 +97,8 @@ def _id_of(value):
 
 
 def _method_facts(pm, charge=None):
-    """(method type, brand or bank, last 4, exp month, exp year) of a payment method or legacy card."""
+    """(method type, brand or bank, last 4, exp month, exp year) of a PaymentMethod (or a charge's details)."""
     pm = pm if isinstance(pm, dict) else {}
-    if pm.get("object") == "card":  # a legacy card (from a token) used as the payment method
-        return "card", BRANDS.get(str(pm.get("brand", "")).lower(), pm.get("brand") or "Card"), \
-            pm.get("last4") or "", pm.get("exp_month"), pm.get("exp_year")
     if pm.get("type") == "us_bank_account" or _get(charge, "payment_method_details", "type") == "us_bank_account":
         bank = pm.get("us_bank_account") or _get(charge, "payment_method_details", "us_bank_account") or {}
         return "ach", bank.get("bank_name") or "Bank account", bank.get("last4") or "", None, None
@@ -158,6 +165,11 @@ def setup_state(seti):
     )
 
 
+def _metadata(metadata):
+    """What Stripe keeps in an intent's metadata: our payment reference only, which never changes for a key."""
+    return {"payment_ref": str((metadata or {}).get("payment_ref") or "")}
+
+
 class StripeProcessor(Processor):
     """The processor interface (billing.processors.interface) on top of the Stripe API."""
 
@@ -167,7 +179,7 @@ class StripeProcessor(Processor):
     pages = "views.stripe_pay"
     page_fields = {"ach": ("name", "email")}  # the us_bank_account mandate names the holder and their email
 
-    def __init__(self, secret_key, publishable_key, webhook_secret, api_base="", js_url="https://js.stripe.com/v3/"):
+    def __init__(self, secret_key, publishable_key, webhook_secret, api_base="", js_url=DEFAULT_JS_URL):
         self._client = stripe.StripeClient(
             secret_key, base_addresses={"api": api_base} if api_base else None, max_network_retries=2)
         self._webhook_secret = webhook_secret
@@ -192,7 +204,7 @@ class StripeProcessor(Processor):
             raise ConfigError("STRIPE_SECRET_KEY and STRIPE_PUBLISHABLE_KEY must both be test keys or both live keys")
         return cls(secret, public, config["STRIPE_WEBHOOK_SECRET"].strip(),
                    api_base=(config.get("STRIPE_API_BASE") or "").strip(),
-                   js_url=(config.get("STRIPE_JS_URL") or "https://js.stripe.com/v3/").strip())
+                   js_url=(config.get("STRIPE_JS_URL") or DEFAULT_JS_URL).strip())
 
     # --- Calls to Stripe. Errors become ProcessorError with Stripe's user-facing message only. ---
 
@@ -231,13 +243,16 @@ class StripeProcessor(Processor):
         return StripeCustomer.get(StripeCustomer.customer == customer_id).stripe_id
 
     def create_payment_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None):
-        """Create (or, for a repeated key, return) the PaymentIntent for one payment attempt."""
-        metadata = {k: str(v) for k, v in (metadata or {}).items()}
-        metadata["idempotency_key"] = idempotency_key
+        """Create (or, for a repeated key, return) the PaymentIntent for one payment attempt.
+
+        The body is the same every time this key is used, because Stripe refuses a retried key with other
+        parameters: its metadata is our payment reference only (never the invoices, which change over time).
+        Whether the card is saved (``setup_future_usage``) is decided at confirmation, by this server.
+        """
         params: PaymentIntentCreateParams = {
             "amount": amount_cents, "currency": currency.lower(),
-            "allowed_payment_method_types": [METHOD_TYPES[method_type]], "metadata": metadata}
-        if metadata.get("customer_id"):
+            "allowed_payment_method_types": [METHOD_TYPES[method_type]], "metadata": _metadata(metadata)}
+        if (metadata or {}).get("customer_id"):
             params["customer"] = self.customer_ref(int(metadata["customer_id"]))
         if method_type == "card":
             # The window's Stripe.js holds this intent's client secret, so a browser could confirm it with Stripe
@@ -353,11 +368,13 @@ class StripeProcessor(Processor):
             raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
         return self.retrieve_setup_intent(setup_id)
 
-    def find_payment_intent(self, idempotency_key):
-        """The intent made with this idempotency key, or None (reconcile uses this)."""
+    def find_payment_intent(self, idempotency_key, payment_ref=""):
+        """The intent of the payment with this reference (in its metadata), or None (reconcile uses this)."""
+        if not payment_ref:
+            return None
         try:
             found = self._client.v1.payment_intents.search(
-                params={"query": f"metadata['idempotency_key']:'{idempotency_key}'", "limit": 1})
+                params={"query": f"metadata['payment_ref']:'{payment_ref}'", "limit": 1})
             data = found.to_dict().get("data") or []
             return self.retrieve_payment_intent(data[0]["id"]) if data else None
         except stripe.InvalidRequestError:
@@ -368,7 +385,7 @@ class StripeProcessor(Processor):
         page = self._call(self._client.v1.payment_intents.list, params={"limit": 100})
         for pi in page.auto_paging_iter():
             pi = pi.to_dict()
-            if (pi.get("metadata") or {}).get("idempotency_key") == idempotency_key:
+            if (pi.get("metadata") or {}).get("payment_ref") == payment_ref:
                 return self.retrieve_payment_intent(pi["id"])
             if int(pi.get("created") or since) < since:
                 break
@@ -402,8 +419,23 @@ class StripeProcessor(Processor):
         return self.retrieve_payment_intent(intent_id)
 
     def charge_saved_method(self, intent_id, method_token):
-        """Confirm an intent with a saved method's id (the customer is present: the billing step)."""
-        return self._confirm(intent_id, method_token)
+        """Confirm an intent with a saved method's id, the customer present (the billing step): with
+        ``use_stripe_sdk``, so that a bank's check (3-D Secure) comes back as a next action for Stripe.js to run
+        in the window at once."""
+        return self._confirm(intent_id, method_token, {"use_stripe_sdk": True})
+
+    def confirm_card(self, intent_id, payment_method, *, save):
+        """Pay an intent with the PaymentMethod the window's Card Element made (only its id comes here).
+
+        This server confirms, after the portal's own checks, with ``use_stripe_sdk`` (a bank's check comes back
+        for Stripe.js to run in the window). ``save`` (the customer ticked the box) asks Stripe to attach the card
+        to the intent's Customer for later payments (``setup_future_usage=off_session``); without it, the card
+        is used for this payment only and never attached.
+        """
+        params: PaymentIntentConfirmParams = {"use_stripe_sdk": True}
+        if save:
+            params["setup_future_usage"] = "off_session"
+        return self._confirm(intent_id, payment_method, params)
 
     def charge_off_session(self, *, amount_cents, currency, method_type, method_token, customer_id,
                                   idempotency_key, metadata=None):
@@ -414,29 +446,27 @@ class StripeProcessor(Processor):
         not ``off_session`` on a later confirm). The attempt's idempotency key makes a retried call one charge.
         A card that needs the customer's bank check comes back as REQUIRES_ACTION, to be paid on-session.
         """
-        metadata = {k: str(v) for k, v in (metadata or {}).items()}
-        metadata["idempotency_key"] = idempotency_key
         params: PaymentIntentCreateParams = {
                   "amount": amount_cents, "currency": currency.lower(),
-                  "allowed_payment_method_types": [METHOD_TYPES[method_type]], "metadata": metadata,
+                  "allowed_payment_method_types": [METHOD_TYPES[method_type]], "metadata": _metadata(metadata),
                   "customer": self.customer_ref(int(customer_id)), "payment_method": method_token,
                   "confirm": True, "off_session": True}
         try:
             pi = self._client.v1.payment_intents.create(params=params,
                                                         options={"idempotency_key": f"pi-off-{idempotency_key}"})
         except stripe.CardError as e:
-            return self._declined_off_session(e, idempotency_key)
+            return self._declined_off_session(e, idempotency_key, _metadata(metadata)["payment_ref"])
         except stripe.StripeError as e:
             raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
         return self.retrieve_payment_intent(pi.id)
 
-    def _declined_off_session(self, e, idempotency_key):
+    def _declined_off_session(self, e, idempotency_key, payment_ref):
         error = (getattr(e, "json_body", None) or {}).get("error") or {}
         intent_id = _id_of(error.get("payment_intent"))
         if not intent_id and error.get("charge"):  # localstripe names the charge, not the intent
             intent_id = _id_of(self._call(self._client.v1.charges.retrieve, _id_of(error["charge"]))
                                .to_dict().get("payment_intent"))
-        state = self.retrieve_payment_intent(intent_id) if intent_id else self.find_payment_intent(idempotency_key)
+        state = self.retrieve_payment_intent(intent_id) if intent_id else self.find_payment_intent(idempotency_key, payment_ref)
         if state is None:
             raise ProcessorError(e.user_message or "The card was declined.")
         code = error.get("decline_code") or error.get("code") or e.code or "card_declined"
@@ -447,23 +477,6 @@ class StripeProcessor(Processor):
             state = dataclasses.replace(state, failure_code=code,
                                         failure_message=e.user_message or "Your card was declined.")
         return state
-
-    def confirm_card_token(self, intent_id, token, customer_ref):
-        """Pay an intent with a card token from Stripe.js: save it on the Stripe Customer, then confirm.
-
-        Only the token's id passes through the portal; the card number went to Stripe.
-        """
-        pi = self._intent(intent_id)
-        if pi.get("status") not in ("requires_payment_method", "requires_confirmation"):
-            return intent_state(pi)
-        try:
-            card = self._client.v1.customers.payment_sources.create(customer_ref, params={"source": token})
-        except stripe.CardError as e:  # the issuer refused the card outright
-            return dataclasses.replace(intent_state(pi), failure_code=e.code or "card_declined",
-                                       failure_message=e.user_message or "Your card was declined.")
-        except stripe.StripeError as e:
-            raise ProcessorError(getattr(e, "user_message", None) or type(e).__name__) from None
-        return self._confirm(intent_id, card.id)
 
     def confirm_bank(self, intent_id, *, ip_address, user_agent, accepted_at):
         """Confirm an ACH intent whose bank account Stripe.js collected, with the mandate we recorded."""
