@@ -27,11 +27,13 @@ from db.models import (
 )
 
 PROCESSING = "processing"  # mirrors billing.payments.PROCESSING without the import cycle
+AWAITING_VERIFICATION = "awaiting_verification"  # ... and billing.payments.AWAITING_VERIFICATION
 SUCCEEDED = "succeeded"
-# Payments whose planned invoices (PaymentInvoice) count as pending: an ACH debit settling, a payment held
-# for staff, and an attempt the processor was asked to charge whose answer is not recorded yet (its planned
-# rows exist only from that moment: billing.payments.claim_charge).
-PLANNED = ("awaiting_details", PROCESSING, "held")
+# Payments whose planned invoices (PaymentInvoice) count as pending: an ACH debit settling, one waiting for its
+# bank account to be verified, a payment held for staff, and an attempt the processor was asked to charge whose
+# answer is not recorded yet (its planned rows exist only from that moment: billing.payments.claim_charge).
+PLANNED = ("awaiting_details", AWAITING_VERIFICATION, PROCESSING, "held")
+ON_ITS_WAY = (PROCESSING, AWAITING_VERIFICATION)  # Home's "Processing" figure: a bank debit settling or verifying
 RECEIVED = (SUCCEEDED, "refunded", "disputed", "reversed")  # payments whose money arrived (billing.payments)
 REVERSAL_LABELS = {"refund": N_("Refund"), "return": N_("Returned by the bank"), "dispute": N_("Disputed"),
                    "dispute_won": N_("Dispute won"), "counter_reversal": N_("Reversed by staff")}
@@ -218,7 +220,7 @@ SELECT
   (SELECT COALESCE(SUM(total_cents), 0) FROM invoice WHERE customer_id = {p} AND void = FALSE),
   (SELECT COALESCE(SUM(a.amount_cents), 0) FROM allocation a JOIN invoice i ON i.id = a.invoice_id
     WHERE i.customer_id = {p} AND i.void = FALSE),
-  (SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE customer_id = {p} AND status = {p}),
+  (SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE customer_id = {p} AND status IN ({p}, {p})),
   (SELECT COALESCE(SUM(amount_cents), 0) FROM credit_entry WHERE customer_id = {p}),
   o.next_due, o.overdue, o.overdue_since
 FROM (
@@ -230,7 +232,7 @@ FROM (
                      (SELECT COALESCE(SUM(a.amount_cents), 0) FROM allocation a WHERE a.invoice_id = i.id) AS paid,
                      (SELECT COALESCE(SUM(pi.amount_cents), 0) FROM payment_invoice pi
                        JOIN payment p ON p.id = pi.payment_id
-                       WHERE pi.invoice_id = i.id AND p.status = {p}) AS pending
+                       WHERE pi.invoice_id = i.id AND p.status IN ({p}, {p})) AS pending
               FROM invoice i WHERE i.customer_id = {p} AND i.void = FALSE) AS t) AS u
   WHERE owed > 0
 ) AS o
@@ -248,7 +250,7 @@ def summary(customer_id, on=None):
     on = on or today()
     sql = _SUMMARY_SQL.format(p=database.param)
     day = on.isoformat()
-    params = (customer_id, customer_id, customer_id, PROCESSING, customer_id, day, day, day, PROCESSING,
+    params = (customer_id, customer_id, customer_id, *ON_ITS_WAY, customer_id, day, day, day, *ON_ITS_WAY,
               customer_id)
     totals, paid, pending, credit, next_due, overdue, overdue_since = database.execute_sql(sql, params).fetchone()
     return Summary(
