@@ -5,7 +5,7 @@
                       +-> succeeded | failed | canceled
                       +-> awaiting_verification -> processing | failed | canceled
                             (the bank account must be verified first: microdeposits)
-    awaiting_details | processing -> held  (the processor reported another amount or currency)
+    awaiting_details | awaiting_verification | processing -> held  (the processor reported another amount or currency)
     held -> succeeded | canceled  (an owner's decision only: billing.held)
 
 What a customer may be charged is decided by one rule, ``check_fits``, under the customer's

@@ -304,3 +304,22 @@ def test_a_bank_account_that_fails_verification_is_not_saved_and_can_be_entered_
     entry = logged_in.get(f"/sandbox/setup/{setup.processor_ref}?secret="
                           f"{SandboxIntent.get_by_id(setup.processor_ref).client_secret}").get_data(as_text=True)
     assert 'id="account"' in entry  # the window takes another account
+
+
+def test_a_pay_link_payment_waiting_for_verification_shows_the_link_and_not_the_billing_form(app, portal):
+    from billing import paylinks
+
+    customer = make_customer()
+    invoice = make_invoice(customer, cents=4000, number="LINK-V1")
+    token = paylinks.make(paylinks.keys(app.config), invoice.id)
+    key = re.search(r'name="key" value="([^"]+)"', portal.get(f"/paylink/{token}").get_data(as_text=True)).group(1)
+    pay_url = portal.post(f"/paylink/{token}", {"method_type": "ach", "key": key}).headers["Location"]
+    entry = portal.post(pay_url, {"name": "Pat Payer", "email": "pat@example.test"}).headers["Location"]
+    form = dict(re.findall(r'name="(secret|mode|back)" value="([^"]*)"', portal.get(entry).get_data(as_text=True)))
+    done = portal.post(urlsplit(entry).path, {**form, **ACH, "account": AMOUNTS_ACCOUNT})
+    assert done.status_code == 303
+    page = portal.get(pay_url).get_data(as_text=True)
+    p = Payment.get(Payment.target_invoice == invoice.id)
+    assert p.status == payments.AWAITING_VERIFICATION
+    assert "Verify your bank account to finish this payment" in page and 'id="pay-verify"' in page
+    assert "Billing Information" not in page
