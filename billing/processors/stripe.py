@@ -134,8 +134,8 @@ def verification_of(obj):
     if not isinstance(url, str) or not url.startswith("https://"):
         return None  # without Stripe's page the customer has nowhere to verify: treated as any requires_action
     arrives = _timestamp(details.get("arrival_date"))
-    kind = details.get("microdeposit_type") if details.get("microdeposit_type") in (
-        MICRODEPOSIT_AMOUNTS, MICRODEPOSIT_DESCRIPTOR_CODE) else MICRODEPOSIT_AMOUNTS
+    kind = (MICRODEPOSIT_DESCRIPTOR_CODE if details.get("microdeposit_type") == MICRODEPOSIT_DESCRIPTOR_CODE
+            else MICRODEPOSIT_AMOUNTS)  # Stripe's default, and its only other value
     return BankVerification(url=url, microdeposit_type=kind, arrives_at=arrives,
                             expires_at=arrives + VERIFY_WITHIN if arrives else None)
 
