@@ -27,11 +27,13 @@ from db.models import (
 )
 
 PROCESSING = "processing"  # mirrors billing.payments.PROCESSING without the import cycle
+AWAITING_VERIFICATION = "awaiting_verification"  # ... and billing.payments.AWAITING_VERIFICATION
 SUCCEEDED = "succeeded"
-# Payments whose planned invoices (PaymentInvoice) count as pending: an ACH debit settling, a payment held
-# for staff, and an attempt the processor was asked to charge whose answer is not recorded yet (its planned
-# rows exist only from that moment: billing.payments.claim_charge).
-PLANNED = ("awaiting_details", PROCESSING, "held")
+# Payments whose planned invoices (PaymentInvoice) count as pending: an ACH debit settling, one waiting for its
+# bank account to be verified, a payment held for staff, and an attempt the processor was asked to charge whose
+# answer is not recorded yet (its planned rows exist only from that moment: billing.payments.claim_charge).
+PLANNED = ("awaiting_details", AWAITING_VERIFICATION, PROCESSING, "held")
+ON_ITS_WAY = (PROCESSING, AWAITING_VERIFICATION)  # Home's "Processing" figure: a bank debit settling or verifying
 RECEIVED = (SUCCEEDED, "refunded", "disputed", "reversed")  # payments whose money arrived (billing.payments)
 REVERSAL_LABELS = {"refund": N_("Refund"), "return": N_("Returned by the bank"), "dispute": N_("Disputed"),
                    "dispute_won": N_("Dispute won"), "counter_reversal": N_("Reversed by staff")}
@@ -217,7 +219,7 @@ _SUMMARY_SQL = """
 SELECT
   (SELECT COALESCE(SUM(total_cents - paid_cents), 0) FROM invoice
     WHERE customer_id = {p} AND void = FALSE AND total_cents > paid_cents),
-  (SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE customer_id = {p} AND status = {p}),
+  (SELECT COALESCE(SUM(amount_cents), 0) FROM payment WHERE customer_id = {p} AND status IN ({p}, {p})),
   (SELECT COALESCE(SUM(amount_cents), 0) FROM credit_entry WHERE customer_id = {p}),
   o.next_due, o.overdue, o.overdue_since
 FROM (
@@ -227,7 +229,7 @@ FROM (
   FROM (SELECT i.due_date, i.total_cents - i.paid_cents
                  - (SELECT COALESCE(SUM(pi.amount_cents), 0) FROM payment_invoice pi
                      JOIN payment p ON p.id = pi.payment_id
-                     WHERE pi.invoice_id = i.id AND p.status = {p}) AS owed
+                     WHERE pi.invoice_id = i.id AND p.status IN ({p}, {p})) AS owed
         FROM invoice i WHERE i.customer_id = {p} AND i.void = FALSE AND i.total_cents > i.paid_cents) AS t
   WHERE owed > 0
 ) AS o
@@ -243,8 +245,8 @@ def _as_date(value):
 def summary_sql(customer_id, on):
     """Home's summary statement for this database, and its parameters."""
     day = on.isoformat()
-    return _SUMMARY_SQL.format(p=database.param), (customer_id, customer_id, PROCESSING, customer_id,
-                                                   day, day, day, PROCESSING, customer_id)
+    return _SUMMARY_SQL.format(p=database.param), (customer_id, customer_id, *ON_ITS_WAY, customer_id,
+                                                   day, day, day, *ON_ITS_WAY, customer_id)
 
 
 def summary(customer_id, on=None):

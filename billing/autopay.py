@@ -376,6 +376,8 @@ def payment_moved(payment_id, status_):
             _enrol_from_payment(payment)
         elif status_ == payments.PROCESSING:
             notices.ach_pending(payment, applied)
+        elif status_ == payments.AWAITING_VERIFICATION:
+            notices.bank_verification(payment, applied)
         elif status_ == payments.FAILED and payment.method_type == "ach":
             notices.ach_failed(payment)
         return

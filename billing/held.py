@@ -28,7 +28,7 @@ from db.models import Payment, RefundRequest, utcnow
 ACCEPT = "accept"
 REFUND = "refund"
 ACTIONS = {ACCEPT: "Accept as reported", REFUND: "Refund and close"}
-NOT_CHARGED = (proc.REQUIRES_PAYMENT_METHOD, proc.REQUIRES_ACTION, proc.CANCELED, proc.FAILED)
+NOT_CHARGED = (proc.REQUIRES_PAYMENT_METHOD, proc.REQUIRES_ACTION, proc.REQUIRES_VERIFICATION, proc.CANCELED, proc.FAILED)
 
 
 @dataclass(frozen=True)

@@ -211,6 +211,24 @@ def sync_setup(setup, processor, actor="customer"):
     return MethodSetup.get_by_id(setup.id)
 
 
+def setup_moved(update, actor="processor"):
+    """The processor reports a setup's state (a webhook): one waiting for its bank account to be verified
+    emails the customer the way to verify it, once; True when it did. Inside the event's transaction."""
+    setup = MethodSetup.get_or_none(MethodSetup.processor_ref == update.setup_id)
+    verification = update.state.verification
+    if setup is None or setup.status != SETUP_OPEN or verification is None:
+        return False
+    accounts.audit(actor, "method.awaiting_verification", "method_setup", setup.ref,
+                   microdeposit_type=verification.microdeposit_type)
+    return notices.setup_verification(setup.customer, setup, update.state) is not None
+
+
+def sync_setup_of_intent(setup_id, processor, actor="processor"):
+    """sync_setup for the setup holding the processor's setup intent ``setup_id``; None when none of ours does."""
+    setup = MethodSetup.get_or_none(MethodSetup.processor_ref == setup_id)
+    return sync_setup(setup, processor, actor=actor) if setup is not None else None
+
+
 # --- Expiring cards. --------------------------------------------------------------------------------
 
 

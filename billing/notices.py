@@ -13,7 +13,7 @@ from billing.words import N_
 from db.models import Customer, Isp
 
 KINDS = (
-    "payment_receipt", "ach_pending", "ach_settled", "ach_failed",
+    "payment_receipt", "ach_pending", "bank_verification", "ach_settled", "ach_failed",
     "autopay_upcoming", "autopay_charged", "autopay_failed", "autopay_reauthorize", "card_expiring",
 )
 _public_url = "http://127.0.0.1:5000"
@@ -140,6 +140,47 @@ def ach_pending(payment, applied):
             + "\n" + sp.say("See it in the portal: %(url)s", url=link("/payments/" + payment.ref)))
     return _queue("ach_pending", _to(payment), sp.say("Bank payment processing"), body,
                   f"payment-{payment.id}-ach-pending", sp)
+
+
+def bank_verification(payment, applied):
+    """A bank (ACH) payment waits for the customer to verify the account with the processor's small deposits."""
+    sp = _speaker(payment.customer_id)
+    how = _how_to_verify(payment.verify_type, payment.verify_url, sp)
+    until = (sp.say("Please verify it by %(date)s; after that the payment is canceled.",
+                    date=sp.date(payment.verify_expires_at.date(), "long"))
+             if payment.verify_expires_at else "")
+    body = (sp.say("Your bank payment of %(amount)s needs one more step: we must verify your bank account before "
+                   "it is debited.", amount=_money(payment.amount_cents, payment.currency, sp))
+            + "\n\n" + how + ("\n\n" + until if until else "")
+            + "\n\n" + sp.say("Until then the invoices it pays show it as pending; please do not pay them again.")
+            + "\n\n"
+            + _lines(sp, (N_("Reference: %(value)s"), payment.ref),
+                     (N_("Account: %(value)s"), _method(payment.method_brand, payment.method_last4, sp)),
+                     (N_("For: %(value)s"), _applied(applied, sp)))
+            + "\n" + sp.say("See it in the portal: %(url)s", url=link("/payments/" + payment.ref)))
+    return _queue("bank_verification", _to(payment), sp.say("Verify your bank account to finish your payment"), body,
+                  f"payment-{payment.id}-bank-verification", sp)
+
+
+def _how_to_verify(kind, url, sp):
+    if kind == "descriptor_code":
+        return sp.say("In 1-2 business days a deposit of 1 cent reaches your bank account. Its description on your "
+                      "bank statement starts with a 6-character code beginning with SM: enter that code here to "
+                      "verify the account: %(url)s", url=url)
+    return sp.say("In 1-2 business days two small deposits (less than $1 each) reach your bank account. Enter "
+                  "their two amounts here to verify the account: %(url)s", url=url)
+
+
+def setup_verification(customer, setup, state):
+    """A bank account being saved (Payment methods) must be verified with small deposits first."""
+    sp = _speaker(customer)
+    v = state.verification
+    body = (sp.say("To save your bank account %(account)s, we must verify it first.",
+                   account=_method(state.brand, state.last4, sp))
+            + "\n\n" + _how_to_verify(v.microdeposit_type, v.url, sp)
+            + "\n\n" + sp.say("It is saved in your payment methods once it is verified: %(url)s", url=link("/methods")))
+    return _queue("bank_verification", customer.email, sp.say("Verify your bank account to save it"), body,
+                  f"setup-{setup.id}-bank-verification", sp)
 
 
 def ach_settled(payment, applied, credit_cents=0):

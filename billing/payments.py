@@ -3,7 +3,9 @@
     created -> awaiting_details -> processing -> succeeded | failed
                       |                 (ACH settles later)
                       +-> succeeded | failed | canceled
-    awaiting_details | processing -> held  (the processor reported another amount or currency)
+                      +-> awaiting_verification -> processing | failed | canceled
+                            (the bank account must be verified first: microdeposits)
+    awaiting_details | awaiting_verification | processing -> held  (the processor reported another amount or currency)
     held -> succeeded | canceled  (an owner's decision only: billing.held)
 
 What a customer may be charged is decided by one rule, ``check_fits``, under the customer's
@@ -44,10 +46,17 @@ REFUNDED = "refunded"  # refunded in full
 DISPUTED = "disputed"  # the cardholder disputed the charge; the processor holds the money back meanwhile
 REVERSED = "reversed"  # taken back for good: an ACH return or a lost dispute
 HELD = "held"  # the processor reported another amount or currency: nothing allocated, staff check it
+# The processor took the bank details but must verify the account before it debits it (microdeposits, which
+# take 1-2 business days to arrive; Stripe then allows 10 days to type them). The amount stays reserved and
+# its invoices pending, autopay leaves them alone, and reconcile follows it until the processor says it is
+# verified (processing), failed (too many wrong tries, a timeout) or the verification expires (canceled there
+# and here, which frees the reservation). Nothing is charged until it moves to processing.
+AWAITING_VERIFICATION = "awaiting_verification"
 
 TRANSITIONS = {
     CREATED: {AWAITING_DETAILS, CANCELED},
-    AWAITING_DETAILS: {PROCESSING, SUCCEEDED, FAILED, CANCELED, HELD},
+    AWAITING_DETAILS: {PROCESSING, SUCCEEDED, FAILED, CANCELED, HELD, AWAITING_VERIFICATION},
+    AWAITING_VERIFICATION: {PROCESSING, SUCCEEDED, FAILED, CANCELED, HELD},
     PROCESSING: {SUCCEEDED, FAILED, HELD},
     HELD: set(),  # only staff resolve it, after checking with the processor: see STAFF_RESOLVES
     SUCCEEDED: {REFUNDED, DISPUTED, REVERSED},
@@ -60,7 +69,7 @@ TRANSITIONS = {
 # Moves no processor report may make, only a staff decision (billing.held): kept out of TRANSITIONS so that
 # apply_intent_state can never take a held payment out of HELD.
 STAFF_RESOLVES = {HELD: {SUCCEEDED, CANCELED}}
-IN_FLIGHT = (CREATED, AWAITING_DETAILS, PROCESSING)
+IN_FLIGHT = (CREATED, AWAITING_DETAILS, AWAITING_VERIFICATION, PROCESSING)
 LABELS = {
     CREATED: "Started",
     AWAITING_DETAILS: "Waiting for payment details",
@@ -72,6 +81,7 @@ LABELS = {
     DISPUTED: "Disputed",
     REVERSED: "Reversed",
     HELD: "Being checked",
+    AWAITING_VERIFICATION: "Waiting for bank account verification",
 }
 METHOD_TYPES = {"card": "Credit / Debit Card", "ach": "ACH (bank account)"}
 _KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -160,7 +170,7 @@ def _counted(now):
     """Attempts whose amount may still be charged or is settling, so that it counts against new ones."""
     reserved = (Payment.status == AWAITING_DETAILS) & (
         Payment.charging_at.is_null(False) | (Payment.updated_at > now - RESERVATION_TTL))
-    return Payment.status.in_([PROCESSING, HELD]) | reserved
+    return Payment.status.in_([PROCESSING, HELD, AWAITING_VERIFICATION]) | reserved
 
 
 def room(customer_id, exclude_payment_id=None, now=None):
@@ -523,7 +533,7 @@ def retire(payment, processor, problem=None, code="", message="", actor="custome
     """
     if problem is not None:
         code, message = NO_LONGER_FITS, problem.message
-    if payment.status in (CREATED, AWAITING_DETAILS):
+    if payment.status in (CREATED, AWAITING_DETAILS, AWAITING_VERIFICATION):
         state = None
         if payment.processor_ref:
             state = processor.cancel_payment_intent(payment.processor_ref)
@@ -815,8 +825,16 @@ def apply_intent_state(payment_id, state, actor="processor", processor=None):
                            failure_message=state.failure_message, **method):
                 accounts.audit(actor, "payment.failed", "payment", payment.ref, code=state.failure_code)
                 _after_move(payment.id, FAILED)
+        elif state.status == proc.REQUIRES_VERIFICATION and state.verification is not None:
+            _awaiting_verification(payment, state.verification, method, actor)
         elif state.status == proc.CANCELED:
             _transition(payment.id, CANCELED)
+        elif state.failure_code and payment.status == AWAITING_VERIFICATION:
+            # The account could not be verified (too many wrong tries, or too late): nothing was debited.
+            if _transition(payment.id, FAILED, failure_code=state.failure_code,
+                           failure_message=state.failure_message, **method):
+                accounts.audit(actor, "payment.failed", "payment", payment.ref, code=state.failure_code)
+                _after_move(payment.id, FAILED)
         elif state.failure_code:
             # A decline: nothing is paid, and the customer may try another card.
             if Payment.update(failure_code=state.failure_code, failure_message=state.failure_message,
@@ -824,6 +842,32 @@ def apply_intent_state(payment_id, state, actor="processor", processor=None):
                     (Payment.id == payment.id) & (Payment.status == AWAITING_DETAILS)).execute():
                 _unclaim(payment.id)
     return Payment.get_by_id(payment_id)
+
+
+def _awaiting_verification(payment, verification, method, actor):
+    """The processor waits for the customer to verify the bank account (inside apply_intent_state's transaction).
+
+    The first report moves the payment and plans its invoices (they show as pending, and the amount stays
+    reserved); a later one only keeps the page and expiry the processor gives now.
+    """
+    fields = dict(verify_url=(verification.url or "")[:2048], verify_type=(verification.microdeposit_type or "")[:255],
+                  verify_expires_at=verification.expires_at, **method)
+    if _transition(payment.id, AWAITING_VERIFICATION, failure_code="", failure_message="", **fields):
+        _plan(payment)
+        accounts.audit(actor, "payment.awaiting_verification", "payment", payment.ref,
+                       microdeposit_type=verification.microdeposit_type, expires_at=verification.expires_at)
+        _after_move(payment.id, AWAITING_VERIFICATION)
+    elif payment.status == AWAITING_VERIFICATION and (payment.verify_url, payment.verify_expires_at) != (
+            fields["verify_url"], fields["verify_expires_at"]):
+        Payment.update(**fields).where((Payment.id == payment.id)
+                                       & (Payment.status == AWAITING_VERIFICATION)).execute()
+
+
+def verification_expires(payment):
+    """When reconcile gives up a payment waiting for its bank account to be verified (UTC)."""
+    if payment.verify_expires_at is not None:
+        return payment.verify_expires_at
+    return payment.updated_at + VERIFICATION_TTL
 
 
 def capture_if_fits(payment_id, state, processor, actor="processor"):
@@ -888,7 +932,7 @@ def sync(payment, processor):
     An attempt whose charge was asked for but whose intent id was never recorded (the server stopped in
     between) is looked up by its idempotency key at once: reconcile's work, without waiting for cron.
     """
-    if payment.status not in (AWAITING_DETAILS, PROCESSING):
+    if payment.status not in (AWAITING_DETAILS, AWAITING_VERIFICATION, PROCESSING):
         return payment
     if not payment.processor_ref:
         if payment.charging_at is None:
@@ -903,6 +947,15 @@ def sync(payment, processor):
     return apply_intent_state(payment.id, processor.retrieve_payment_intent(payment.processor_ref),
                               processor=processor)
 
+
+
+def sync_intent(intent_id, processor, actor="processor"):
+    """Apply what the processor says now about the payment holding ``intent_id``; None when none of ours does."""
+    payment = Payment.get_or_none(Payment.processor_ref == intent_id)
+    if payment is None or payment.status not in IN_FLIGHT:
+        return payment
+    return apply_intent_state(payment.id, processor.retrieve_payment_intent(intent_id), actor=actor,
+                              processor=processor)
 
 
 def cancel(payment, actor="customer"):
@@ -937,7 +990,7 @@ ABANDONED_AFTER = dt.timedelta(days=1)
 _IN_FLIGHT = Compiled(lambda: (  # on every Home page
     Payment.select().where(
         (Payment.customer == Arg(0))
-        & (Payment.status.in_([AWAITING_DETAILS, PROCESSING, HELD])
+        & (Payment.status.in_([AWAITING_DETAILS, AWAITING_VERIFICATION, PROCESSING, HELD])
            | ((Payment.status == CREATED) & (Payment.created_at > Arg(1)))))
     .order_by(Payment.created_at.desc())))
 
@@ -1090,6 +1143,11 @@ CLAIM_TTL = _dt.timedelta(hours=1)
 # Autopay's claims wait longer: a charge whose bank asked for the customer is emailed to them ("confirm
 # this payment"), and that link must keep working for a few days before the attempt is given up.
 OFF_SESSION_CLAIM_TTL = _dt.timedelta(days=3)
+# A payment waiting for its bank account to be verified, when the processor does not say until when it may be:
+# Stripe's microdeposits take 1-2 business days to arrive (up to 4 calendar days over a weekend), and must
+# then be verified within 10 days. Reconcile follows such payments this long, however old they are.
+VERIFICATION_TTL = _dt.timedelta(days=14)
+VERIFICATION_EXPIRED_MESSAGE = "The bank account was not verified in time, so nothing was debited."
 OPEN_DISPUTE = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
 
 
@@ -1324,6 +1382,10 @@ def apply_update(processor_name, update, actor="processor"):
     """Apply what the processor says now about a payment (or saved method); safe to repeat."""
     if isinstance(update, proc.MethodUpdate):
         return save_remote_method(processor_name, update, actor)
+    if isinstance(update, proc.SetupUpdate):
+        from billing import methods  # methods builds on this module
+
+        return methods.setup_moved(update, actor)
     payment = Payment.get_or_none(Payment.processor_ref == update.intent_id)
     if payment is None:
         return False
@@ -1348,7 +1410,7 @@ def handle_remote_event(processor, event_id, event_type, update):
     event), so duplicates and events out of order all end in the same state. Returns False for a
     repeat; True when recorded (whether or not it changed anything).
     """
-    if update is not None and not isinstance(update, (proc.IntentUpdate, proc.MethodUpdate)):
+    if update is not None and not isinstance(update, (proc.IntentUpdate, proc.MethodUpdate, proc.SetupUpdate)):
         # A refund or dispute of a success we have not recorded yet: record the success first.
         payment = Payment.get_or_none(Payment.processor_ref == update.intent_id)
         if payment is not None and payment.status in IN_FLIGHT:
@@ -1388,15 +1450,19 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
     processor (so their window can no longer pay them) and here. A charge claimed longer ago than its claim
     TTL (``claim_expired``) without an answer is settled by what the processor says: recorded (once) if it
     charged, otherwise canceled there and here, which releases its reservation; such claims are looked at
-    however old they are, since they count against the customer until then. Returns [(payment ref, status
+    however old they are, since they count against the customer until then. So are payments waiting for their
+    bank account to be verified: followed until the processor says verified or failed, and canceled there and
+    here once the verification has expired (``verification_expires``). Returns [(payment ref, status
     before, status after)] for the attempts it looked at.
     """
     now = now or utcnow()
     waiting = Payment.status.in_([AWAITING_DETAILS, PROCESSING]) & (Payment.updated_at < now - older_than)
     claimed = (Payment.status == AWAITING_DETAILS) & (Payment.charging_at < now - CLAIM_TTL)
+    # Followed until verified, failed or expired, however old: each one holds its amount against the balance.
+    verifying = (Payment.status == AWAITING_VERIFICATION) & (Payment.updated_at < now - older_than)
     q = (Payment.select().where(
         (Payment.processor == processor.name)
-        & ((waiting & (Payment.created_at > now - within)) | claimed))
+        & ((waiting & (Payment.created_at > now - within)) | claimed | verifying))
         .order_by(Payment.id))
     report = []
     for payment in q:
@@ -1422,6 +1488,9 @@ def reconcile(processor, now=None, older_than=RECONCILE_AFTER, within=RECONCILE_
         elif after.status == AWAITING_DETAILS and claim_expired(after, now):
             # retire asks the processor to cancel; one that charged meanwhile says so, and that is recorded.
             after = retire(after, processor, code="claim_expired", actor="reconcile", message=CLAIM_EXPIRED_MESSAGE)
+        elif after.status == AWAITING_VERIFICATION and verification_expires(after) < now:
+            after = retire(after, processor, code="verification_expired", actor="reconcile",
+                           message=VERIFICATION_EXPIRED_MESSAGE)
         report.append((payment.ref, payment.status, after.status))
     return report
 

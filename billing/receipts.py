@@ -26,6 +26,7 @@ STATUS_WORDS = {
     "succeeded": N_("received"), "processing": N_("processing"), "failed": N_("failed"), "canceled": N_("canceled"),
     "refunded": N_("refunded"), "disputed": N_("disputed"), "reversed": N_("reversed"),
     "created": N_("started"), "awaiting_details": N_("started"),
+    "awaiting_verification": N_("waiting for bank account verification"),
 }
 
 

@@ -56,6 +56,7 @@ SHOWN = (
     # billing/payments.py LABELS: a payment's status
     N_("Started"), N_("Waiting for payment details"), N_("Processing"), N_("Succeeded"), N_("Failed"),
     N_("Canceled"), N_("Refunded"), N_("Disputed"), N_("Reversed"), N_("Being checked"),
+    N_("Waiting for bank account verification"),
     # payment types (billing/payments.py and billing/methods.py)
     N_("Credit / Debit Card"), N_("ACH (bank account)"), N_("Bank account (ACH)"),
 )

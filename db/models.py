@@ -270,6 +270,11 @@ class Payment(BaseModel):
     # Migration 0010: what was owed when the amount was chosen, and when a charge was asked for.
     owed_cents = BigIntegerField(null=True)
     charging_at = DateTimeField(null=True)
+    # Migration 0201: the bank account's verification (state awaiting_verification): the processor's page for
+    # it, what the customer types there (amounts | descriptor_code), and when the processor stops accepting it.
+    verify_url = CharField(default="", max_length=2048)
+    verify_type = CharField(default="")
+    verify_expires_at = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("customer", "created_at"), False), (("status", "updated_at"), False),
@@ -437,6 +442,8 @@ class SandboxIntent(BaseModel):
     settle_after = DateTimeField(null=True)
     next_action = CharField(default="")  # with requires_action: "challenge" (3-D Secure) or "microdeposits"
     verify_attempts = IntegerField(default=0)
+    microdeposit_type = CharField(default="")  # with "microdeposits": amounts | descriptor_code (migration 0201)
+    verify_expires_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 

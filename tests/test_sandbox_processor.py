@@ -28,8 +28,8 @@ def fresh(payment):
 def test_the_sandbox_declares_what_it_implements(app):
     proc = app.extensions["processor"]
     assert proc.capabilities == {Capability.SAVED_METHODS, Capability.OFF_SESSION, Capability.REFUNDS,
-                                 Capability.DISPUTES}
-    assert not proc.can(Capability.BANK_VERIFICATION)  # no microdeposit step yet
+                                 Capability.DISPUTES, Capability.BANK_VERIFICATION}
+    assert proc.can(Capability.BANK_VERIFICATION)  # the microdeposit step (tests/test_bank_verification.py)
 
 
 def test_refund_command_refunds_part_then_the_rest_and_the_invoices_reopen(app, runner, logged_in, owing):

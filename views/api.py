@@ -212,8 +212,9 @@ def payments():
         fields["limit"] = f"must be a whole number from 1 to {MAX_LIMIT}"
         limit = 100
     status = args.get("status") or None
-    if status and status not in ("awaiting_details", "processing", "succeeded", "failed", "canceled"):
-        fields["status"] = "must be awaiting_details, processing, succeeded, failed or canceled"
+    if status and status not in ("awaiting_details", "awaiting_verification", "processing", "succeeded", "failed",
+                                 "canceled"):
+        fields["status"] = "must be awaiting_details, awaiting_verification, processing, succeeded, failed or canceled"
     since = args.get("since") or None
     if since:
         try:

@@ -123,10 +123,16 @@ def autopay_off():
 # --- Add a method through the processor's window. ----------------------------------------------------
 
 
-def _setup_urls(setup):
+def _setup_urls(setup, state=None):
     """The processor's window that saves this method: in this tab, as a pop-up, and inline."""
-    state = processor().retrieve_setup_intent(setup.processor_ref)
+    state = state or processor().retrieve_setup_intent(setup.processor_ref)
     return windows.setup_windows(setup, state, url_for("methods.setup_show", ref=setup.ref))
+
+
+def _setup_page(setup):
+    """The setup step: the processor's window, or the way to verify a bank account it waits for."""
+    state = processor().retrieve_setup_intent(setup.processor_ref)
+    return dict(setup=setup, entry_url=_setup_urls(setup, state), verification=state.verification)
 
 
 def _own_setup(ref):
@@ -165,7 +171,7 @@ def setup_show(ref):
     setup = methods.sync_setup(_own_setup(ref), processor(), actor=_actor())
     if setup.status == methods.SETUP_SAVED:
         return _page(_saved_message(setup))
-    return render("methods/setup.html", "methods/_setup.html", setup=setup, entry_url=_setup_urls(setup))
+    return render("methods/setup.html", "methods/_setup.html", **_setup_page(setup))
 
 
 @bp.route("/methods/setup/<ref>/status")
@@ -174,7 +180,8 @@ def setup_status(ref):
     """Polled while the window is open: has the processor saved the method yet?"""
     setup = methods.sync_setup(_own_setup(ref), processor(), actor=_actor())
     if setup.status == methods.SETUP_OPEN:
-        return render_template("methods/_setup_poll.html", setup=setup)
+        state = processor().retrieve_setup_intent(setup.processor_ref)
+        return render_template("methods/_setup_poll.html", setup=setup, verification=state.verification)
     body = render_template("methods/_index.html", final=True, **_ctx(_saved_message(setup)))
     return body, 200, {"HX-Retarget": "#methods", "HX-Reswap": "outerHTML", "HX-Push-Url": url_for("methods.index")}
 

@@ -6,6 +6,8 @@ portal a token. Card and account numbers are checked and dropped here.
 This blueprint is registered only while the sandbox is the configured processor
 (views/windows.py describes what a processor's pages module provides).
 """
+import decimal
+import re
 import threading
 import time
 
@@ -14,8 +16,10 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from billing import legal, payments
-from billing.processors import PROCESSING, REQUIRES_ACTION, SUCCEEDED, WINDOW_MODES, ProcessorError
+from billing import legal, methods, payments
+from billing.processors import (MICRODEPOSIT_AMOUNTS, PROCESSING, REQUIRES_ACTION, REQUIRES_VERIFICATION, SUCCEEDED,
+                                WINDOW_MODES, ProcessorError)
+from billing.processors.sandbox import MICRODEPOSIT_TEST_VALUES
 from views import i18n, isp, pay_start_url, processor
 from views.edge import local_url
 
@@ -105,6 +109,8 @@ def entry(intent_id):
     ctx = _ctx(intent)
     if intent.status in (SUCCEEDED, PROCESSING):
         return _finished(intent, ctx)
+    if intent.next_action == "microdeposits" and intent.status == REQUIRES_ACTION:
+        return redirect(_verify_url(intent, ctx), code=303)
     if intent.status == REQUIRES_ACTION:
         return render_template("sandbox/challenge.html", **ctx)
     if intent.status != "requires_payment_method":
@@ -123,8 +129,8 @@ def entry(intent_id):
     if errors:
         ctx["errors"] = errors
         return render_template("sandbox/entry.html", **ctx), 422
-    if state.status in (SUCCEEDED, PROCESSING):
-        return _finished(intent, ctx)
+    if state.status in (SUCCEEDED, PROCESSING, REQUIRES_VERIFICATION):
+        return _finished(intent, ctx)  # a bank account to verify: the portal's page shows the way there
     if state.status == REQUIRES_ACTION:
         return render_template("sandbox/challenge.html", **ctx)
     ctx["decline"] = state.failure_message
@@ -192,16 +198,63 @@ def setup(intent_id):
     ctx["authorization"] = legal.sandbox_ach_saved(i18n.language(), isp=isp().name)
     if intent.status == SUCCEEDED:
         return _finished(intent, ctx)
+    if intent.next_action == "microdeposits" and intent.status == REQUIRES_ACTION:
+        return redirect(_verify_url(intent, ctx), code=303)
     if request.method == "GET":
         return render_template("sandbox/entry.html", **ctx)
     state, errors = _submit(intent, ctx, _sandbox().confirm_setup_card, _sandbox().confirm_setup_ach)
     if errors:
         ctx["errors"] = errors
         return render_template("sandbox/entry.html", **ctx), 422
-    if state.status == SUCCEEDED:
+    if state.status in (SUCCEEDED, REQUIRES_VERIFICATION):
         return _finished(intent, ctx)
     ctx["decline"] = state.failure_message
     return render_template("sandbox/entry.html", **ctx), 402
+
+
+# --- Verifying a bank account with microdeposits: the sandbox's stand-in for Stripe's hosted page. ---------
+
+
+def _verify_url(intent, ctx):
+    return url_for("sandbox.verify", intent_id=intent.id, secret=intent.client_secret, mode=ctx["mode"],
+                   back=ctx["back"])
+
+
+def _cents(text):
+    """Cents for a deposit typed as cents ("32") or dollars ("0.32", "$0.32"); None when it is neither."""
+    text = (text or "").strip().lstrip("$").strip()
+    if re.fullmatch(r"[0-9]{1,2}", text, re.ASCII):
+        return int(text)
+    if re.fullmatch(r"0?\.[0-9]{2}", text, re.ASCII):
+        return int(decimal.Decimal(text) * 100)
+    return None
+
+
+@bp.route("/verify/<intent_id>", methods=["GET", "POST"])
+def verify(intent_id):
+    """The verification page: the customer types the deposits' amounts (or the deposit's code) from their bank."""
+    intent = _intent()
+    ctx = _ctx(intent, setup=intent.kind == "setup", test_values=MICRODEPOSIT_TEST_VALUES,
+               amounts_type=MICRODEPOSIT_AMOUNTS)
+    waiting = intent.status == REQUIRES_ACTION and intent.next_action == "microdeposits"
+    if request.method == "GET" or not waiting:
+        return render_template("sandbox/verify.html", **ctx), 200 if waiting or request.method == "GET" else 409
+    f = request.form
+    ctx["form"] = {"amount1": f.get("amount1", ""), "amount2": f.get("amount2", ""),
+                   "descriptor_code": f.get("descriptor_code", "")}
+    if intent.microdeposit_type == MICRODEPOSIT_AMOUNTS:
+        amounts = [_cents(f.get("amount1")), _cents(f.get("amount2"))]
+        state, errors = _sandbox().verify_microdeposits(intent.id, amounts=None if None in amounts else amounts)
+    else:
+        state, errors = _sandbox().verify_microdeposits(intent.id, descriptor_code=f.get("descriptor_code"))
+    # The portal hears of it at once (as from the webhook, which follows).
+    if intent.kind == "setup":
+        methods.sync_setup_of_intent(intent.id, _sandbox(), actor="processor")
+    else:
+        payments.sync_intent(intent.id, _sandbox(), actor="processor")
+    ctx["intent"] = _sandbox().intent_for_page(intent.id, intent.client_secret)
+    ctx["errors"] = errors
+    return render_template("sandbox/verify.html", **ctx), 422 if errors else 200
 
 
 def init_app(app):

@@ -27,8 +27,8 @@ from views import login_manager, page_number, processor
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 PER_PAGE = 50
-STATUSES = ("processing", "held", "succeeded", "failed", "canceled", "awaiting_details", "refunded", "disputed",
-            "reversed")
+STATUSES = ("processing", "held", "succeeded", "failed", "canceled", "awaiting_details", "awaiting_verification",
+            "refunded", "disputed", "reversed")
 ALL_METHODS = {**pay.METHOD_TYPES, **pay.OFFLINE_TYPES}
 
 

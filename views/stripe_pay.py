@@ -22,7 +22,7 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 from flask_login import current_user
 
 from billing import accounts, legal, methods, paylinks, payments
-from billing.processors import REQUIRES_ACTION, WINDOW_MODES, ProcessorError
+from billing.processors import REQUIRES_ACTION, REQUIRES_VERIFICATION, WINDOW_MODES, ProcessorError
 from db import write_tx
 from db.models import utcnow
 from views import customer_required, i18n, isp, paylink, processor
@@ -321,7 +321,7 @@ def _setup_answer(setup, state=None):
     if not done:
         message = (state.failure_message if state is not None and state.failure_message else
                    "The details were not saved yet. Check them and try again.")
-        if state is not None and state.status == "requires_action" and setup.method_type == "ach":
+        if state is not None and state.status == REQUIRES_VERIFICATION and setup.method_type == "ach":
             message = ("Stripe will email you how to verify this bank account with two small deposits. "
                        "It is saved here once it is verified; you can close this window.")
     return jsonify(done=done, status=setup.status, message=message), 200

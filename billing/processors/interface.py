@@ -27,6 +27,14 @@ CANCELED = "canceled"
 # The processor holds the money (a card authorization) and takes it only when the portal captures it: the
 # portal checks the payment still fits, under the customer's lock, before it captures, and releases it if not.
 AUTHORIZED = "authorized"
+# The bank account must be verified before it can be debited (Stripe: ``requires_action`` with the next action
+# ``verify_with_microdeposits``): small deposits reach the account, the customer types them on the processor's
+# page (``IntentState.verification.url``), and only then is the account debited (PROCESSING) or saved. Only a
+# processor that declares Capability.BANK_VERIFICATION reports it.
+REQUIRES_VERIFICATION = "requires_verification"
+# What the customer types on the verification page: the two deposits' amounts, or the one deposit's code.
+MICRODEPOSIT_AMOUNTS = "amounts"
+MICRODEPOSIT_DESCRIPTOR_CODE = "descriptor_code"
 
 # Where the entry window opens: a pop-up, inside the portal page (pop-ups blocked), or this tab (no JS).
 WINDOW_MODES = ("popup", "inline", "page")
@@ -40,6 +48,16 @@ class Capability(enum.Enum):
     REFUNDS = "refunds"  # full and partial refunds of a succeeded payment
     DISPUTES = "disputes"  # reports chargebacks and their outcomes (as DisputeUpdate events)
     BANK_VERIFICATION = "bank_verification"  # a bank account can wait for verification (microdeposits)
+
+
+@dataclass(frozen=True)
+class BankVerification:
+    """How a customer verifies the bank account of a REQUIRES_VERIFICATION intent."""
+
+    url: str  # the processor's own verification page (Stripe's hosted_verification_url)
+    microdeposit_type: str  # MICRODEPOSIT_AMOUNTS or MICRODEPOSIT_DESCRIPTOR_CODE
+    arrives_at: object = None  # UTC datetime when the deposits are expected in the account, if known
+    expires_at: object = None  # UTC datetime after which the processor no longer accepts the verification
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,7 @@ class IntentState:
     failure_code: str = ""
     failure_message: str = ""
     currency: str = ""  # ISO code, upper case, as the processor reports it (checked before allocation)
+    verification: Optional[BankVerification] = None  # with REQUIRES_VERIFICATION only
 
 
 class Refund(NamedTuple):
@@ -96,6 +115,14 @@ class IntentUpdate:
 
 
 @dataclass(frozen=True)
+class SetupUpdate:
+    """A setup intent's current state (one waiting for its bank account to be verified, say)."""
+
+    setup_id: str
+    state: IntentState
+
+
+@dataclass(frozen=True)
 class RefundsUpdate:
     """Every live refund of the intent, as (refund id, cents)."""
 
@@ -128,7 +155,7 @@ class MethodUpdate:
     setup_id: str = ""  # the setup intent that saved it, when the portal's Add opened one
 
 
-Update = Union[IntentUpdate, RefundsUpdate, DisputeUpdate, MethodUpdate]
+Update = Union[IntentUpdate, RefundsUpdate, DisputeUpdate, MethodUpdate, SetupUpdate]
 
 
 @dataclass(frozen=True)

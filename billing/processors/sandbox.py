@@ -20,9 +20,13 @@ from billing.processors.interface import (
     FAILED,
     PROCESSING,
     REQUIRES_ACTION,
+    MICRODEPOSIT_AMOUNTS,
+    MICRODEPOSIT_DESCRIPTOR_CODE,
     REQUIRES_PAYMENT_METHOD,
+    REQUIRES_VERIFICATION,
     SUCCEEDED,
     BadWebhook,
+    BankVerification,
     Capability,
     DisputeUpdate,
     IntentState,
@@ -32,7 +36,9 @@ from billing.processors.interface import (
     ProcessorEvent,
     Refund,
     RefundsUpdate,
+    SetupUpdate,
 )
+from billing.words import N_
 from db import write_tx
 from db.models import SandboxDispute, SandboxEvent, SandboxIntent, SandboxMethod, SandboxRefund, utcnow
 
@@ -47,7 +53,24 @@ CARD_BEHAVIOUR = {
     "4000000000009995": "insufficient_funds",
     "4000002760003184": "authenticate",
 }
-ACH_BEHAVIOUR = {"000111111116": "R03", "000222222227": "R01"}
+ACH_BEHAVIOUR = {"000111111116": "R03", "000222222227": "R01",
+                 # The account must be verified first, by the two deposits' amounts or by the one deposit's code.
+                 "000555555559": MICRODEPOSIT_AMOUNTS, "000666666664": MICRODEPOSIT_DESCRIPTOR_CODE}
+VERIFY_BEHAVIOURS = (MICRODEPOSIT_AMOUNTS, MICRODEPOSIT_DESCRIPTOR_CODE)
+# What the customer types on the verification page, and what it does: Stripe's test values. In test mode the
+# deposits are there at once; the right ones verify, the others stand for a customer out of tries or too late.
+MICRODEPOSIT_TEST_VALUES = {
+    MICRODEPOSIT_AMOUNTS: {(32, 45): "verified", (10, 11): "attempts_exceeded", (40, 41): "timeout"},
+    MICRODEPOSIT_DESCRIPTOR_CODE: {"SM11AA": "verified", "SM33CC": "attempts_exceeded", "SM44DD": "timeout"},
+}
+VERIFY_ATTEMPTS = {MICRODEPOSIT_AMOUNTS: 3, MICRODEPOSIT_DESCRIPTOR_CODE: 10}  # Stripe's limits
+VERIFY_WITHIN = dt.timedelta(days=10)  # Stripe: the account must be verified within 10 days
+VERIFY_FAILURES = {
+    "attempts_exceeded": ("payment_method_microdeposit_verification_attempts_exceeded",
+                          N_("The bank account could not be verified: too many wrong tries.")),
+    "timeout": ("payment_method_microdeposit_verification_timeout",
+                N_("The bank account was not verified in time.")),
+}
 DECLINES = {
     "declined": ("card_declined", "Your card was declined."),
     "insufficient_funds": ("insufficient_funds", "Your card has insufficient funds."),
@@ -167,9 +190,17 @@ def check_ach(holder, routing, account, account_type, accepted):
 
 
 
-def _state(intent):
+def _state(intent, public_url=""):
+    status, verification = intent.status, None
+    if status == REQUIRES_ACTION and intent.next_action == "microdeposits":
+        status = REQUIRES_VERIFICATION
+        expires = intent.verify_expires_at
+        verification = BankVerification(
+            url=f"{public_url}/sandbox/verify/{intent.id}?secret={intent.client_secret}",
+            microdeposit_type=intent.microdeposit_type,
+            arrives_at=expires - VERIFY_WITHIN if expires else None, expires_at=expires)
     return IntentState(
-        id=intent.id, status=intent.status, amount_cents=intent.amount_cents,
+        id=intent.id, status=status, amount_cents=intent.amount_cents, verification=verification,
         client_secret=intent.client_secret, brand=intent.brand, last4=intent.last4,
         exp_month=intent.exp_month, exp_year=intent.exp_year, method_token=intent.method_token,
         failure_code=intent.failure_code, failure_message=intent.failure_message,
@@ -205,21 +236,26 @@ LATE_RETURN_REASON = "debit_not_authorized"
 
 
 class SandboxProcessor(Processor):
-    """The embedded default processor: no keys, no network (no microdeposit step yet)."""
+    """The embedded default processor: no keys, no network; every capability, microdeposits included."""
 
     name = "sandbox"
-    capabilities = frozenset(Capability) - {Capability.BANK_VERIFICATION}
+    capabilities = frozenset(Capability)
     pages = "views.sandbox"
 
-    def __init__(self, webhook_secret, settle_seconds=0):
+    def __init__(self, webhook_secret, settle_seconds=0, public_url="http://127.0.0.1:5000"):
         self.webhook_secret = webhook_secret
         self.settle_seconds = settle_seconds
+        self.public_url = (public_url or "").rstrip("/")  # the verification page's address is absolute (emails)
 
     @classmethod
     def from_config(cls, config):
         """Build from the app config."""
         return cls(webhook_secret=config["SANDBOX_WEBHOOK_SECRET"],
-                   settle_seconds=int(config.get("SANDBOX_ACH_SETTLE_SECONDS") or 0))
+                   settle_seconds=int(config.get("SANDBOX_ACH_SETTLE_SECONDS") or 0),
+                   public_url=config.get("PUBLIC_URL") or "http://127.0.0.1:5000")
+
+    def _state(self, intent):
+        return _state(intent, self.public_url)
 
     # --- Payment intents. ----------------------------------------------------------------------
 
@@ -234,7 +270,7 @@ class SandboxProcessor(Processor):
                 )
             elif (existing.kind, existing.amount_cents, existing.method_type) != (kind, amount_cents, method_type):
                 raise ProcessorError("idempotency key reused with different parameters")
-            return _state(existing)
+            return self._state(existing)
 
     def create_payment_intent(self, *, amount_cents, currency, method_type, idempotency_key, metadata=None):
         """Create (or, for a repeated key, return) the intent for one payment attempt."""
@@ -243,7 +279,7 @@ class SandboxProcessor(Processor):
 
     def retrieve_payment_intent(self, intent_id):
         """The payment intent's current state."""
-        return _state(_intent(intent_id, "payment"))
+        return self._state(_intent(intent_id, "payment"))
 
     def cancel_payment_intent(self, intent_id):
         """Cancel an intent nobody has paid; it can never be confirmed afterwards (no webhook: as with
@@ -262,7 +298,7 @@ class SandboxProcessor(Processor):
         """The payment intent created with this idempotency key, or None (used by reconcile)."""
         intent = SandboxIntent.get_or_none((SandboxIntent.idempotency_key == idempotency_key)
                                            & (SandboxIntent.kind == "payment"))
-        return _state(intent) if intent else None
+        return self._state(intent) if intent else None
 
     def charge_saved_method(self, intent_id, method_token):
         """Confirm a waiting intent with a saved method's token (the customer is present)."""
@@ -337,7 +373,11 @@ class SandboxProcessor(Processor):
             if intent.method_type != method.method_type:
                 raise ProcessorError("payment method type does not match the intent")
             ready = [REQUIRES_PAYMENT_METHOD]
-            if method.method_type == "ach":
+            if method.method_type == "ach" and method.behaviour in VERIFY_BEHAVIOURS:
+                # Not debited yet: the account is verified first (Stripe's requires_action, verify_with_microdeposits).
+                if self._await_verification(intent_id, ready, method, card_fields):
+                    _emit("payment_intent.requires_action", intent_id)
+            elif method.method_type == "ach":
                 settle = utcnow() + dt.timedelta(seconds=self.settle_seconds) if self.settle_seconds else None
                 if _move(intent_id, ready, status=PROCESSING, settle_after=settle,
                          failure_code="", failure_message="", **card_fields):
@@ -356,6 +396,77 @@ class SandboxProcessor(Processor):
                 if _move(intent_id, ready, failure_code=code, failure_message=message, **card_fields):
                     _emit("payment_intent.payment_failed", intent_id)
         return self.retrieve_payment_intent(intent_id)
+
+    def _await_verification(self, intent_id, ready, method, fields):
+        """Send the test deposits (in test mode they are there at once) and wait for the customer to verify."""
+        return _move(intent_id, ready, status=REQUIRES_ACTION, next_action="microdeposits",
+                     microdeposit_type=method.behaviour, verify_attempts=0,
+                     verify_expires_at=utcnow() + VERIFY_WITHIN, failure_code="", failure_message="", **fields)
+
+    # --- Verifying a bank account with microdeposits: the sandbox's own page calls this. ----------------
+
+    def verify_microdeposits(self, intent_id, amounts=None, descriptor_code=None, now=None):
+        """Check what the customer typed against the deposits -> (IntentState, field errors).
+
+        Right: a payment's debit is made (processing, then it settles as any sandbox ACH debit), a setup saves
+        the account. Wrong: an error for the field, with the tries left; the last wrong try, or a try after the
+        deadline, fails the verification (Stripe's codes), and nothing is debited.
+        """
+        now = now or utcnow()
+        intent = SandboxIntent.get_or_none(SandboxIntent.id == intent_id)
+        if intent is None:
+            raise ProcessorError(f"no such intent {intent_id}")
+        if intent.status != REQUIRES_ACTION or intent.next_action != "microdeposits":
+            return self._state(intent), {}
+        kind = intent.microdeposit_type
+        if kind == MICRODEPOSIT_AMOUNTS:
+            typed = tuple(amounts or ())
+            if len(typed) != 2 or not all(isinstance(a, int) and 0 < a < 100 for a in typed):
+                return self._state(intent), {"amounts": N_("Enter the two deposits' amounts in cents, like 32 and 45.")}
+        else:
+            typed = (descriptor_code or "").strip().upper()
+            if not re.match(r"^SM[A-Z0-9]{4}$", typed, re.ASCII):
+                return self._state(intent), {"descriptor_code": N_("Enter the 6-character code that starts with SM.")}
+        outcome = MICRODEPOSIT_TEST_VALUES[kind].get(typed)
+        if intent.verify_expires_at is not None and now > intent.verify_expires_at:
+            outcome = "timeout"
+        errors = {}
+        with write_tx():
+            if outcome == "verified":
+                self._verified(intent)
+            elif outcome in VERIFY_FAILURES:
+                self._verify_failed(intent, outcome)
+            else:
+                SandboxIntent.update(verify_attempts=SandboxIntent.verify_attempts + 1, updated_at=now).where(
+                    (SandboxIntent.id == intent.id) & (SandboxIntent.status == REQUIRES_ACTION)).execute()
+                left = VERIFY_ATTEMPTS[kind] - SandboxIntent.get_by_id(intent.id).verify_attempts
+                if left <= 0:
+                    self._verify_failed(intent, "attempts_exceeded")
+                elif kind == MICRODEPOSIT_AMOUNTS:
+                    errors["amounts"] = N_("Those amounts do not match the deposits. Tries left: %(left)s.", left=left)
+                else:
+                    errors["descriptor_code"] = N_("That code does not match the deposit. Tries left: %(left)s.",
+                                                   left=left)
+        return self._state(SandboxIntent.get_by_id(intent.id)), errors
+
+    def _verified(self, intent):
+        SandboxMethod.update(behaviour="ach_ok").where(SandboxMethod.id == intent.method_token).execute()
+        if intent.kind == "setup":
+            _move(intent.id, [REQUIRES_ACTION], status=SUCCEEDED, next_action="")
+            return
+        settle = utcnow() + dt.timedelta(seconds=self.settle_seconds) if self.settle_seconds else None
+        if _move(intent.id, [REQUIRES_ACTION], status=PROCESSING, next_action="", settle_after=settle):
+            _emit("payment_intent.processing", intent.id)
+
+    def _verify_failed(self, intent, outcome):
+        code, message = VERIFY_FAILURES[outcome]
+        if intent.kind == "setup":  # as Stripe: the setup waits for another account
+            _move(intent.id, [REQUIRES_ACTION], status=REQUIRES_PAYMENT_METHOD, next_action="", method_token="",
+                  failure_code=code, failure_message=message)
+            return
+        if _move(intent.id, [REQUIRES_ACTION], status=FAILED, next_action="", failure_code=code,
+                 failure_message=message):
+            _emit("payment_intent.payment_failed", intent.id)
 
     def _after_success(self, intent_id):
         """A test card that is disputed right after it succeeds (inside the caller's transaction)."""
@@ -505,7 +616,10 @@ class SandboxProcessor(Processor):
     def _read(self, event_type, object_id):
         if event_type.startswith("payment_intent."):
             intent = SandboxIntent.get_or_none((SandboxIntent.id == object_id) & (SandboxIntent.kind == "payment"))
-            return IntentUpdate(intent.id, _state(intent)) if intent else None
+            return IntentUpdate(intent.id, self._state(intent)) if intent else None
+        if event_type.startswith("setup_intent."):
+            intent = SandboxIntent.get_or_none((SandboxIntent.id == object_id) & (SandboxIntent.kind == "setup"))
+            return SetupUpdate(intent.id, self._state(intent)) if intent else None
         if event_type == "charge.refunded":
             return RefundsUpdate(object_id, self.refunds_of(object_id))
         if event_type.startswith("charge.dispute."):
@@ -520,7 +634,8 @@ class SandboxProcessor(Processor):
 
     def event_body(self, event):
         """The JSON body for one event, in Stripe's shape."""
-        kind = "dispute" if event.event_type.startswith("charge.dispute.") else "payment_intent"
+        kind = ("dispute" if event.event_type.startswith("charge.dispute.") else
+                "setup_intent" if event.event_type.startswith("setup_intent.") else "payment_intent")
         return json.dumps({
             "id": event.id, "type": event.event_type, "created": int(time.time()),
             "data": {"object": {"id": event.intent_id, "object": kind}},
@@ -551,7 +666,7 @@ class SandboxProcessor(Processor):
 
     def retrieve_setup_intent(self, setup_id):
         """The setup intent's current state."""
-        return _state(_intent(setup_id, "setup"))
+        return self._state(_intent(setup_id, "setup"))
 
     def cancel_setup_intent(self, setup_id):
         """Cancel a setup that has not saved anything."""
@@ -577,7 +692,15 @@ class SandboxProcessor(Processor):
         facts, errors = check_ach(holder, routing, account, account_type, accepted)
         if errors:
             return self.retrieve_setup_intent(setup_id), errors
-        return self._finish_setup(setup_id, self._tokenize("ach", facts)), {}
+        method = self._tokenize("ach", facts)
+        if method.behaviour in VERIFY_BEHAVIOURS:  # saved once the customer verifies it
+            _intent(setup_id, "setup")
+            with write_tx():
+                if self._await_verification(setup_id, [REQUIRES_PAYMENT_METHOD], method, dict(
+                        brand=method.brand, last4=method.last4, method_token=method.id)):
+                    _emit("setup_intent.requires_action", setup_id)
+            return self.retrieve_setup_intent(setup_id), {}
+        return self._finish_setup(setup_id, method), {}
 
     def _finish_setup(self, setup_id, method):
         _intent(setup_id, "setup")

@@ -30,11 +30,15 @@ from billing.processors.interface import (
     AUTHORIZED,
     CANCELED,
     FAILED,
+    MICRODEPOSIT_AMOUNTS,
+    MICRODEPOSIT_DESCRIPTOR_CODE,
     PROCESSING,
     REQUIRES_ACTION,
     REQUIRES_PAYMENT_METHOD,
+    REQUIRES_VERIFICATION,
     SUCCEEDED,
     BadWebhook,
+    BankVerification,
     Capability,
     ConfigError,
     DisputeUpdate,
@@ -46,6 +50,7 @@ from billing.processors.interface import (
     ProcessorEvent,
     Refund,
     RefundsUpdate,
+    SetupUpdate,
 )
 from db import write_tx
 from db.models import Customer, StripeCustomer
@@ -61,10 +66,12 @@ HANDLED_EVENTS = (
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "payment_intent.amount_capturable_updated",  # a card payment confirmed and held: captured if it still fits
+    "payment_intent.requires_action",  # a bank account to verify with microdeposits (or a card's 3-D Secure)
     "charge.refunded",
     "charge.dispute.created",
     "charge.dispute.closed",
     "setup_intent.succeeded",
+    "setup_intent.requires_action",  # a bank account to save once verified with microdeposits
 )
 REQUIRED_SETTINGS = (
     ("STRIPE_SECRET_KEY", ("sk_", "rk_")),
@@ -77,6 +84,8 @@ BRANDS = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express"
 # How far back reconcile looks when it must list intents because search is unavailable.
 LIST_LOOKBACK = dt.timedelta(days=3)
 LIVE_REFUND = ("succeeded", "pending", "requires_action")  # a refund in these states is (or will be) money back
+# Stripe: microdeposits arrive in 1-2 business days (``arrival_date``) and must be verified within 10 days.
+VERIFY_WITHIN = dt.timedelta(days=10)
 
 
 class NotFound(ProcessorError):
@@ -110,6 +119,34 @@ def _method_facts(pm, charge=None):
         card.get("exp_month"), card.get("exp_year")
 
 
+def _timestamp(value):
+    """A UTC datetime (naive, as the portal stores them) for a Unix timestamp, or None."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        return None
+    return dt.datetime.fromtimestamp(value, dt.timezone.utc).replace(tzinfo=None)
+
+
+def verification_of(obj):
+    """The BankVerification of a PaymentIntent or SetupIntent waiting for microdeposits, or None.
+
+    Stripe's shape: ``status: requires_action`` with ``next_action.type: verify_with_microdeposits`` and
+    ``next_action.verify_with_microdeposits`` holding ``hosted_verification_url``, ``microdeposit_type``
+    (``amounts`` or ``descriptor_code``) and ``arrival_date``.
+    """
+    action = obj.get("next_action") or {}
+    if obj.get("status") != "requires_action" or action.get("type") != "verify_with_microdeposits":
+        return None
+    details = action.get("verify_with_microdeposits") or {}
+    url = details.get("hosted_verification_url") or ""
+    if not isinstance(url, str) or not url.startswith("https://"):
+        return None  # without Stripe's page the customer has nowhere to verify: treated as any requires_action
+    arrives = _timestamp(details.get("arrival_date"))
+    kind = (MICRODEPOSIT_DESCRIPTOR_CODE if details.get("microdeposit_type") == MICRODEPOSIT_DESCRIPTOR_CODE
+            else MICRODEPOSIT_AMOUNTS)  # Stripe's default, and its only other value
+    return BankVerification(url=url, microdeposit_type=kind, arrives_at=arrives,
+                            expires_at=arrives + VERIFY_WITHIN if arrives else None)
+
+
 def intent_state(pi):
     """Our IntentState for a PaymentIntent (a plain dict), in the portal's terms."""
     status = pi.get("status")
@@ -126,7 +163,7 @@ def intent_state(pi):
     elif status == "processing":
         mapped = PROCESSING
     elif status == "requires_action":
-        mapped = REQUIRES_ACTION
+        mapped = REQUIRES_VERIFICATION if verification_of(pi) else REQUIRES_ACTION
     elif status == "canceled":
         mapped = CANCELED
     elif status == "requires_payment_method" and error and ach:
@@ -141,6 +178,7 @@ def intent_state(pi):
         client_secret=pi.get("client_secret") or "", brand=brand, last4=last4,
         exp_month=exp_month, exp_year=exp_year, method_token=_id_of(pi.get("payment_method")) or "",
         failure_code=code, failure_message=message, currency=str(pi.get("currency") or "").upper(),
+        verification=verification_of(pi),
     )
 
 
@@ -153,6 +191,9 @@ def setup_state(seti):
     status = seti.get("status")
     mapped = {"succeeded": SUCCEEDED, "requires_action": REQUIRES_ACTION, "processing": PROCESSING,
               "canceled": CANCELED}.get(status, REQUIRES_PAYMENT_METHOD)
+    verification = verification_of(seti)
+    if verification is not None:
+        mapped = REQUIRES_VERIFICATION
     pm = seti.get("payment_method")
     _, brand, last4, exp_month, exp_year = _method_facts(pm)
     error = seti.get("last_setup_error") or {}
@@ -162,6 +203,7 @@ def setup_state(seti):
         method_token=(_id_of(pm) or "") if mapped == SUCCEEDED else "",
         failure_code="" if mapped == SUCCEEDED else (error.get("decline_code") or error.get("code") or ""),
         failure_message="" if mapped == SUCCEEDED else (error.get("message") or ""),
+        verification=verification,
     )
 
 
@@ -174,8 +216,7 @@ class StripeProcessor(Processor):
     """The processor interface (billing.processors.interface) on top of the Stripe API."""
 
     name = "stripe"
-    # BANK_VERIFICATION once a payment waiting for microdeposits has its own state (issue 13).
-    capabilities = frozenset(Capability) - {Capability.BANK_VERIFICATION}
+    capabilities = frozenset(Capability)  # BANK_VERIFICATION: us_bank_account's microdeposits
     pages = "views.stripe_pay"
     page_fields = {"ach": ("name", "email")}  # the us_bank_account mandate names the holder and their email
 
@@ -564,6 +605,8 @@ class StripeProcessor(Processor):
                 intent_id = _id_of(charge.get("payment_intent"))
             return DisputeUpdate(intent_id, d["id"], d.get("status") or "", int(d.get("amount") or 0),
                                  d.get("reason") or "") if intent_id else None
+        if kind == "setup_intent.requires_action":
+            return SetupUpdate(obj["id"], self.retrieve_setup_intent(obj["id"]))
         if kind == "setup_intent.succeeded":
             seti = self._call(self._client.v1.setup_intents.retrieve, obj["id"],
                               params={"expand": ["payment_method"]}).to_dict()
