@@ -16,7 +16,7 @@ import re
 from peewee import IntegrityError, fn
 
 from billing import accounts, bounds, ledger, money
-from billing.payments import AWAITING_DETAILS, HELD, PROCESSING, FormErrors
+from billing.payments import AWAITING_DETAILS, AWAITING_VERIFICATION, HELD, PROCESSING, FormErrors, verification_expires
 from db import write_tx
 from db.models import Allocation, CreditEntry, Invoice, InvoiceLine, Payment, PaymentInvoice, sum_cents, utcnow
 
@@ -156,7 +156,8 @@ def pending_cents(invoice_id):
 def in_flight_payment(invoice_id):
     """The oldest payment whose money for this invoice is on its way, or None.
 
-    On its way: a charge claimed and not yet answered, a payment held for staff, or an ACH debit settling;
+    On its way: a charge claimed and not yet answered, a payment held for staff, an ACH debit settling, or one
+    waiting for its bank account to be verified;
     planned for the invoice (its PaymentInvoice rows, as pending_cents counts them) or aimed at it. An attempt
     only open in a payment window is not: its charge is checked again (payments.claim_charge) against the
     invoice as it is then.
@@ -175,6 +176,9 @@ def in_flight_words(payment):
         return f"bank payment {payment.ref} of {amount} is still settling"
     if payment.status == HELD:
         return f"payment {payment.ref} of {amount} is held for checking (resolve it from its page)"
+    if payment.status == AWAITING_VERIFICATION:
+        return (f"bank payment {payment.ref} of {amount} is waiting for the customer to verify the bank account; "
+                f"it is canceled by itself if that is not done by {verification_expires(payment):%Y-%m-%d}")
     return f"payment {payment.ref} of {amount} is being charged and the processor has not answered yet"
 
 

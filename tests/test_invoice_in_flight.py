@@ -1,5 +1,5 @@
 """Staff cannot edit or void an invoice while money for it is on its way: a charge claimed and not yet answered,
-a payment held for checking, an ACH debit settling. The refusal names the payment; nothing is changed. An
+a payment held for checking, an ACH debit settling or waiting for its bank account's verification. The refusal names the payment; nothing is changed. An
 attempt only open in a payment window does not block (its charge is checked again when it is made)."""
 import pytest
 
@@ -8,6 +8,7 @@ from db import write_tx
 from db.models import AuditLog, Invoice, InvoiceLine, Payment, SandboxIntent
 from tests.factories import Portal
 from tests.staff_support import CLERK_EMAIL, log_in_staff, make_staff
+from tests.test_bank_verification import AMOUNTS_ACCOUNT
 from tests.test_claim_expiry import THREE_D_SECURE
 from tests.test_pay_flow import ACH_OK, GOOD_CARD, make_payment, owing, pay_at_processor  # noqa: F401  (a fixture)
 from tests.test_staff_invoices import invoice_form
@@ -40,8 +41,16 @@ def settling(logged_in):
     return Payment.get(Payment.ref == ref), "is still settling"
 
 
+def verifying(logged_in):
+    ref, entry = make_payment(logged_in, "30.00", method_type="ach")
+    logged_in.get(pay_at_processor(logged_in, entry, {**ACH_OK, "account": AMOUNTS_ACCOUNT}).location)
+    return Payment.get(Payment.ref == ref), "is waiting for the customer to verify the bank account"
+
+
 @pytest.mark.parametrize("make, status", [(claimed, payments.AWAITING_DETAILS), (held, payments.HELD),
-                                          (settling, payments.PROCESSING)], ids=["claimed", "held", "settling_ach"])
+                                          (settling, payments.PROCESSING),
+                                          (verifying, payments.AWAITING_VERIFICATION)],
+                         ids=["claimed", "held", "settling_ach", "verifying_ach"])
 def test_an_invoice_with_money_on_its_way_cannot_be_edited_or_voided(app, logged_in, owing, clerk, make, status):
     old, _ = owing
     p, words = make(logged_in)
