@@ -11,6 +11,8 @@ from db.models import Allocation, ApiToken, Customer, Invoice, Payment, sum_cent
 
 PREFIX = "isp_"
 CREATED = "created"
+# The payment statuses a client may filter the payments feed by (billing.payments names each).
+STATUS_FILTERS = ("awaiting_details", "awaiting_verification", "processing", "succeeded", "failed", "canceled")
 
 
 def _hash(token):

@@ -212,9 +212,8 @@ def payments():
         fields["limit"] = f"must be a whole number from 1 to {MAX_LIMIT}"
         limit = 100
     status = args.get("status") or None
-    if status and status not in ("awaiting_details", "awaiting_verification", "processing", "succeeded", "failed",
-                                 "canceled"):
-        fields["status"] = "must be awaiting_details, awaiting_verification, processing, succeeded, failed or canceled"
+    if status and status not in rules.STATUS_FILTERS:
+        fields["status"] = f"must be {', '.join(rules.STATUS_FILTERS[:-1])} or {rules.STATUS_FILTERS[-1]}"
     since = args.get("since") or None
     if since:
         try:
