@@ -310,7 +310,7 @@ def setup_window(ref):
         return redirect(back, code=303)
     return render_template(_template("setup", mode), setup=setup, finished=finished, mode=mode, back=back, proc=proc,
                            state=state, mandate=legal.ach_saved(i18n.language(), isp=isp().name),
-                           billing_name=setup.customer.name, billing_email=setup.customer.email or "",
+                           billing_name=c.name, billing_email=c.email or "",
                            billing=_details(c.name, c.email, c.phone, c.street, c.city, c.state, c.zip))
 
 
