@@ -54,6 +54,20 @@ def parse_amount(text):
     return cents
 
 
+def deposit_cents(text):
+    """A verification deposit's cents, typed as cents ("32") or as dollars ("0.32", "$0.32"); None when neither.
+
+    Deposits are under $1, so a bare one- or two-digit number is cents (what the bank statement shows as
+    "0.32" is typed "32" as often as not); ``parse_amount`` would read "32" as $32.
+    """
+    text = (text or "").strip().lstrip("$").strip()
+    if re.fullmatch(r"[0-9]{1,2}", text, re.ASCII):
+        return int(text)
+    if re.fullmatch(r"0?\.[0-9]{2}", text, re.ASCII):
+        return int(Decimal(text) * 100)
+    return None
+
+
 def cents_to_input(cents):
     """Cents as a plain form value: 4500 -> "45.00"."""
     sign = "-" if cents < 0 else ""

@@ -145,7 +145,11 @@ def ach_pending(payment, applied):
 def bank_verification(payment, applied):
     """A bank (ACH) payment waits for the customer to verify the account with the processor's small deposits."""
     sp = _speaker(payment.customer_id)
-    how = _how_to_verify(payment.verify_type, payment.verify_url, sp)
+    # The portal's own page, never the processor's: the portal checks the payment still fits as it verifies.
+    if payment.origin == "paylink":
+        how = _how_to_verify(payment.verify_type, "", sp, paylink=True)
+    else:
+        how = _how_to_verify(payment.verify_type, link(f"/payments/{payment.ref}#verify"), sp)
     until = (sp.say("Please verify it by %(date)s; after that the payment is canceled.",
                     date=sp.date(payment.verify_expires_at.date(), "long"))
              if payment.verify_expires_at else "")
@@ -162,7 +166,12 @@ def bank_verification(payment, applied):
                   f"payment-{payment.id}-bank-verification", sp)
 
 
-def _how_to_verify(kind, url, sp):
+def _how_to_verify(kind, url, sp, paylink=False):
+    if paylink:
+        return (sp.say("In 1-2 business days two small deposits (less than $1 each) reach your bank account.")
+                if kind != "descriptor_code" else sp.say("In 1-2 business days a deposit of 1 cent reaches your bank "
+                                                         "account.")) + " " + sp.say(
+            "Open the payment link you paid with again, and enter them on its page to verify the account.")
     if kind == "descriptor_code":
         return sp.say("In 1-2 business days a deposit of 1 cent reaches your bank account. Its description on your "
                       "bank statement starts with a 6-character code beginning with SM: enter that code here to "

@@ -5,7 +5,8 @@
                       +-> succeeded | failed | canceled
                       +-> awaiting_verification -> processing | failed | canceled
                             (the bank account must be verified first: microdeposits)
-    awaiting_details | awaiting_verification | processing -> held  (the processor reported another amount or currency)
+    awaiting_details | awaiting_verification | processing -> held  (the processor reported another amount or
+                      currency, or money moved without the portal's check and no longer fits)
     held -> succeeded | canceled  (an owner's decision only: billing.held)
 
 What a customer may be charged is decided by one rule, ``check_fits``, under the customer's
@@ -45,7 +46,8 @@ CANCELED = "canceled"
 REFUNDED = "refunded"  # refunded in full
 DISPUTED = "disputed"  # the cardholder disputed the charge; the processor holds the money back meanwhile
 REVERSED = "reversed"  # taken back for good: an ACH return or a lost dispute
-HELD = "held"  # the processor reported another amount or currency: nothing allocated, staff check it
+HELD = "held"  # the processor reported another amount or currency, or took money unchecked that no longer fits:
+#               nothing allocated, staff check it
 # The processor took the bank details but must verify the account before it debits it (microdeposits, which
 # take 1-2 business days to arrive; Stripe then allows 10 days to type them). The amount stays reserved and
 # its invoices pending, autopay leaves them alone, and reconcile follows it until the processor says it is
@@ -684,6 +686,40 @@ def _hold(payment, state, mismatch, actor):
                        mismatch=mismatch)
 
 
+UNCHECKED = "unchecked_excess"  # Payment.failure_code of one held because it moved unchecked and did not fit
+
+
+def _unchecked_excess(payment, now):
+    """NoLongerFits for money the processor reports moving that the portal did not check just before, or None.
+
+    Every charge the portal asks for is checked when it is asked (``claim_charge``; a card the browser
+    confirmed is checked before its capture). Two moves happen at the processor without the portal: a bank
+    debit that a browser confirmed with the processor directly (its window holds the intent's client secret,
+    and a bank debit cannot be held for capture), and a bank account verified on the processor's own page days
+    later instead of the portal's (``verify_bank``). Both are checked here, under the customer's lock, before
+    anything is allocated; one that no longer fits is held for staff instead of becoming credit.
+    """
+    if not (payment.status == AWAITING_VERIFICATION
+            or (payment.status == AWAITING_DETAILS and payment.charging_at is None)):
+        return None
+    try:
+        check_fits(payment, now=now)
+    except NoLongerFits as e:
+        return e
+    return None
+
+
+def _hold_unchecked(payment, state, problem, actor):
+    """Keep money that moved unchecked and no longer fits out of the ledger, flagged for staff (held)."""
+    fmt = lambda cents: money.format_money(cents, payment.currency)  # noqa: E731
+    why = (f"Held for checking: the processor took {fmt(state.amount_cents)} without the portal's charge-time "
+           f"check, and at most {fmt(problem.room.limit_cents(credit_chosen(payment)))} could be applied now.")
+    if _transition(payment.id, HELD, failure_code=UNCHECKED, failure_message=why[:255]):
+        accounts.audit(actor, "payment.held", "payment", payment.ref, reported_status=state.status,
+                       reported_amount_cents=state.amount_cents, reported_currency=state.currency,
+                       unchecked=True, limit_cents=problem.room.limit_cents(credit_chosen(payment)))
+
+
 def _resolve_held(payment_id, target, **fields):
     """Move a held payment to ``target`` by a staff decision; True for the one caller that did."""
     assert target in STAFF_RESOLVES[HELD]
@@ -802,9 +838,13 @@ def apply_intent_state(payment_id, state, actor="processor", processor=None):
         accounts.lock_customer(payment.customer_id)
         payment = Payment.get_by_id(payment_id)
         method = dict(method_brand=state.brand, method_last4=state.last4)
-        mismatch = reported_mismatch(payment, state) if state.status in (proc.SUCCEEDED, proc.PROCESSING) else ""
+        moving = state.status in (proc.SUCCEEDED, proc.PROCESSING)
+        mismatch = reported_mismatch(payment, state) if moving else ""
+        unchecked = _unchecked_excess(payment, now=utcnow()) if moving and not mismatch else None
         if mismatch:
             _hold(payment, state, mismatch, actor)
+        elif unchecked is not None:
+            _hold_unchecked(payment, state, unchecked, actor)
         elif state.status == proc.SUCCEEDED:
             if _transition(payment.id, SUCCEEDED, settled_at=utcnow(), failure_code="", failure_message="",
                            **method):
@@ -868,6 +908,51 @@ def verification_expires(payment):
     if payment.verify_expires_at is not None:
         return payment.verify_expires_at
     return payment.updated_at + VERIFICATION_TTL
+
+
+_DESCRIPTOR = re.compile(r"^SM[A-Z0-9]{4}$", re.ASCII)
+
+
+def verification_input(payment, form):
+    """What the customer typed to verify the bank account -> (verify_bank's keyword arguments, field errors)."""
+    if payment.verify_type == proc.MICRODEPOSIT_DESCRIPTOR_CODE:
+        code = (form.get("descriptor_code") or "").strip().upper()
+        if not _DESCRIPTOR.match(code):
+            return {}, {"descriptor_code": N_("Enter the 6-character code that starts with SM.")}
+        return {"descriptor_code": code}, {}
+    amounts = [money.deposit_cents(form.get("amount1")), money.deposit_cents(form.get("amount2"))]
+    if None in amounts or 0 in amounts:
+        return {}, {"amounts": N_("Enter the two deposits' amounts in cents, like 32 and 45.")}
+    return {"amounts": amounts}, {}
+
+
+def verify_bank(payment_id, processor, *, amounts=None, descriptor_code=None, actor="customer"):
+    """The portal's own verification page: check the payment still fits, then verify, which starts the debit.
+
+    The bank debit of a payment waiting for verification moves when its account is verified, days after Make
+    Payment; so this is where the charge-time rule runs (``check_fits``, under the customer's lock). When the
+    payment no longer fits, nothing is verified: the attempt is retired (canceled at the processor too) and the
+    customer is told what changed. Otherwise the processor checks the deposits (``verify_microdeposits``).
+    Returns (payment, field errors, NoLongerFits or None).
+    """
+    with write_tx():
+        payment = Payment.get_by_id(payment_id)
+        accounts.lock_customer(payment.customer_id)
+        payment = Payment.get_by_id(payment_id)  # re-read under the lock
+        if payment.status != AWAITING_VERIFICATION:
+            return payment, {}, None
+        try:
+            check_fits(payment)
+        except NoLongerFits as e:
+            problem = e
+        else:
+            problem = None
+            Payment.update(updated_at=utcnow()).where(Payment.id == payment_id).execute()
+    if problem is not None:
+        return retire(payment, processor, problem=problem, actor=actor), {}, problem
+    state, errors = processor.verify_microdeposits(payment.processor_ref, amounts=amounts,
+                                                   descriptor_code=descriptor_code)
+    return apply_intent_state(payment_id, state, actor=actor, processor=processor), errors, None
 
 
 def capture_if_fits(payment_id, state, processor, actor="processor"):

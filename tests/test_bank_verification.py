@@ -1,5 +1,6 @@
 """Bank accounts that must be verified with microdeposits before they are debited (state awaiting_verification),
-through the sandbox: its test accounts, its verification page, the reservation, autopay, reconcile and the email."""
+through the sandbox: its test accounts, the portal's verification form (where the charge-time check runs), the
+sandbox's own page (the processor's, as Stripe's hosted one), the reservation, autopay, reconcile and the email."""
 import datetime as dt
 import re
 from urllib.parse import parse_qs, urlsplit
@@ -9,7 +10,7 @@ import pytest
 from billing import accounts, autopay, methods, payments
 from billing.processors import REQUIRES_VERIFICATION
 from db import write_tx
-from db.models import (AutopayCharge, Customer, MethodSetup, Outbox, Payment, PaymentInvoice, PaymentMethod,
+from db.models import (Allocation, AutopayCharge, Customer, MethodSetup, Outbox, Payment, PaymentInvoice, PaymentMethod,
                        SandboxIntent, utcnow)
 from tests.factories import make_customer, make_invoice
 from views.sandbox import tick
@@ -47,9 +48,16 @@ def pay_by_bank(portal, amount="70.00", account=AMOUNTS_ACCOUNT):
 
 
 def verify(portal, payment_or_url, **fields):
-    url = payment_or_url if isinstance(payment_or_url, str) else payment_or_url.verify_url
-    path, data = _form(url, fields)
+    """A payment: the portal's own form on its page. A URL: the processor's page (a setup's, or Stripe's hosted)."""
+    if not isinstance(payment_or_url, str):
+        return portal.post(f"/payments/{payment_or_url.ref}/verify", fields)
+    path, data = _form(payment_or_url, fields)
     return portal.post(path, data)
+
+
+def on_processor_page(portal, payment, **fields):
+    """The customer verifies on the processor's own page, not the portal's: no charge-time check there."""
+    return verify(portal, payment.verify_url, **fields)
 
 
 def fresh(payment):
@@ -93,16 +101,20 @@ def test_invoices_waiting_for_verification_cannot_be_paid_twice(logged_in, owing
         payments.check_fits(other)
 
 
-def test_the_payment_page_home_and_payments_tab_show_the_link_to_verify(logged_in, owing):
+def test_the_payment_page_has_the_form_and_home_and_payments_tab_lead_to_it(logged_in, owing):
     p = pay_by_bank(logged_in)
     page = logged_in.get(f"/payments/{p.ref}").get_data(as_text=True)
     assert "Verify your bank account to finish this payment" in page
-    assert f'href="{p.verify_url}" id="pay-verify"'.replace("&", "&amp;") in page or f'href="{p.verify_url}"' in page
+    assert f'<form method="post" action="/payments/{p.ref}/verify" id="verify"' in page
+    assert 'id="amount1"' in page and 'id="amount2"' in page and "They are 32 and 45 cents." in page
+    assert "Verify and pay $70.00" in page
     home = logged_in.get("/").get_data(as_text=True)
     assert f"Payment {p.ref} for $70.00 is waiting for you to verify your bank account." in home
-    assert p.verify_url.replace("&", "&amp;") in home or p.verify_url in home
+    assert f'href="/payments/{p.ref}#verify"' in home
     tab = logged_in.get("/payments").get_data(as_text=True)
     assert f'id="verify-{p.ref}"' in tab and "Waiting for bank account verification" in tab
+    for html in (page, home, tab):  # the processor's own page is never where the portal sends the customer
+        assert "/sandbox/verify/" not in html
 
 
 def test_the_customer_is_emailed_the_link_once_in_their_language(logged_in, owing, customer, app):
@@ -114,26 +126,95 @@ def test_the_customer_is_emailed_the_link_once_in_their_language(logged_in, owin
     assert Outbox.select().where(Outbox.kind == "bank_verification").count() == 1
     assert mail.to_addr == BILLING["email"]
     assert mail.subject.endswith(": Verifique su cuenta bancaria para completar su pago")
-    assert p.verify_url in mail.text_body and "dos depósitos pequeños" in mail.text_body
-    assert f"/payments/{p.ref}" in mail.text_body
+    assert f"/payments/{p.ref}#verify" in mail.text_body and "dos depósitos pequeños" in mail.text_body
+    assert "/sandbox/verify/" not in mail.text_body
 
 
-# --- The sandbox's verification page. -----------------------------------------------------------------------
+# --- Verifying: the portal's form, and the processor's own page. ---------------------------------------------
 
 
 def test_the_right_amounts_move_the_debit_to_processing_and_it_then_settles(app, logged_in, owing):
     old, new = owing
     p = pay_by_bank(logged_in)
-    form = logged_in.get(p.verify_url).get_data(as_text=True)
-    assert 'id="amount1"' in form and 'id="amount2"' in form and "They are 32 and 45 cents." in form
     resp = verify(logged_in, p, amount1="32", amount2="$0.45")
-    assert resp.status_code == 200 and 'id="verify-done"' in resp.get_data(as_text=True)
+    assert resp.status_code == 303 and resp.location.endswith(f"/payments/{p.ref}")
+    assert "Your bank payment is processing" in logged_in.get(f"/payments/{p.ref}").get_data(as_text=True)
     assert fresh(p).status == payments.PROCESSING
     assert accounts.invoice_view(old.customer_id, old.id).pending_cents == 3000  # still on its way
     tick(app, force=True)
     assert fresh(p).status == payments.SUCCEEDED
     assert accounts.invoice_view(old.customer_id, old.id).status == "Paid"
-    assert verify(logged_in, p, amount1="32", amount2="45").status_code == 409  # nothing more to verify
+    again = verify(logged_in, p, amount1="32", amount2="45")  # nothing more to verify: the page, unchanged
+    assert again.status_code == 303 and fresh(p).status == payments.SUCCEEDED
+    assert SandboxIntent.get_by_id(p.processor_ref).verify_attempts == 0
+
+
+def test_the_form_works_as_an_htmx_step_too(logged_in, owing):
+    p = pay_by_bank(logged_in)
+    wrong = logged_in.post(f"/payments/{p.ref}/verify", {"amount1": "1", "amount2": "2"}, headers={"HX-Request": "true"})
+    html = wrong.get_data(as_text=True)
+    assert wrong.status_code == 422 and html.lstrip().startswith('<section id="pay-step"') and "Tries left: 2." in html
+    right = logged_in.post(f"/payments/{p.ref}/verify", {"amount1": "32", "amount2": "45"},
+                           headers={"HX-Request": "true"})
+    assert right.status_code == 200 and "Your bank payment is processing" in right.get_data(as_text=True)
+
+
+def test_the_processors_own_page_still_verifies_and_the_portal_records_it(logged_in, owing):
+    p = pay_by_bank(logged_in)
+    form = logged_in.get(p.verify_url).get_data(as_text=True)
+    assert 'id="amount1"' in form and "They are 32 and 45 cents." in form
+    resp = on_processor_page(logged_in, p, amount1="32", amount2="45")
+    assert resp.status_code == 200 and 'id="verify-done"' in resp.get_data(as_text=True)
+    assert fresh(p).status == payments.PROCESSING
+    assert on_processor_page(logged_in, p, amount1="32", amount2="45").status_code == 409
+
+
+def _paid_at_the_counter(customer_id, cents):
+    payment, _ = payments.record_offline(
+        customer_id, amount_cents=cents, kind="cash", method_text="Cash", idempotency_key=payments.new_idempotency_key(),
+        invoice_id=None, details=dict(check_number="", received_on=TODAY, note="", recorded_by="staff:1"),
+        actor="staff:1")
+    return payment
+
+
+def test_a_payment_that_no_longer_fits_when_verified_is_not_debited_and_says_what_changed(logged_in, owing):
+    old, new = owing
+    p = pay_by_bank(logged_in)
+    _paid_at_the_counter(old.customer_id, 7000)  # the $70 came in at the counter meanwhile
+    resp = verify(logged_in, p, amount1="32", amount2="45")
+    page = logged_in.get(resp.location).get_data(as_text=True)
+    p = fresh(p)
+    assert (p.status, p.failure_code) == (payments.CANCELED, payments.NO_LONGER_FITS)
+    intent = SandboxIntent.get_by_id(p.processor_ref)
+    assert intent.status == "canceled" and intent.verify_attempts == 0  # never verified, never debited
+    assert "This payment of $70.00 was not charged." in page and "you owe $0.00 now" in page
+    assert accounts.summary(old.customer_id).credit_cents == 0
+    assert payments.room(old.customer_id).others_cents == 0
+
+
+def test_a_payment_that_fits_in_part_offers_the_new_amount_in_one_click(logged_in, owing):
+    old, new = owing
+    p = pay_by_bank(logged_in)
+    _paid_at_the_counter(old.customer_id, 3000)
+    page = logged_in.get(verify(logged_in, p, amount1="32", amount2="45").location).get_data(as_text=True)
+    assert fresh(p).status == payments.CANCELED
+    assert 'id="pay-renew"' in page and "you owe $40.00 now" in page
+
+
+def test_verified_on_the_processors_page_after_the_balance_was_paid_is_held_not_credited(logged_in, owing):
+    old, new = owing
+    p = pay_by_bank(logged_in)
+    _paid_at_the_counter(old.customer_id, 7000)
+    on_processor_page(logged_in, p, amount1="32", amount2="45")  # money moves there, unchecked by the portal
+    p = fresh(p)
+    assert (p.status, p.failure_code) == (payments.HELD, payments.UNCHECKED)
+    assert "without the portal's charge-time check" in p.failure_message
+    assert accounts.summary(old.customer_id).credit_cents == 0  # nothing allocated, nothing became credit
+    assert Allocation.select().where(Allocation.payment == p.id).count() == 0
+    page = logged_in.get(f"/payments/{p.ref}").get_data(as_text=True)
+    assert "We are checking this payment" in page and 'id="pay-held-excess"' in page
+    audit = accounts.AuditLog.get(accounts.AuditLog.action == "payment.held")
+    assert audit.entity_id == p.ref and '"unchecked": true' in audit.detail
 
 
 def test_wrong_amounts_are_said_next_to_the_field_with_the_tries_left(logged_in, owing):
@@ -155,7 +236,7 @@ def test_too_many_wrong_tries_fail_the_payment_and_free_its_invoices(logged_in, 
     for _ in range(2):
         assert verify(logged_in, p, amount1="1", amount2="2").status_code == 422
     last = verify(logged_in, p, amount1="1", amount2="2")
-    assert last.status_code == 200 and 'id="verify-failed"' in last.get_data(as_text=True)
+    assert last.status_code == 303
     p = fresh(p)
     assert p.status == payments.FAILED
     assert p.failure_code == "payment_method_microdeposit_verification_attempts_exceeded"
@@ -177,12 +258,14 @@ def test_stripes_test_amounts_for_a_customer_out_of_tries_or_too_late_fail_at_on
 def test_a_descriptor_code_account_is_verified_by_its_code(logged_in, owing):
     p = pay_by_bank(logged_in, account=CODE_ACCOUNT)
     assert p.verify_type == "descriptor_code"
-    page = logged_in.get(p.verify_url).get_data(as_text=True)
+    page = logged_in.get(f"/payments/{p.ref}").get_data(as_text=True)
     assert 'id="descriptor_code"' in page and "The code is SM11AA." in page
+    assert verify(logged_in, p, descriptor_code="XX11").status_code == 422  # not a code: not a try
+    assert SandboxIntent.get_by_id(p.processor_ref).verify_attempts == 0
     wrong = verify(logged_in, p, descriptor_code="SM12AB")
     assert wrong.status_code == 422 and 'id="descriptor_code-error"' in wrong.get_data(as_text=True)
     assert "Tries left: 9." in wrong.get_data(as_text=True)
-    assert verify(logged_in, p, descriptor_code=" sm11aa ").status_code == 200
+    assert verify(logged_in, p, descriptor_code=" sm11aa ").status_code == 303
     assert fresh(p).status == payments.PROCESSING
 
 
@@ -196,7 +279,7 @@ def test_the_verification_page_speaks_spanish(client, logged_in, owing):
     p = pay_by_bank(logged_in)
     page = client.get(p.verify_url, headers={"Accept-Language": "es"}).get_data(as_text=True)
     assert "Verifique su cuenta bancaria" in page and "Primer depósito" in page and "Son de 32 y 45 centavos." in page
-    wrong = verify(logged_in, p, amount1="1", amount2="2", ).get_data(as_text=True)
+    wrong = on_processor_page(logged_in, p, amount1="1", amount2="2").get_data(as_text=True)
     assert "Those amounts do not match" in wrong  # English for an English browser
     es = client.post(urlsplit(p.verify_url).path, data={**_form(p.verify_url, {})[1], "amount1": "1", "amount2": "2",
                                                         "csrf_token": logged_in.csrf()},
@@ -321,5 +404,25 @@ def test_a_pay_link_payment_waiting_for_verification_shows_the_link_and_not_the_
     page = portal.get(pay_url).get_data(as_text=True)
     p = Payment.get(Payment.target_invoice == invoice.id)
     assert p.status == payments.AWAITING_VERIFICATION
-    assert "Verify your bank account to finish this payment" in page and 'id="pay-verify"' in page
-    assert "Billing Information" not in page
+    assert "Verify your bank account to finish this payment" in page and "Billing Information" not in page
+    action = f"/paylink/{token}/{p.ref}/verify"
+    assert f'action="{action}" id="verify"' in page and "/sandbox/verify/" not in page
+    wrong = portal.post(action, {"amount1": "12", "amount2": "34"})
+    assert wrong.status_code == 422 and "Tries left: 2." in wrong.get_data(as_text=True)
+    assert portal.post(action, {"amount1": "x", "amount2": ""}).status_code == 422
+    done = portal.post(action, {"amount1": "32", "amount2": "45"})
+    assert done.status_code == 303 and fresh(p).status == payments.PROCESSING
+    assert "Your bank payment is processing" in portal.get(pay_url).get_data(as_text=True)
+    assert portal.post(f"/paylink/{token}/PAY-NOTOURS1/verify", {"amount1": "32", "amount2": "45"}).status_code == 404
+
+
+def test_the_portals_form_speaks_spanish(logged_in, owing, customer):
+    with write_tx():
+        Customer.update(language="es").where(Customer.id == customer.id).execute()
+    p = pay_by_bank(logged_in)
+    page = logged_in.get(f"/payments/{p.ref}").get_data(as_text=True)
+    assert "Primer depósito" in page and "Son de 32 y 45 centavos." in page and "Verificar y pagar" in page
+    wrong = verify(logged_in, p, amount1="1", amount2="2").get_data(as_text=True)
+    assert "Esos montos no coinciden con los depósitos. Intentos restantes: 2." in wrong
+    bad = verify(logged_in, p, amount1="", amount2="").get_data(as_text=True)
+    assert "centavos" in bad and "Enter the two" not in bad

@@ -12,6 +12,7 @@ import datetime as dt
 import time
 
 import pytest
+import stripe
 
 from billing import accounts, methods, payments
 from billing.processors import REQUIRES_ACTION, REQUIRES_VERIFICATION
@@ -46,8 +47,39 @@ VERIFY_FAILED = {"code": "payment_method_microdeposit_verification_attempts_exce
                  "message": "You have exceeded the number of allowed verification attempts."}
 
 
+MISMATCH = {"amounts": "payment_method_microdeposit_verification_amounts_mismatch",
+            "descriptor_code": "payment_method_microdeposit_verification_descriptor_code_mismatch"}
+
+
 class VerifyingSide(StripeSide):
-    """Stripe, for a bank account entered by hand: confirming it sends microdeposits instead of debiting."""
+    """Stripe, for a bank account entered by hand: confirming it sends microdeposits instead of debiting, and
+    ``verify_microdeposits`` answers as Stripe documents it (right values: processing; wrong: a 400 whose code is
+    ``payment_method_microdeposit_verification_amounts_mismatch`` or ``..._descriptor_code_mismatch``)."""
+
+    def __init__(self, proc, monkeypatch):
+        super().__init__(proc, monkeypatch)
+        self.verified, self.canceled = [], []
+        monkeypatch.setattr(proc._client.v1.payment_intents, "verify_microdeposits", self._verify)
+        real_cancel = proc._client.v1.payment_intents.cancel
+
+        def cancel(intent_id, params=None, options=None):
+            if intent_id not in self.intents:
+                return real_cancel(intent_id, params=params, options=options)
+            self.canceled.append(intent_id)
+            self.set_ach(intent_id, "canceled")
+        monkeypatch.setattr(proc._client.v1.payment_intents, "cancel", cancel)
+
+    def _verify(self, intent_id, params=None, options=None):
+        self.verified.append((intent_id, params))
+        pi = self.intents[intent_id]
+        if pi["status"] != "requires_action":
+            raise stripe.InvalidRequestError("This PaymentIntent is not awaiting verification.", None,
+                                             code="payment_intent_unexpected_state", http_status=400)
+        kind = pi["next_action"]["verify_with_microdeposits"]["microdeposit_type"]
+        if params.get("amounts") != [32, 45] and params.get("descriptor_code") != "SM11AA":
+            raise stripe.InvalidRequestError("The amounts provided do not match the amounts that were sent to the "
+                                             "bank account.", kind, code=MISMATCH[kind], http_status=400)
+        self.set_ach(intent_id, "processing")
 
     def _confirm(self, intent_id, params=None, options=None):
         if intent_id not in self.intents:
@@ -134,8 +166,8 @@ def test_a_card_challenge_stays_requires_action_and_a_setup_waiting_for_microdep
 # --- Payments. -----------------------------------------------------------------------------------------------
 
 
-def test_a_bank_payment_stripe_must_verify_waits_with_stripes_link_and_is_not_offered_again(client, logged_in, owing,
-                                                                                         side):
+def test_a_bank_payment_stripe_must_verify_waits_with_the_portals_form_and_is_not_offered_again(client, logged_in,
+                                                                                             owing, side):
     old, new = owing
     payment = ach_payment(logged_in, side)
     answer = logged_in.post(f"/payments/{payment.ref}/stripe/bank", {"accepted": "1"}).get_json()
@@ -146,16 +178,82 @@ def test_a_bank_payment_stripe_must_verify_waits_with_stripes_link_and_is_not_of
         tzinfo=None) + dt.timedelta(days=10)
     assert accounts.invoice_view(payment.customer_id, old.id).pending_cents == 3000
     page = logged_in.get(f"/payments/{payment.ref}").get_data(as_text=True)
-    assert HOSTED in page and "Verify your bank account to finish this payment" in page
-    assert HOSTED in logged_in.get("/").get_data(as_text=True)
+    # The portal's own form, never Stripe's hosted page: the portal checks the payment still fits as it verifies.
+    assert f'action="/payments/{payment.ref}/verify" id="verify"' in page
+    assert "Verify your bank account to finish this payment" in page and HOSTED not in page
+    home = logged_in.get("/").get_data(as_text=True)
+    assert f'href="/payments/{payment.ref}#verify"' in home and HOSTED not in home
     mail = Outbox.get(Outbox.kind == "bank_verification")
-    assert HOSTED in mail.text_body
+    assert f"/payments/{payment.ref}#verify" in mail.text_body and HOSTED not in mail.text_body
     # Stripe's requires_action event, delivered twice, changes nothing more.
     deliver(client, "payment_intent.requires_action", side.intents[payment.processor_ref], event_id="evt_ra_1")
     deliver(client, "payment_intent.requires_action", side.intents[payment.processor_ref], event_id="evt_ra_1")
     assert WebhookEvent.select().count() == 1
     assert Outbox.select().where(Outbox.kind == "bank_verification").count() == 1
     assert fresh(payment).status == payments.AWAITING_VERIFICATION
+
+
+def _waiting(logged_in, side):
+    payment = ach_payment(logged_in, side, amount="70.00", cents=7000)
+    logged_in.post(f"/payments/{payment.ref}/stripe/bank", {"accepted": "1"})
+    assert fresh(payment).status == payments.AWAITING_VERIFICATION
+    return payment
+
+
+def test_the_portals_form_verifies_at_stripe_and_the_debit_starts(logged_in, owing, side):
+    payment = _waiting(logged_in, side)
+    wrong = logged_in.post(f"/payments/{payment.ref}/verify", {"amount1": "12", "amount2": "34"})
+    html = wrong.get_data(as_text=True)
+    assert wrong.status_code == 422 and 'id="amounts-error"' in html
+    assert "Those amounts do not match the deposits. Check your bank statement and try again." in html
+    assert fresh(payment).status == payments.AWAITING_VERIFICATION
+    done = logged_in.post(f"/payments/{payment.ref}/verify", {"amount1": "0.32", "amount2": "45"})
+    assert done.status_code == 303 and fresh(payment).status == payments.PROCESSING
+    assert side.verified == [(payment.processor_ref, {"amounts": [12, 34]}),
+                             (payment.processor_ref, {"amounts": [32, 45]})]
+
+
+def test_the_portal_does_not_verify_a_payment_that_no_longer_fits_and_cancels_it_at_stripe(logged_in, owing, side):
+    old, new = owing
+    payment = _waiting(logged_in, side)
+    payments.record_offline(old.customer_id, amount_cents=7000, kind="cash", method_text="Cash",
+                            idempotency_key=payments.new_idempotency_key(), invoice_id=None,
+                            details=dict(check_number="", received_on=TODAY, note="", recorded_by="staff:1"),
+                            actor="staff:1")
+    resp = logged_in.post(f"/payments/{payment.ref}/verify", {"amount1": "32", "amount2": "45"})
+    assert resp.status_code == 303
+    assert side.verified == [] and side.canceled == [payment.processor_ref]  # never verified: never debited
+    assert (fresh(payment).status, fresh(payment).failure_code) == (payments.CANCELED, payments.NO_LONGER_FITS)
+    assert "was not charged" in logged_in.get(f"/payments/{payment.ref}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("how", ["verified_on_stripes_page", "confirmed_by_a_browser"])
+def test_a_debit_that_moved_at_stripe_unchecked_and_no_longer_fits_is_held(client, logged_in, owing, side, how):
+    """Verified on Stripe's hosted page, or confirmed by a browser straight with Stripe.js (the window holds the
+    client secret, and a bank debit cannot wait for a capture): checked when Stripe says it moved."""
+    old, new = owing
+    if how == "verified_on_stripes_page":
+        p = _waiting(logged_in, side)
+    else:
+        p = ach_payment(logged_in, side, amount="70.00", cents=7000)
+        assert fresh(p).charging_at is None  # the portal never asked Stripe to debit it
+    payments.record_offline(old.customer_id, amount_cents=7000, kind="cash", method_text="Cash",
+                            idempotency_key=payments.new_idempotency_key(), invoice_id=None,
+                            details=dict(check_number="", received_on=TODAY, note="", recorded_by="staff:1"),
+                            actor="staff:1")
+    deliver(client, "payment_intent.processing", side.set_ach(p.processor_ref, "processing"))
+    p = fresh(p)
+    assert (p.status, p.failure_code) == (payments.HELD, payments.UNCHECKED)
+    assert accounts.summary(old.customer_id).credit_cents == 0
+    assert payments.room(old.customer_id).others_cents == 7000  # held: still counted until staff decide
+
+
+def test_a_debit_a_browser_confirmed_that_still_fits_is_claimed_and_followed(client, logged_in, owing, side):
+    old, new = owing
+    browser = ach_payment(logged_in, side, amount="70.00", cents=7000)
+    deliver(client, "payment_intent.processing", side.set_ach(browser.processor_ref, "processing"))
+    assert fresh(browser).status == payments.PROCESSING
+    assert accounts.invoice_view(old.customer_id, old.id).pending_cents == 3000
 
 
 def test_the_requires_action_webhook_alone_moves_a_payment_confirmed_elsewhere(client, logged_in, owing, side):

@@ -135,8 +135,32 @@ def payment(token, ref):
             entry = _entry_url(token, p)
         except ProcessorError as e:
             current_app.logger.warning("processor unreachable for %s: %s", p.ref, e)
+    return _payment_page(token, inv, p, errors, form, entry)
+
+
+def _payment_page(token, inv, p, errors, form, entry=None, verify=None):
     return render_template("paylink/payment.html", token=token, view=_view(inv), payment=p, errors=errors,
+                           verify=verify or {"form": {}, "errors": {}}, test_mode=not processor().live,
                            form=form if errors else {}, entry_url=entry, labels=payments.LABELS,
                            asked=paylinks.asked_fields(processor(), p.method_type), receipt_to=paylinks.masked_email(
                                inv.customer.email), method_label=payments.METHOD_TYPES[p.method_type],
                            status_of=ledger.invoice_status), (422 if errors else 200)
+
+
+@bp.route("/<token>/<ref>/verify", methods=["POST"])
+def verify(token, ref):
+    """The deposits typed on the link's payment page: checked to still fit, then verified (the debit starts)."""
+    inv = invoice_or_gone(token)
+    p = own_payment(inv, ref)
+    kwargs, errors = payments.verification_input(p, request.form)
+    if not errors and p.status == payments.AWAITING_VERIFICATION:
+        try:
+            p, errors, _problem = payments.verify_bank(p.id, processor(), actor=paylinks.actor(inv), **kwargs)
+        except ProcessorError as e:
+            current_app.logger.warning("processor unreachable verifying %s: %s", ref, e)
+            errors = {"form": _("We could not reach the payment processor just now. Nothing has been charged. "
+                                "Please try again in a minute.")}
+    if not errors:
+        return redirect(url_for("paylink.payment", token=token, ref=ref), code=303)
+    body, _code = _payment_page(token, inv, p, {}, {}, verify={"form": request.form, "errors": errors})
+    return body, 422

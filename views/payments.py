@@ -133,7 +133,7 @@ def _step(payment, form=None, errors=None, stale=None):
     return _status(payment, partial)
 
 
-def _status(payment, partial):
+def _status(payment, partial, verify=None):
     entry, unreachable = None, ""
     stale = payments.staleness(payment)
     if payment.status == payments.AWAITING_DETAILS and stale is None:
@@ -144,7 +144,8 @@ def _status(payment, partial):
             unreachable = UNREACHABLE
     ctx = dict(payment=payment, entry_url=entry, unreachable=unreachable, labels=payments.LABELS,
                applied=payments.applied_to(payment), final=payment.status in FINAL and stale is None,
-               stale=stale, credit_cents=payments.credit_from(payment) if payment.status == payments.SUCCEEDED else 0)
+               stale=stale, credit_cents=payments.credit_from(payment) if payment.status == payments.SUCCEEDED else 0,
+               verify=verify or {"form": {}, "errors": {}}, test_mode=not processor().live)
     if partial and request.headers.get(PAYMENTS_TAB) and payment.status not in (payments.CREATED,
                                                                                   payments.AWAITING_DETAILS):
         # On the Payments tab, the history and resumable attempts below this step change with the result:
@@ -198,6 +199,26 @@ def status(ref):
         return render_template("payments/_poll.html", payment=payment)
     body, code = _status(payment, partial=True)
     return body, code, {"HX-Retarget": "#pay-step", "HX-Reswap": "outerHTML"}
+
+
+@bp.route("/payments/<ref>/verify", methods=["POST"])
+@customer_required
+def verify(ref):
+    """The deposits the customer typed: the payment is checked to still fit, then the account verified, which
+    starts the debit (billing.payments.verify_bank). One that no longer fits is canceled and says what changed."""
+    payment = _own(ref)
+    kwargs, errors = payments.verification_input(payment, request.form)
+    if not errors and payment.status == payments.AWAITING_VERIFICATION:
+        try:
+            payment, errors, _problem = payments.verify_bank(payment.id, processor(), actor=f"customer:{current_user.user.id}",
+                                                      **kwargs)
+        except ProcessorError as e:
+            current_app.logger.warning("processor unreachable verifying %s: %s", ref, e)
+            errors = {"form": UNREACHABLE}
+    if not errors and not wants_fragment():
+        return redirect(url_for("payments.show", ref=ref), code=303)
+    body, code = _status(payment, wants_fragment(), verify={"form": request.form, "errors": errors})
+    return body, 422 if errors else code
 
 
 @bp.route("/payments/<ref>/cancel", methods=["POST"])

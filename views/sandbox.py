@@ -6,7 +6,6 @@ portal a token. Card and account numbers are checked and dropped here.
 This blueprint is registered only while the sandbox is the configured processor
 (views/windows.py describes what a processor's pages module provides).
 """
-import decimal
 import re
 import threading
 import time
@@ -16,7 +15,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from billing import legal, methods, payments
+from billing import legal, methods, money, payments
 from billing.processors import (MICRODEPOSIT_AMOUNTS, PROCESSING, REQUIRES_ACTION, REQUIRES_VERIFICATION, SUCCEEDED,
                                 WINDOW_MODES, ProcessorError)
 from billing.processors.sandbox import MICRODEPOSIT_TEST_VALUES
@@ -220,16 +219,6 @@ def _verify_url(intent, ctx):
                    back=ctx["back"])
 
 
-def _cents(text):
-    """Cents for a deposit typed as cents ("32") or dollars ("0.32", "$0.32"); None when it is neither."""
-    text = (text or "").strip().lstrip("$").strip()
-    if re.fullmatch(r"[0-9]{1,2}", text, re.ASCII):
-        return int(text)
-    if re.fullmatch(r"0?\.[0-9]{2}", text, re.ASCII):
-        return int(decimal.Decimal(text) * 100)
-    return None
-
-
 @bp.route("/verify/<intent_id>", methods=["GET", "POST"])
 def verify(intent_id):
     """The verification page: the customer types the deposits' amounts (or the deposit's code) from their bank."""
@@ -243,7 +232,7 @@ def verify(intent_id):
     ctx["form"] = {"amount1": f.get("amount1", ""), "amount2": f.get("amount2", ""),
                    "descriptor_code": f.get("descriptor_code", "")}
     if intent.microdeposit_type == MICRODEPOSIT_AMOUNTS:
-        amounts = [_cents(f.get("amount1")), _cents(f.get("amount2"))]
+        amounts = [money.deposit_cents(f.get("amount1")), money.deposit_cents(f.get("amount2"))]
         state, errors = _sandbox().verify_microdeposits(intent.id, amounts=None if None in amounts else amounts)
     else:
         state, errors = _sandbox().verify_microdeposits(intent.id, descriptor_code=f.get("descriptor_code"))

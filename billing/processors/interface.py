@@ -177,6 +177,7 @@ class Processor(abc.ABC):
 
     name: str = ""  # also the webhook path: /webhooks/<name>
     capabilities: frozenset = frozenset()
+    live: bool = False  # real money moves (Stripe with live keys); pages may show test values otherwise
     pages: str = ""  # dotted name of the views module holding its blueprint (see views/windows.py)
     # Billing fields its entry page must be handed for a payment type, beyond what it asks itself: e.g. a
     # bank-debit mandate that names the holder and their email. A pay link asks for exactly these.
@@ -228,6 +229,18 @@ class Processor(abc.ABC):
     def find_payment_intent(self, idempotency_key, payment_ref=""):
         """The payment intent of this attempt (its idempotency key, or the payment reference it carries), or
         None (reconcile after a crash)."""
+
+    @abc.abstractmethod
+    def verify_microdeposits(self, intent_id, *, amounts=None, descriptor_code=None):
+        """Check what the customer typed against a REQUIRES_VERIFICATION intent's deposits (BANK_VERIFICATION)
+        -> (IntentState, field errors).
+
+        ``amounts`` is the two deposits in cents, or ``descriptor_code`` the deposit's SM code, as the intent's
+        ``verification.microdeposit_type`` asks. Right: the debit starts (PROCESSING). Wrong: an error for the
+        field ("amounts" or "descriptor_code"), in words for the customer, and the intent still waits; the last
+        wrong try, or a try too late, fails the intent and nothing is debited. The portal calls this from its own
+        page after checking that the payment still fits, so that a verification is where the money moves.
+        """
 
     @abc.abstractmethod
     def charge_saved_method(self, intent_id, method_token):
