@@ -130,17 +130,17 @@ def autopay_fee(auth, method_type, amount_cents, isp=None):
 
 
 def _unagreed_fee(enrol, method):
-    """The fee rule, in words, that this enrolment's autopay runs on without the customer's agreement; ''
-    when none. ``enrol`` and ``method`` are already loaded (status reads them in one statement); the
+    """The fee rule (a ``fees.FeeRule``) that this enrolment's autopay runs on without the customer's
+    agreement; None when there is none (the page writes it in the customer's language). ``enrol`` and ``method`` are already loaded (status reads them in one statement); the
     authorization is read only when a fee is on for the method's type."""
     if method is None or not enrol.enabled:
-        return ""
+        return None
     isp = Isp.current()
     rule = fees.rule_for(isp, method.method_type)
     if not rule.on:
-        return ""
+        return None
     auth = AutopayAuthorization.get_or_none(AutopayAuthorization.id == enrol.authorization_id)
-    return "" if fee_authorized(auth, method.method_type, isp) else rule.describe(isp.currency)
+    return None if fee_authorized(auth, method.method_type, isp) else rule
 
 
 # --- Enrolment. --------------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ class Status:
     next_invoices: list
     when: str
     disabled_reason: str = ""
-    unagreed_fee: str = ""  # a fee the customer's authorization does not name (charged without it)
+    unagreed_fee: object = None  # the fees.FeeRule the customer's authorization does not name (charged without it)
 
 
 def _cycle(invoice):
@@ -611,7 +611,7 @@ def _ask_to_reauthorize(customer_id, auth, method_type, isp):
            f"{rule.percent_bp}-{rule.fixed_cents}")
     if Outbox.select().where(Outbox.dedupe_key == key).exists():
         return False
-    notices.autopay_reauthorize(Customer.get_by_id(customer_id), method_type, rule.describe(isp.currency), key)
+    notices.autopay_reauthorize(Customer.get_by_id(customer_id), method_type, rule, key)
     accounts.audit("autopay", "autopay.fee_not_agreed", "customer", customer_id, method_type=method_type,
                    authorization=auth.id if auth else None, rule=rule.describe(isp.currency))
     return True

@@ -11,8 +11,11 @@ Rounding: the percentage is of the payment in cents, rounded half up to a whole 
 """
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
-from billing import money
+from babel.numbers import format_percent
+
+from billing.language import Speaker
 from billing.words import N_
 
 BASIS = 10_000  # basis points in 100 %
@@ -39,13 +42,19 @@ class FeeRule:
             return 0
         return (amount_cents * self.percent_bp + BASIS // 2) // BASIS + self.fixed_cents
 
-    def describe(self, currency="USD"):
-        """The rule in words, like '2.95% + $0.30'."""
+    def describe(self, currency="USD", lang="en"):
+        """The rule in words as the language ``lang`` writes it (English when the portal does not speak it):
+        '2.95% + $0.30'. The one way a fee rule is written for customers: on the pages, in the emails and in the
+        legal texts (``billing.legal``), whose agreed words depend on it, so it must not change for a language
+        without a new version of those texts. The percentage is written by Babel's CLDR data for the language's
+        locale without trailing zeros, and the fixed part as ``Speaker.money`` writes money."""
+        sp = Speaker(lang)
         parts = []
         if self.percent_bp:
-            parts.append(f"{percent_text(self.percent_bp)}%")
+            share = Decimal(self.percent_bp).scaleb(-4)  # basis points as a fraction: 295 -> 0.0295
+            parts.append(format_percent(share, format="#,##0.##%", locale=sp.locale))
         if self.fixed_cents:
-            parts.append(money.format_money(self.fixed_cents, currency))
+            parts.append(sp.money(self.fixed_cents, currency))
         return " + ".join(parts)
 
 

@@ -17,9 +17,8 @@ Babel), so the English texts are, word for word, the ones accepted before this m
 """
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import format_decimal
 
 from billing import fees
 from billing.language import LANGUAGES, Speaker
@@ -151,22 +150,6 @@ def _number(n, sp):
     return format_decimal(n, locale=sp.locale)
 
 
-def _percent(bp, sp):
-    # Basis points as the language writes a percentage, without trailing zeros: 295 -> "2.95%", 300 -> "3%".
-    return format_percent(Decimal(bp).scaleb(-4), format="#,##0.##%", locale=sp.locale)
-
-
-def fee_rule_text(rule, currency, lang):
-    """A fee rule as the authorization says it in ``lang``: '2.95% + $0.30' (as ``FeeRule.describe`` in English)."""
-    sp = Speaker(language_of(lang))
-    parts = []
-    if rule.percent_bp:
-        parts.append(_percent(rule.percent_bp, sp))
-    if rule.fixed_cents:
-        parts.append(sp.money(rule.fixed_cents, currency))
-    return " + ".join(parts)
-
-
 def _when(words, days_before, sp):
     if days_before == 0:
         return words["when_0"]
@@ -194,7 +177,7 @@ def autopay(lang, pol, isp):
                                 retry=_retry(words, isp.name, pol.max_attempts, pol.retry_days, sp))
     for kind, rule in fees.rules(isp, FEE_TYPES).items():
         text += words["fee"].format(kind=words[f"kind_{kind}"], isp=isp.name,
-                                    rule=fee_rule_text(rule, isp.currency, lang))
+                                    rule=rule.describe(isp.currency, lang))
     return Agreement(text, AUTOPAY_VERSION, lang)
 
 
@@ -209,7 +192,7 @@ def names_fee(text, method_type, rule, currency):
         # The ISP's name never runs into the next fee sentence: a bank fee equal to a new card rule must not
         # pass for the card's.
         name = "(?:(?!" + "|".join(heads.values()) + ").){1,255}?"
-        pattern = heads[method_type] + name + re.escape(tail.format(rule=fee_rule_text(rule, currency, lang)))
+        pattern = heads[method_type] + name + re.escape(tail.format(rule=rule.describe(currency, lang)))
         if re.search(pattern, text or ""):
             return True
     return False

@@ -232,10 +232,12 @@ def autopay_upcoming(customer, invoice, cents, charge_on, method, cycle, fee=Non
     return _queue("autopay_upcoming", customer.email, subject, body, f"autopay-upcoming-{invoice.id}-{cycle}", sp)
 
 
-def autopay_reauthorize(customer, method_type, rule_text, key):
-    """The ISP added (or changed) a fee the customer's autopay authorization does not name: charged without it."""
-    sp = _speaker(customer)
-    said = dict(isp=_isp().name, label=sp.text(fees.LABELS.get(method_type, N_("fee"))).lower(), rule=rule_text)
+def autopay_reauthorize(customer, method_type, rule, key):
+    """The ISP added (or changed) a fee (``rule``, a ``fees.FeeRule``) the customer's autopay authorization does
+    not name: charged without it."""
+    sp, isp = _speaker(customer), _isp()
+    said = dict(isp=isp.name, label=sp.text(fees.LABELS.get(method_type, N_("fee"))).lower(),
+                rule=rule.describe(isp.currency, sp.lang))
     if method_type == "card":
         first = sp.say("%(isp)s now adds a %(label)s of %(rule)s to each card payment. The autopay authorization you "
                        "accepted does not mention it, so autopay keeps paying your invoices without the fee.", **said)

@@ -34,7 +34,7 @@ def test_a_fee_turned_on_after_the_authorization_is_not_charged_and_the_customer
     assert len(mails) == 1 and mails[0].to_addr == customer.email
     assert "3% + $0.25" in mails[0].text_body and "without the fee" in mails[0].text_body
     assert AuditLog.get(AuditLog.action == "autopay.fee_not_agreed").entity_id == str(customer.id)
-    assert autopay.status(customer.id).unagreed_fee == "3% + $0.25"
+    assert autopay.status(customer.id).unagreed_fee.describe() == "3% + $0.25"
 
     make_invoice(customer, 2000, due=TODAY, number="AP-2")  # the next run: still no fee, no second email
     run(sandbox)
@@ -48,7 +48,7 @@ def test_after_accepting_the_new_terms_autopay_charges_the_fee(sandbox):
     autopay.turn_on(customer.id, method.id, accepted=True, ip="203.0.113.9", user_agent="pytest")
     assert "convenience fee of 3% + $0.25" in AutopayAuthorization.select().order_by(AutopayAuthorization.id.desc()
                                                                                     ).first().text
-    assert autopay.status(customer.id).unagreed_fee == ""
+    assert autopay.status(customer.id).unagreed_fee is None
     make_invoice(customer, 5000, due=TODAY)
     run(sandbox)
     payment = charged(customer)[0]
@@ -70,7 +70,7 @@ def test_a_raised_fee_is_not_charged_under_the_old_authorization_but_a_renamed_i
     run(sandbox)
     assert charged(customer)[0].fee_cents == 0 and len(reauthorize_mails()) == 1
     set_fees()  # fees off again: nothing to agree to
-    assert autopay.fee_authorized(auth, "card") and autopay.status(customer.id).unagreed_fee == ""
+    assert autopay.fee_authorized(auth, "card") and autopay.status(customer.id).unagreed_fee is None
 
 
 def test_the_upcoming_notice_names_only_a_fee_the_customer_agreed_to(sandbox):
@@ -108,11 +108,11 @@ def test_autopay_status_reads_enrolment_and_method_once_and_the_authorization_on
     add_card(logged_in)
     logged_in.post("/methods/autopay/on", {"method": str(PaymentMethod.get().id), "accepted": "1"})
     with counting_queries() as seen:
-        assert autopay.status(customer.id).unagreed_fee == ""
+        assert autopay.status(customer.id).unagreed_fee is None
     assert sum("autopay_enrolment" in sql for sql in seen) == 1, seen  # the one statement that joins them
     assert not any('FROM "autopay_authorization"' in sql for sql in seen), seen  # no fee: nothing to agree to
     set_fees(card=(295, 30))
     with counting_queries() as seen:
-        assert autopay.status(customer.id).unagreed_fee == "2.95% + $0.30"
+        assert autopay.status(customer.id).unagreed_fee.describe() == "2.95% + $0.30"
     assert sum("autopay_enrolment" in sql for sql in seen) == 1, seen
     assert sum('FROM "autopay_authorization"' in sql for sql in seen) == 1, seen

@@ -368,3 +368,99 @@ def test_in_spanish_every_customer_page_and_pay_step_passes_axe_and_fits_the_scr
     check(page, "es: result")
     assert not check.problems, "\n".join(check.problems)
     assert [e for e in tab.errors if not EXPECTED_REFUSAL.match(e)] == []
+
+
+# --- The sandbox processor's bank-account verification page (microdeposits), for a payment and a saved account.
+
+BANK = {"holder": "Dana Demo", "routing": "110000000", "account_type": "checking", "accepted": "1"}
+AMOUNTS_ACCOUNT = "000555555559"  # verified by the two deposits' amounts: 32 and 45 cents
+CODE_ACCOUNT = "000666666664"  # verified by the one deposit's descriptor code: SM11AA
+WORDS = {  # what the test types and clicks, in each language
+    "en": {"first": "First deposit", "second": "Second deposit", "code": "Code from the deposit", "verify": "Verify"},
+    "es": {"first": "Primer depósito", "second": "Segundo depósito", "code": "Código del depósito",
+           "verify": "Verificar"},
+}
+
+
+def _form(url, fields):
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    return parts.path, {**{k: v[0] for k, v in parse_qs(parts.query).items()}, **fields}
+
+
+@pytest.fixture
+def to_verify(app, live_server):
+    """(the URL of a payment's verification page, by amounts; the URL of a saved account's, by code), both
+    waiting for the customer."""
+    from billing import payments
+    from db.models import MethodSetup, Payment
+    from tests.factories import Portal
+
+    app.extensions["processor"].public_url = live_server.url  # the verification links point at this server
+    customer = make_customer()
+    make_invoice(customer, cents=4000, due=dt.date.today() + dt.timedelta(days=5))
+    portal = Portal(app.test_client())
+    assert portal.login(customer.email).status_code == 302
+    ref = portal.post("/pay", {"amount": "40.00", "method_type": "ach",
+                               "key": payments.new_idempotency_key()}).location.rsplit("/", 1)[1]
+    entry = portal.post(f"/payments/{ref}/billing", {
+        "name": "Dana Demo", "street": "12 Ridge Road", "city": "Austin", "state": "TX", "zip": "78701",
+        "email": "dana@example.test", "phone": "512-555-0100"}).location
+    assert portal.post(*_form(entry, {**BANK, "account": AMOUNTS_ACCOUNT})).status_code == 303
+    portal.get(f"/payments/{ref}")
+    paying = Payment.get(Payment.ref == ref).verify_url
+    entry = portal.post("/methods/add", {"method_type": "ach"}).location
+    assert portal.post(*_form(entry, {**BANK, "account": CODE_ACCOUNT})).status_code == 303
+    setup = MethodSetup.get(MethodSetup.processor_ref == entry.split("?")[0].rsplit("/", 1)[1])
+    saving = app.extensions["processor"].retrieve_setup_intent(setup.processor_ref).verification.url
+    assert paying and saving
+    return paying, saving
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("device", [PHONE, DESKTOP], ids=["320px", "1280px"])
+def test_the_sandbox_bank_verification_page_passes_axe_and_fits_the_screen(open_page, to_verify, axe_source, device,
+                                                                          lang):
+    tab = open_page(locale="es-US" if lang == "es" else "en-US", **device)
+    audit = Auditor(axe_source, device["viewport"]["width"])
+
+    def check(page, state):
+        assert page.locator("h1").count() == 1, state
+        audit(page, state)
+
+    words = WORDS[lang]
+    paying, saving = to_verify
+    page = tab.page
+
+    page.goto(paying)
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    check(page, f"{lang}: verify a payment's account")
+    page.get_by_label(words["first"]).fill("12")
+    page.get_by_label(words["second"]).fill("34")
+    page.get_by_role("button", name=words["verify"]).click()
+    expect(page.locator("#amounts-error")).to_be_visible()
+    for field in ("#amount1", "#amount2"):
+        expect(page.locator(field)).to_have_attribute("aria-describedby", "amounts-error")
+    check(page, f"{lang}: verify a payment's account, wrong amounts")
+    page.get_by_label(words["first"]).fill("32")
+    page.get_by_label(words["second"]).fill("45")
+    page.get_by_role("button", name=words["verify"]).click()
+    expect(page.locator("#verify-done")).to_be_visible()
+    check(page, f"{lang}: payment's account verified")
+
+    page.goto(saving)
+    check(page, f"{lang}: verify an account to save")
+    page.get_by_label(words["code"]).fill("SM99ZZ")
+    page.get_by_role("button", name=words["verify"]).click()
+    expect(page.locator("#descriptor_code-error")).to_be_visible()
+    expect(page.locator("#descriptor_code")).to_have_attribute("aria-describedby", "descriptor_code-error")
+    check(page, f"{lang}: verify an account to save, wrong code")
+    page.get_by_label(words["code"]).fill("SM33CC")  # the sandbox's code for a customer out of tries
+    page.get_by_role("button", name=words["verify"]).click()
+    expect(page.locator("#verify-failed")).to_be_visible()
+    check(page, f"{lang}: account to save can no longer be verified")
+
+    assert audit.states == 6
+    assert not audit.problems, "\n".join(audit.problems)
+    assert [e for e in tab.errors if not EXPECTED_REFUSAL.match(e)] == []

@@ -111,7 +111,7 @@ def test_autopay_charges_the_fee_a_spanish_acceptance_names(sandbox):
     customer, _method = enrolled_in_spanish(sandbox)
     auth = latest_authorization()
     assert auth.language == "es" and "cargo por conveniencia de Test ISP de 3% + $0.25" in auth.text
-    assert autopay.status(customer.id).unagreed_fee == ""
+    assert autopay.status(customer.id).unagreed_fee is None
     make_invoice(customer, 5000, due=TODAY)
     run(sandbox)
     assert [(p.amount_cents, p.fee_cents) for p in charged(customer)] == [(5000, 175)]
@@ -120,7 +120,7 @@ def test_autopay_charges_the_fee_a_spanish_acceptance_names(sandbox):
 def test_autopay_does_not_charge_a_fee_a_spanish_acceptance_does_not_name(sandbox):
     customer, _method = enrolled_in_spanish(sandbox)  # fees off: the accepted text names none
     set_fees(card=(300, 25))
-    assert autopay.status(customer.id).unagreed_fee == "3% + $0.25"
+    assert autopay.status(customer.id).unagreed_fee.describe() == "3% + $0.25"
     make_invoice(customer, 5000, due=TODAY)
     run(sandbox)
     assert [(p.amount_cents, p.fee_cents) for p in charged(customer)] == [(5000, 0)]
