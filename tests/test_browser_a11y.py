@@ -376,9 +376,10 @@ BANK = {"holder": "Dana Demo", "routing": "110000000", "account_type": "checking
 AMOUNTS_ACCOUNT = "000555555559"  # verified by the two deposits' amounts: 32 and 45 cents
 CODE_ACCOUNT = "000666666664"  # verified by the one deposit's descriptor code: SM11AA
 WORDS = {  # what the test types and clicks, in each language
-    "en": {"first": "First deposit", "second": "Second deposit", "code": "Code from the deposit", "verify": "Verify"},
+    "en": {"first": "First deposit", "second": "Second deposit", "code": "Code from the deposit", "verify": "Verify",
+           "pay": "Verify and pay $40.00"},
     "es": {"first": "Primer depósito", "second": "Segundo depósito", "code": "Código del depósito",
-           "verify": "Verificar"},
+           "verify": "Verificar", "pay": "Verificar y pagar $40.00"},
 }
 
 
@@ -391,8 +392,8 @@ def _form(url, fields):
 
 @pytest.fixture
 def to_verify(app, live_server):
-    """(the URL of a payment's verification page, by amounts; the URL of a saved account's, by code), both
-    waiting for the customer."""
+    """(the processor's verification page of a payment, by amounts; the processor's page of a saved account, by
+    code; the customer; the payment's ref), both waiting for the customer."""
     from billing import payments
     from db.models import MethodSetup, Payment
     from tests.factories import Portal
@@ -415,12 +416,12 @@ def to_verify(app, live_server):
     setup = MethodSetup.get(MethodSetup.processor_ref == entry.split("?")[0].rsplit("/", 1)[1])
     saving = app.extensions["processor"].retrieve_setup_intent(setup.processor_ref).verification.url
     assert paying and saving
-    return paying, saving
+    return paying, saving, customer, ref
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
 @pytest.mark.parametrize("device", [PHONE, DESKTOP], ids=["320px", "1280px"])
-def test_the_sandbox_bank_verification_page_passes_axe_and_fits_the_screen(open_page, to_verify, axe_source, device,
+def test_the_bank_verification_pages_pass_axe_and_fit_the_screen(open_page, to_verify, axe_source, device,
                                                                           lang):
     tab = open_page(locale="es-US" if lang == "es" else "en-US", **device)
     audit = Auditor(axe_source, device["viewport"]["width"])
@@ -430,9 +431,21 @@ def test_the_sandbox_bank_verification_page_passes_axe_and_fits_the_screen(open_
         audit(page, state)
 
     words = WORDS[lang]
-    paying, saving = to_verify
-    page = tab.page
+    paying, saving, customer, ref = to_verify
+    page = tab.login(customer.email)
 
+    # The portal's own form, on the payment's page: where the payment is checked and its debit starts.
+    page.goto(tab.base_url + f"/payments/{ref}")
+    check(page, f"{lang}: the payment's page, to verify")
+    form = page.locator("#verify")
+    form.get_by_label(words["first"]).fill("1")
+    form.get_by_label(words["second"]).fill("2")
+    form.get_by_role("button", name=words["pay"]).click()
+    expect(page.locator("#amounts-error")).to_be_visible()
+    expect(page.locator("#amount1")).to_have_attribute("aria-describedby", "amounts-error")
+    check(page, f"{lang}: the payment's page, wrong amounts")
+
+    # The processor's own page (as Stripe's hosted one), which the portal does not link to.
     page.goto(paying)
     expect(page.locator("html")).to_have_attribute("lang", lang)
     check(page, f"{lang}: verify a payment's account")
@@ -461,6 +474,6 @@ def test_the_sandbox_bank_verification_page_passes_axe_and_fits_the_screen(open_
     expect(page.locator("#verify-failed")).to_be_visible()
     check(page, f"{lang}: account to save can no longer be verified")
 
-    assert audit.states == 6
+    assert audit.states == 8
     assert not audit.problems, "\n".join(audit.problems)
     assert [e for e in tab.errors if not EXPECTED_REFUSAL.match(e)] == []
