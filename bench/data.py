@@ -69,8 +69,9 @@ def build(db_url, secret_key, webhook_secret, pool_sizes, growth=True):
         for name in ("weights", "branded", "fast", "slow3g", "edge"):
             out["browser"][name] = customer(f"{name}@bench.test").email
         if growth:
-            out["growth"]["10 invoices"] = customer("g10@bench.test", 10, paid=8).id
-            out["growth"]["1,000 invoices"] = customer("g1000@bench.test", 1000, paid=998).id
+            from bench import growth as growth_bench
+
+            out["growth"] = growth_bench.add_customers()  # 10, 1,000 and 10,000 invoices, as bench.growth builds them
         payer = customer("payer@bench.test", 1, cents=100_000_000_00)
         for name, n in pool_sizes.items():
             out["pools"][name] = [_intent_url(app, payer.id) for _ in range(n)]

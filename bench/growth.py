@@ -93,6 +93,19 @@ def run(app, customers):
 SIZES = {"10 invoices": 10, "1,000 invoices": 1000, "10,000 invoices": 10000}
 
 
+def add_customers(sizes=SIZES):
+    """One growth customer per size, each paid but its two newest invoices: {label: customer id}.
+
+    Inside an app context with the database migrated; `make bench` (bench.data.build) and `python -m
+    bench.growth` both build them here, so their figures are for the same customers.
+    """
+    from bench import data
+
+    # a payment for every 10 invoices, or every 100 for the largest, to keep the set-up to minutes
+    return {label: data.customer(f"g{n}@bench.test", n, paid=n - 2, per_payment=10 if n <= 1000 else 100).id
+            for label, n in sizes.items()}
+
+
 def build(url, sizes=SIZES):
     """A throw-away portal with one growth customer per size (each paid but its two newest invoices)."""
     import secrets
@@ -103,15 +116,12 @@ def build(url, sizes=SIZES):
 
     app = data.make_app(url, secrets.token_hex(16), "w")
     data._app = app
-    out = {}
     with app.app_context():
         database.connect(reuse_if_open=True)
         database.execute_sql("PRAGMA synchronous=OFF")  # this set-up connection only: speed over durability
         migrate.upgrade()
         demo.load(app.extensions["processor"])  # the ISP and its settings, as the main bench builds them
-        for label, n in sizes.items():
-            # a payment for every 10 invoices, or every 100 for the largest, to keep the set-up to minutes
-            out[label] = data.customer(f"g{n}@bench.test", n, paid=n - 2, per_payment=10 if n <= 1000 else 100).id
+        out = add_customers(sizes)
         database.execute_sql("ANALYZE")
         database.close()
     return app, out

@@ -347,7 +347,8 @@ def _adjustments(customer_id):
     """(date, invoice id, invoice number, description, cents credited, invoice's issue date) of the customer's
     non-void invoices' adjustments.
 
-    An adjustment is dated when it was added, but never before its invoice's issue date.
+    An adjustment is dated when it was added, but never before its invoice's issue date. The lines are reached
+    through the index of adjustment lines alone (migration 0220), not by walking every invoice's lines.
     """
     rows = (InvoiceLine.select(InvoiceLine, Invoice).join(Invoice)
             .where((Invoice.customer == customer_id) & (Invoice.void == False)  # noqa: E712
@@ -356,8 +357,11 @@ def _adjustments(customer_id):
              r.invoice.number, r.description, -r.amount_cents, r.invoice.issue_date) for r in rows]
 
 
-def _statement_entries(customer_id, start=None, end=None):
-    """(date, order, kind, description, charge, payment) for invoices, adjustments and money received."""
+def _statement_entries(customer_id, start, end, adjustments):
+    """(date, order, kind, description, charge, payment) for invoices, adjustments and money received.
+
+    ``adjustments`` is _adjustments(customer_id), read once by the caller.
+    """
     inv_q = Invoice.select().where((Invoice.customer == customer_id) & (Invoice.void == False))  # noqa: E712
     # Money once received stays on the statement; what was taken back later is its own row (below).
     pay_q = Payment.select().where((Payment.customer == customer_id) & Payment.status.in_(RECEIVED))
@@ -370,7 +374,6 @@ def _statement_entries(customer_id, start=None, end=None):
         inv_q = inv_q.where(Invoice.issue_date <= end)
         pay_q = pay_q.where(Payment.settled_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
         rev_q = rev_q.where(PaymentReversal.created_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
-    adjustments = _adjustments(customer_id)
     credited = {}
     for _on, invoice_id, _n, _d, cents, _issued in adjustments:
         credited[invoice_id] = credited.get(invoice_id, 0) + cents
@@ -388,8 +391,11 @@ def _statement_entries(customer_id, start=None, end=None):
     return entries
 
 
-def _opening_balance(customer_id, start):
-    """What the customer owed before ``start`` (negative: credit), summed in the database."""
+def _opening_balance(customer_id, start, adjustments):
+    """What the customer owed before ``start`` (negative: credit), summed in the database.
+
+    ``adjustments`` is _adjustments(customer_id), read once by the caller.
+    """
     before = dt.datetime.combine(start, dt.time())
     charged = (Invoice.select(sum_cents(Invoice.total_cents))
                .where((Invoice.customer == customer_id) & (Invoice.void == False)  # noqa: E712
@@ -400,7 +406,7 @@ def _opening_balance(customer_id, start):
     taken_back = (PaymentReversal.select(sum_cents(PaymentReversal.amount_cents)).join(Payment)
                   .where((Payment.customer == customer_id) & (PaymentReversal.created_at < before)).scalar())
     # Invoice totals are net of their adjustments; an adjustment counts on its own date instead.
-    for on, _id, _n, _d, cents, issued in _adjustments(customer_id):
+    for on, _id, _n, _d, cents, issued in adjustments:
         charged += cents if issued < start else 0
         charged -= cents if on < start else 0
     return charged - received + taken_back
@@ -408,10 +414,11 @@ def _opening_balance(customer_id, start):
 
 def statement(customer_id, start, end):
     """Activity between two dates with a running balance (negative means credit)."""
-    opening = _opening_balance(customer_id, start)
+    adjustments = _adjustments(customer_id)  # read once: the opening balance and the rows both need them
+    opening = _opening_balance(customer_id, start, adjustments)
     running = opening
     rows = []
-    for on, _, kind, desc, charge, paid in sorted(_statement_entries(customer_id, start, end)):
+    for on, _, kind, desc, charge, paid in sorted(_statement_entries(customer_id, start, end, adjustments)):
         running += charge - paid
         rows.append(StatementRow(on, kind, desc, charge, paid, running))
     return Statement(start, end, opening, rows, running)

@@ -206,6 +206,7 @@ class InvoiceLine(BaseModel):
     unit_cents = BigIntegerField()
     amount_cents = BigIntegerField()
     # Migration 0063: 'charge', or 'adjustment' (a credit note: a negative amount added later, never edited).
+    # The adjustment lines have an index of their own (migration 0220), which a statement reads.
     kind = CharField(default="charge")
     created_at = DateTimeField(null=True)
     added_by = CharField(default="")

@@ -3,6 +3,8 @@ adjusted by credit notes; each change audited, and payments always equal their a
 import datetime as dt
 import re
 
+import pytest
+
 from billing import accounts
 from db.models import Allocation, AuditLog, CreditEntry, Invoice, InvoiceLine, Payment, PaymentReversal
 from tests.factories import make_customer, make_invoice
@@ -176,3 +178,48 @@ def test_a_statement_before_the_adjustment_shows_the_invoice_as_billed(app, cler
     assert earlier.closing_cents == 5000
     today = accounts.statement(c.id, TODAY, TODAY)
     assert today.opening_cents == 5000 and today.closing_cents == 4500
+
+
+def _adjust(invoice, cents, key):
+    from billing import invoicing
+
+    return invoicing.adjust(invoice.id, {"adj_description": f"Credit {key}", "adj_amount": f"{cents / 100:.2f}",
+                                         "adj_key": key * 16}, "staff:test")
+
+
+def test_a_statement_reads_only_its_customers_adjustments_and_reads_them_once(app):
+    from tests.factories import counting_queries
+
+    c, other = make_customer(), make_customer()
+    invs = [make_invoice(c, cents=3000, number=f"ST-{i}", issued=TODAY - dt.timedelta(days=70 - 7 * i),
+                         due=TODAY - dt.timedelta(days=50 - 7 * i)) for i in range(6)]
+    _adjust(invs[1], 500, "a")
+    _adjust(invs[4], 250, "b")
+    gone = make_invoice(c, cents=2000, number="ST-VOID", issued=TODAY - dt.timedelta(days=20))
+    _adjust(gone, 100, "c")
+    from billing import invoicing
+    assert invoicing.void(gone.id, "Billed in error", "staff:test")
+    _adjust(make_invoice(other, cents=4000, number="ST-OTHER", issued=TODAY - dt.timedelta(days=40)), 700, "d")
+
+    with counting_queries() as seen:
+        st = accounts.statement(c.id, TODAY - dt.timedelta(days=40), TODAY)
+    assert sum("invoice_line" in sql for sql in seen) == 1, seen
+    assert sorted(r.payment_cents for r in st.rows if r.kind == "adjustment") == [250, 500]
+    assert st.closing_cents == 6 * 3000 - 500 - 250 == accounts.summary(c.id).balance_cents
+    assert st.opening_cents == 5 * 3000  # five issued before the window, as billed: both credit notes are of today
+    assert accounts.statement(c.id, TODAY + dt.timedelta(days=1), TODAY + dt.timedelta(days=1)).opening_cents == \
+        st.closing_cents
+
+
+@pytest.mark.sqlite_only(reason="reads SQLite's query plan")
+def test_a_statements_adjustments_are_found_through_the_index_of_adjustment_lines(app):
+    from db import database
+
+    c = make_customer()
+    for i in range(30):
+        make_invoice(c, cents=3000, number=f"PLAN-{i}")
+    sql, params = (InvoiceLine.select(InvoiceLine, Invoice).join(Invoice)
+                   .where((Invoice.customer == c.id) & (Invoice.void == False)  # noqa: E712
+                          & (InvoiceLine.kind == "adjustment")).sql())
+    plan = " / ".join(row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+    assert "invoice_line_adjustment" in plan, plan
