@@ -1011,14 +1011,38 @@ def _maybe_save_method(payment, state):
     Payment.update(payment_method=method.id).where(Payment.id == payment.id).execute()
 
 
-def sync(payment, processor):
+SYNC_FIRST = dt.timedelta(seconds=2)  # a remote processor is asked at most this often about a fresh attempt,
+SYNC_MOST = dt.timedelta(minutes=2)  # and at least this often however old it is, while a page asks
+
+
+def sync_due(payment, now=None):
+    """Whether a remote processor may be asked about ``payment`` now: the wait since the last question grows
+    with the time since the payment last moved (an eighth of it, from SYNC_FIRST up to SYNC_MOST). Webhooks
+    bring every change anyway; this is the page's fallback when one is late."""
+    if payment.checked_at is None:
+        return True
+    now = now or utcnow()
+    wait = min(max(SYNC_FIRST, (now - payment.updated_at) / 8), SYNC_MOST)
+    return now - payment.checked_at >= wait
+
+
+def sync(payment, processor, force=True):
     """Ask the processor about this payment and apply the answer.
 
-    An attempt whose charge was asked for but whose intent id was never recorded (the server stopped in
-    between) is looked up by its idempotency key at once: reconcile's work, without waiting for cron.
+    With ``force`` False (a page polling), a remote processor is asked only when ``sync_due`` says so, and
+    the payment is returned as stored otherwise; the time of each question is kept on the row, so several
+    workers and hosts share one backoff. An attempt whose charge was asked for but whose intent id was never
+    recorded (the server stopped in between) is looked up by its idempotency key at once: reconcile's work,
+    without waiting for cron.
     """
     if payment.status not in (AWAITING_DETAILS, AWAITING_VERIFICATION, PROCESSING):
         return payment
+    if processor.remote:
+        now = utcnow()
+        if not force and not sync_due(payment, now):
+            return payment
+        with write_tx():
+            Payment.update(checked_at=now).where(Payment.id == payment.id).execute()
     if not payment.processor_ref:
         if payment.charging_at is None:
             return payment

@@ -276,6 +276,8 @@ class Payment(BaseModel):
     verify_url = CharField(default="", max_length=2048)
     verify_type = CharField(default="")
     verify_expires_at = DateTimeField(null=True)
+    # Migration 0205: when a remote processor was last asked about it (billing.payments.sync's backoff).
+    checked_at = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("customer", "created_at"), False), (("status", "updated_at"), False),

@@ -11,6 +11,7 @@ import pytest
 from app import create_app
 from billing import accounts, payments
 from billing.processors import ConfigError
+from db import write_tx
 from db.models import (
     Allocation,
     CreditEntry,
@@ -616,3 +617,48 @@ def test_with_a_card_fee_stripe_charges_the_payment_plus_the_fee_and_only_the_pa
     [charge] = charges_of(stripe_server, payment.processor_ref)
     assert charge["amount"] == 5175
     assert allocated(payment) == [(old.id, 3000), (new.id, 2000)] and ledger_holds(payment) == 5000
+
+
+# --- Polling: the page reads our own row; Stripe is asked with backoff. -------------------------------------
+
+
+def test_a_polling_page_asks_stripe_with_backoff_and_a_reload_asks_at_once(app, logged_in, owing, monkeypatch):
+    """About 50 open pages polling every 2 s would reach Stripe's per-endpoint read limit: a poll asks Stripe
+    only once its backoff (an eighth of the attempt's age, from 2 s up to 2 minutes) has passed."""
+    proc = app.extensions["processor"]
+    payment = start_payment(logged_in)
+    asked = []
+    real = proc._client.v1.payment_intents.retrieve
+
+    def counting(intent_id, *args, **kwargs):
+        asked.append(intent_id)
+        return real(intent_id, *args, **kwargs)
+    monkeypatch.setattr(proc._client.v1.payment_intents, "retrieve", counting)
+
+    poll = f"/payments/{payment.ref}/status?seen=awaiting_details"
+    for _ in range(5):
+        assert logged_in.get(poll, headers={"HX-Request": "true"}).status_code == 200
+    assert len(asked) == 1  # the first poll asked; the next four read our row
+    with write_tx():  # the attempt is 16 minutes old and was last asked a minute ago: the wait is now 2 minutes
+        Payment.update(updated_at=utcnow() - dt.timedelta(minutes=16),
+                       checked_at=utcnow() - dt.timedelta(minutes=1)).where(Payment.id == payment.id).execute()
+    logged_in.get(poll, headers={"HX-Request": "true"})
+    assert len(asked) == 1
+    with write_tx():
+        Payment.update(checked_at=utcnow() - dt.timedelta(minutes=2, seconds=1)).where(
+            Payment.id == payment.id).execute()
+    logged_in.get(poll, headers={"HX-Request": "true"})
+    assert len(asked) == 2
+    logged_in.get(f"/payments/{payment.ref}")  # the customer reloads: asked at once (and the window reopened)
+    assert len(asked) > 2
+
+
+def test_sync_due_grows_with_the_attempts_age():
+    now = utcnow()
+    fresh = Payment(updated_at=now - dt.timedelta(seconds=5), checked_at=now - dt.timedelta(seconds=2))
+    assert payments.sync_due(fresh, now) and payments.sync_due(Payment(updated_at=now, checked_at=None), now)
+    old = Payment(updated_at=now - dt.timedelta(minutes=8), checked_at=now - dt.timedelta(seconds=59))
+    assert not payments.sync_due(old, now)  # 8 minutes old: asked at most once a minute
+    assert payments.sync_due(Payment(updated_at=old.updated_at, checked_at=now - dt.timedelta(seconds=60)), now)
+    ancient = Payment(updated_at=now - dt.timedelta(days=3), checked_at=now - dt.timedelta(minutes=2))
+    assert payments.sync_due(ancient, now)  # never waits more than 2 minutes

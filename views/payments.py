@@ -15,10 +15,11 @@ UNREACHABLE = ("We could not reach the payment processor just now. Nothing has b
                "Please try again in a minute.")
 
 
-def _synced(payment):
-    """The payment refreshed from the processor; our stored state when the processor is unreachable."""
+def _synced(payment, force=True):
+    """The payment refreshed from the processor (``force`` False: only when its backoff allows, for polling);
+    our stored state when the processor is unreachable."""
     try:
-        return payments.sync(payment, processor())
+        return payments.sync(payment, processor(), force=force)
     except ProcessorError as e:
         current_app.logger.warning("processor unreachable while syncing %s: %s", payment.ref, e)
         return payment
@@ -194,7 +195,7 @@ def billing(ref):
 @customer_required
 def status(ref):
     """The payment's state from our own record, refreshed from the processor (polled)."""
-    payment = _synced(_own(ref))
+    payment = _synced(_own(ref), force=False)  # a poll reads our row; the processor only with backoff
     if payment.status == request.args.get("seen"):
         return render_template("payments/_poll.html", payment=payment)
     body, code = _status(payment, partial=True)

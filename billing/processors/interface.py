@@ -178,6 +178,7 @@ class Processor(abc.ABC):
     name: str = ""  # also the webhook path: /webhooks/<name>
     capabilities: frozenset = frozenset()
     live: bool = False  # real money moves (Stripe with live keys); pages may show test values otherwise
+    remote: bool = False  # each question is a network call against the processor's rate limits (sync backs off)
     pages: str = ""  # dotted name of the views module holding its blueprint (see views/windows.py)
     # Billing fields its entry page must be handed for a payment type, beyond what it asks itself: e.g. a
     # bank-debit mandate that names the holder and their email. A pay link asks for exactly these.

@@ -231,6 +231,7 @@ class StripeProcessor(Processor):
     name = "stripe"
     capabilities = frozenset(Capability)  # BANK_VERIFICATION: us_bank_account's microdeposits
     pages = "views.stripe_pay"
+    remote = True  # every read is an API call: payment pages poll our own row, and sync asks Stripe with backoff
     page_fields = {"ach": ("name", "email")}  # the us_bank_account mandate names the holder and their email
 
     def __init__(self, secret_key, publishable_key, webhook_secret, api_base="", js_url=DEFAULT_JS_URL):
