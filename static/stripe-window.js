@@ -103,6 +103,17 @@
     // Card only: no wallets, and no Link; the postal code is asked only when the billing step did not give it.
     var card = stripe.elements().create("card", {hidePostalCode: !!zip, disableLink: true});
     card.mount("#card-element");
+    var savedButton = document.getElementById("stripe-pay-saved");
+    if (savedButton) savedButton.addEventListener("click", function () {
+      // The payment's saved card, confirmed on-session by the portal; the bank's check then runs here.
+      if (busy) return;
+      start();
+      savedButton.disabled = true;
+      post(d.savedUrl).then(function (a) {
+        savedButton.disabled = false;
+        return handle(a, false);
+      }).catch(function () { savedButton.disabled = false; failed(); });
+    });
     if (!setup && root.hasAttribute("data-next-action")) {
       // A saved card whose bank asked for its check when the portal charged it: run the check now.
       start();

@@ -235,6 +235,41 @@ def test_autopay_card_needing_the_bank_check_waits_for_the_customer(logged_in, c
     assert Payment.get_by_id(charge.payment_id).status == "awaiting_details"
 
 
+def test_the_emailed_link_pays_with_the_saved_card_on_session_with_no_card_typed(logged_in, customer, runner,
+                                                                                 stripe_server):
+    """Stripe's recovery for authentication_required: confirm the same PaymentIntent on-session with the saved
+    PaymentMethod (use_stripe_sdk), then Stripe.js runs the bank's check in the window."""
+    from tests.test_stripe_payments import authenticate
+
+    invoice = make_invoice(customer, 4500, due=TODAY, number="AP-3S")
+    setup = start_add(logged_in)
+    method = card_method(stripe_server, CARD_3DS)
+    confirm_setup(stripe_server, setup, method)
+    stripe_server.client.v1.setup_intents.confirm(setup.processor_ref)
+    assert logged_in.post(f"/methods/setup/{setup.ref}/stripe/sync").get_json()["done"]
+    enrol(logged_in, MethodSetup.get_by_id(setup.id).payment_method)
+    assert runner.invoke(args=["autopay"]).exit_code == 0
+    payment = Payment.get_by_id(AutopayCharge.get().payment_id)
+    # Stripe leaves an off-session intent that failed with authentication_required in requires_payment_method
+    # (localstripe keeps it in requires_action until a challenge fails, so one is failed here first).
+    authenticate(stripe_server, payment, success=False)
+    window = logged_in.get(f"/payments/{payment.ref}/window?mode=page").get_data(as_text=True)
+    assert 'id="stripe-pay-saved"' in window and "Pay $45.00 with Visa ending 3155" in window
+    assert f'data-saved-url="/payments/{payment.ref}/stripe/saved"' in window
+    answer = logged_in.post(f"/payments/{payment.ref}/stripe/saved").get_json()
+    assert answer == {"status": "requires_action", "done": False, "payment_status": "awaiting_details",
+                      "message": ""}
+    intent = stripe_server.client.v1.payment_intents.retrieve(payment.processor_ref)
+    assert intent.payment_method == method  # the saved card, on the same intent: nothing typed again
+    authenticate(stripe_server, payment)
+    done = logged_in.post(f"/payments/{payment.ref}/stripe/sync").get_json()
+    assert done["done"] and Payment.get_by_id(payment.id).status == "succeeded"
+    assert logged_in.get(f"/invoices/{invoice.id}").status_code == 200
+    assert len(charges_of(stripe_server, payment.processor_ref)) == 1
+    again = logged_in.post(f"/payments/{payment.ref}/stripe/saved").get_json()
+    assert again["done"] and len(charges_of(stripe_server, payment.processor_ref)) == 1  # never twice
+
+
 def test_a_run_that_crashed_after_stripe_charged_is_finished_with_no_second_charge(
         app, logged_in, customer, runner, stripe_server, monkeypatch):
     make_invoice(customer, 4500, due=TODAY, number="AP-4")

@@ -22,7 +22,8 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 from flask_login import current_user
 
 from billing import accounts, legal, methods, paylinks, payments
-from billing.processors import REQUIRES_ACTION, REQUIRES_VERIFICATION, WINDOW_MODES, ProcessorError
+from billing.processors import (REQUIRES_ACTION, REQUIRES_PAYMENT_METHOD, REQUIRES_VERIFICATION, WINDOW_MODES,
+                               ProcessorError)
 from db import write_tx
 from db.models import utcnow
 from views import customer_required, i18n, isp, paylink, processor
@@ -141,6 +142,10 @@ def window_page(proc, payment, back, calls):
         billing_email=payment.billing_email, billing=billing_details(payment),
         # A saved card whose bank asked for its check at the billing step (or autopay's charge): run it at once.
         next_action=state is not None and state.status == REQUIRES_ACTION,
+        # A saved card to pay with again, on-session (an autopay charge the bank wanted confirmed): one button.
+        saved=payment.payment_method if (
+            "saved" in calls and payment.method_type == "card" and payment.payment_method_id
+            and state is not None and state.status == REQUIRES_PAYMENT_METHOD) else None,
     )
 
 
@@ -150,7 +155,7 @@ def window(ref):
     """The window for the logged-in customer's own payment."""
     proc = stripe_processor()
     payment = _own(ref)
-    calls = {call: url_for(f"stripe_pay.{call}", ref=payment.ref) for call in ("card", "bank", "sync")}
+    calls = {call: url_for(f"stripe_pay.{call}", ref=payment.ref) for call in ("card", "bank", "sync", "saved")}
     return window_page(proc, payment, url_for("payments.show", ref=payment.ref), calls)
 
 
@@ -235,6 +240,30 @@ def pay_bank(proc, payment, actor):
     return _answer(payment, state, actor)
 
 
+def pay_saved(proc, payment, actor):
+    """Pay with the payment's own saved card, the customer present: Stripe's recovery when the bank wanted the
+    customer for an autopay charge (authentication_required), or for a saved card at the billing step.
+
+    The server confirms the same PaymentIntent on-session with the saved PaymentMethod (``use_stripe_sdk``),
+    after the charge-time check; the bank's check then runs in the window (handleNextAction). No card is typed.
+    """
+    settled = _settled(payment)
+    if settled:
+        return settled
+    if payment.method_type != "card" or payment.payment_method_id is None:
+        return jsonify(status="error", done=False, message="Enter your card details again."), 400
+    refused = _claimed(proc, payment, actor)
+    if refused:
+        return refused
+    try:
+        state = proc.charge_saved_method(payment.processor_ref, payment.payment_method.processor_ref)
+    except ProcessorError as e:
+        current_app.logger.warning("stripe saved card %s: %s", payment.ref, e)
+        return jsonify(status="error", done=False, message="We could not reach the card processor. "
+                       "Nothing was charged; please try again."), 502
+    return _answer(payment, state, actor)
+
+
 def sync_payment(proc, payment, actor):
     """After Stripe.js finished a 3-D Secure challenge: ask Stripe where the payment is now."""
     settled = _settled(payment)
@@ -270,6 +299,14 @@ def bank(ref):
     """The window's bank Pay, for the logged-in customer's own payment."""
     proc = stripe_processor()
     return pay_bank(proc, _own(ref), _customer())
+
+
+@bp.route("/payments/<ref>/stripe/saved", methods=["POST"])
+@customer_required
+def saved(ref):
+    """The window's Pay with the payment's saved card, for the logged-in customer's own payment."""
+    proc = stripe_processor()
+    return pay_saved(proc, _own(ref), _customer())
 
 
 @bp.route("/payments/<ref>/stripe/sync", methods=["POST"])
