@@ -314,7 +314,7 @@ def test_card_payment_and_the_windows_weight(open_page, app, account, stripe_api
     customer, older, newer = account
     tab = open_page()
     finished = []
-    tab.context.on("requestfinished", finished.append)
+    tab.context.on("requestfinished", lambda request: finished.append(request))
     page = tab.login(customer.email)
     errors = page_errors(page)
     to_billing(page, "Credit / Debit Card", "50.00")
