@@ -15,6 +15,7 @@ ID_ROUTES = {
     "payments.billing": ("POST", "/payments/{payment}/billing", {"name": "X"}),
     "payments.cancel": ("POST", "/payments/{payment}/cancel", {}),
     "payments.renew": ("POST", "/payments/{payment}/renew", {}),
+    "payments.verify": ("POST", "/payments/{payment}/verify", {"amount1": "32", "amount2": "45"}),
     "payments.start": ("POST", "/pay", {"invoice_id": "{invoice}", "amount": "1.00", "method_type": "card",
                                         "key": "k" * 24}),
     # Documents (tests/test_receipts.py and tests/test_documents.py also walk them with a succeeded payment).
@@ -33,6 +34,7 @@ ID_ROUTES = {
     "stripe_pay.card": ("POST", "/payments/{payment}/stripe/card", {"payment_method": "pm_x"}),
     "stripe_pay.bank": ("POST", "/payments/{payment}/stripe/bank", {"accepted": "1"}),
     "stripe_pay.sync": ("POST", "/payments/{payment}/stripe/sync", {}),
+    "stripe_pay.saved": ("POST", "/payments/{payment}/stripe/saved", {}),
     # Stripe's setup window (tests/test_stripe_methods.py walks them with Stripe).
     "stripe_pay.setup_window": ("GET", "/methods/setup/{setup}/window?mode=popup", None),
     "stripe_pay.setup_sync": ("POST", "/methods/setup/{setup}/stripe/sync", {}),
