@@ -697,7 +697,9 @@ def _unchecked_excess(payment, now):
     debit that a browser confirmed with the processor directly (its window holds the intent's client secret,
     and a bank debit cannot be held for capture), and a bank account verified on the processor's own page days
     later instead of the portal's (``verify_bank``). Both are checked here, under the customer's lock, before
-    anything is allocated; one that no longer fits is held for staff instead of becoming credit.
+    anything is allocated; one that no longer fits is held for staff instead of becoming credit. The test is
+    on the payment's state, not its method: any other move that reaches here unclaimed (a card the processor
+    reports captured without the portal's capture) is just as unchecked, and is checked the same way.
     """
     if not (payment.status == AWAITING_VERIFICATION
             or (payment.status == AWAITING_DETAILS and payment.charging_at is None)):

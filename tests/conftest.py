@@ -3,6 +3,8 @@
 The database is a temp-file SQLite by default; with ``--db=postgresql`` every test that uses ``app``,
 ``database_url`` or ``ledger_db`` gets its own database on a PostgreSQL server the tests start themselves
 (tests/pg_support.py). Only fixtures live here; factories and helpers are in tests/factories.py."""
+import datetime as dt
+
 import pytest
 
 from app import create_app
@@ -43,6 +45,15 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _today_is_today(request, monkeypatch):
+    """Many modules name ``TODAY`` once, at import. A suite that runs across midnight would then date its
+    invoices yesterday while the portal dates payments today, so each test sees the date it runs on."""
+    module = request.module
+    if isinstance(getattr(module, "TODAY", None), dt.date):
+        monkeypatch.setattr(module, "TODAY", dt.date.today())
 
 
 @pytest.fixture

@@ -53,9 +53,9 @@ def enrolled(processor, number=GOOD, **kw):
     return customer, method
 
 
-def run(processor, on=TODAY, **kw):
+def run(processor, on=None, **kw):
     lines = []
-    summary = autopay.run(processor, on=on, echo=lines.append, **kw)
+    summary = autopay.run(processor, on=on or TODAY, echo=lines.append, **kw)
     return summary, lines
 
 

@@ -9,7 +9,7 @@ from peewee import fn
 from billing import accounts, ledger, payments
 from billing.ledger import OpenInvoice, allocate, invoice_status
 from billing.processors import SUCCEEDED, IntentState
-from db.models import Allocation, CreditEntry, Invoice, Payment
+from db.models import Allocation, CreditEntry, Invoice, Payment, utcnow
 from tests.factories import make_customer, make_invoice
 
 D = dt.date
@@ -71,7 +71,7 @@ def pay(customer, cents, invoice=None):
     p = Payment.create(ref=f"PAY-{secrets.token_hex(4)}", customer=customer.id,
                        idempotency_key=secrets.token_urlsafe(24), amount_cents=cents, method_type="card",
                        status=payments.AWAITING_DETAILS, target_invoice=invoice, processor="sandbox",
-                       processor_ref=f"pi_{secrets.token_hex(8)}")
+                       processor_ref=f"pi_{secrets.token_hex(8)}", charging_at=utcnow())  # claimed, as Pay does
     state = IntentState(id=p.processor_ref, status=SUCCEEDED, amount_cents=cents, brand="Visa", last4="4242",
                          currency="USD")
     payments.apply_intent_state(p.id, state)
