@@ -36,7 +36,8 @@ PLANNED = ("awaiting_details", AWAITING_VERIFICATION, PROCESSING, "held")
 ON_ITS_WAY = (PROCESSING, AWAITING_VERIFICATION)  # Home's "Processing" figure: a bank debit settling or verifying
 RECEIVED = (SUCCEEDED, "refunded", "disputed", "reversed")  # payments whose money arrived (billing.payments)
 REVERSAL_LABELS = {"refund": N_("Refund"), "return": N_("Returned by the bank"), "dispute": N_("Disputed"),
-                   "dispute_won": N_("Dispute won"), "counter_reversal": N_("Reversed by staff")}
+                   "dispute_won": N_("Dispute won"), "counter_reversal": N_("Reversed by staff"),
+                   "refund_failed": N_("Refund failed: applied again")}
 
 
 @dataclass(frozen=True)

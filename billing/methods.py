@@ -144,11 +144,50 @@ def remove(customer_id, method_id, *, user_id, password, actor="customer", ip=""
     return Removed(method, turned_off)
 
 
-def autopay_off_for(customer_id, method_id, actor="customer"):
+def make_unusable(customer_id, method_id, *, reason, actor="processor"):
+    """The processor says a saved method can no longer be used (a disputed bank debit): inside the caller's
+    transaction it is removed as if the customer had, and autopay that used it turns off, saying ``reason``."""
+    PaymentMethod.update(removed_at=utcnow()).where(
+        (PaymentMethod.id == method_id) & PaymentMethod.removed_at.is_null()).execute()
+    DefaultPaymentMethod.delete().where((DefaultPaymentMethod.customer == customer_id)
+                                        & (DefaultPaymentMethod.payment_method == method_id)).execute()
+    turned_off = autopay_off_for(customer_id, method_id, actor=actor, reason=reason)
+    accounts.audit(actor, "method.unusable", "payment_method", method_id, autopay_turned_off=turned_off)
+    return turned_off
+
+
+def method_changed(update, actor="processor"):
+    """The processor changed a saved method (``MethodChanged``): a renewed card keeps its place, autopay and
+    default with its new expiry and number; a bank account whose mandate ended is not used again, its autopay
+    turns off and the customer is told. Safe to repeat; False when nothing changed."""
+    with write_tx():
+        method = PaymentMethod.get_or_none((PaymentMethod.processor_ref == update.method_token)
+                                           & PaymentMethod.removed_at.is_null())
+        if method is None:
+            return False
+        accounts.lock_customer(method.customer_id)
+        if not update.usable:
+            make_unusable(method.customer_id, method.id, actor=actor,
+                          reason=N_("Turned off because the bank account's authorization to debit it ended."))
+            notices.method_unusable(method)
+            return True
+        facts = {k: v for k, v in dict(brand=update.brand, last4=update.last4, exp_month=update.exp_month,
+                                       exp_year=update.exp_year).items() if v}
+        if not facts or all(getattr(method, k) == v for k, v in facts.items()):
+            return False
+        PaymentMethod.update(**facts).where(PaymentMethod.id == method.id).execute()
+        accounts.audit(actor, "method.updated", "payment_method", method.id,
+                       was=f"{method.last4} {method.exp_month}/{method.exp_year}",
+                       now=f"{facts.get('last4', method.last4)} {facts.get('exp_month', method.exp_month)}/"
+                           f"{facts.get('exp_year', method.exp_year)}")
+        return True
+
+
+def autopay_off_for(customer_id, method_id, actor="customer",
+                    reason=N_("Turned off because its payment method was removed.")):
     """A saved method was removed (inside its transaction): autopay that used it turns off; True if it did."""
     changed = AutopayEnrolment.update(
-        enabled=False, disabled_at=utcnow(), updated_at=utcnow(),
-        disabled_reason=N_("Turned off because its payment method was removed.")).where(
+        enabled=False, disabled_at=utcnow(), updated_at=utcnow(), disabled_reason=reason).where(
         (AutopayEnrolment.customer == customer_id) & AutopayEnrolment.enabled
         & (AutopayEnrolment.payment_method == method_id)).execute()
     if changed:

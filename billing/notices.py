@@ -180,6 +180,19 @@ def _how_to_verify(kind, url, sp, paylink=False):
                   "their two amounts here to verify the account: %(url)s", url=url)
 
 
+def method_unusable(method):
+    """A saved bank account's mandate ended at the processor: it is not debited again, and autopay with it is off."""
+    customer = Customer.get_by_id(method.customer_id)
+    sp = _speaker(customer)
+    body = (sp.say("Your bank account %(account)s can no longer be debited: its authorization ended at your bank "
+                   "or our payment processor. We removed it from your payment methods, and autopay with it is off.",
+                   account=_method(method.brand, method.last4, sp))
+            + "\n\n" + sp.say("To keep paying automatically, add a payment method and turn autopay on: %(url)s",
+                               url=link("/methods")))
+    return _queue("method_unusable", customer.email, sp.say("Your bank account can no longer be used"), body,
+                  f"method-{method.id}-unusable", sp)
+
+
 def setup_verification(customer, setup, state):
     """A bank account being saved (Payment methods) must be verified with small deposits first."""
     sp = _speaker(customer)

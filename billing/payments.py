@@ -1241,7 +1241,8 @@ def apply_off_session_state(payment_id, state, actor="autopay"):
 import datetime as _dt  # noqa: E402
 
 from billing import mail  # noqa: E402
-from db.models import CreditEntry, MethodSetup, PaymentMandate, PaymentReversal, RefundRequest  # noqa: E402
+from db.models import (CreditEntry, MethodSetup, PaymentDispute, PaymentMandate, PaymentReversal,  # noqa: E402
+                       RefundRequest)
 
 RECONCILE_AFTER = _dt.timedelta(minutes=5)
 RECONCILE_WITHIN = _dt.timedelta(days=7)
@@ -1259,7 +1260,6 @@ OFF_SESSION_CLAIM_TTL = _dt.timedelta(days=3)
 # then be verified within 10 days. Reconcile follows such payments this long, however old they are.
 VERIFICATION_TTL = _dt.timedelta(days=14)
 VERIFICATION_EXPIRED_MESSAGE = "The bank account was not verified in time, so nothing was debited."
-OPEN_DISPUTE = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
 
 
 def taken_back(payment_id):
@@ -1401,69 +1401,170 @@ def record_refunds(payment_id, refunds, actor="processor", reason=""):
         return applied
 
 
-def record_return(payment_id, state, actor="processor"):
-    """A succeeded bank debit came back (an ACH return): take all of it back and move to reversed."""
+def record_failed_refunds(payment_id, refund_ids, actor="processor"):
+    """Refunds the processor made that then failed or were canceled: what each took back is applied again.
+
+    Each is given back once (its reversal ``failed:<refund id>`` is UNIQUE), by the usual rules (oldest open
+    invoice first, then credit), with its fee part; a payment refunded in full is succeeded again. The staff
+    request that asked for it, if any, says it failed, and the customer is told.
+    """
+    if not refund_ids:
+        return False
     with write_tx():
         payment = Payment.get_by_id(payment_id)
         accounts.lock_customer(payment.customer_id)
-        if payment.status != SUCCEEDED:
-            return False
-        left = payment.amount_cents - taken_back(payment.id)
-        if left > 0:  # the bank returns the whole debit, so the convenience fee left in it comes back too
-            _reversal(payment, "return", left, f"return:{state.id}", state.failure_code, actor,
-                      fee_cents=max((payment.fee_cents or 0) - fee_taken_back(payment.id), 0))
-        _transition(payment.id, REVERSED, failure_code=state.failure_code, failure_message=state.failure_message)
-        _tell_customer(payment, f"return:{state.id}", lambda sp: (
-            sp.say("Your bank returned payment %(ref)s", ref=payment.ref),
-            (sp.say("Your bank returned your payment %(ref)s of %(amount)s: %(reason)s", ref=payment.ref,
-                    amount=sp.money(payment.amount_cents, payment.currency), reason=sp.text(state.failure_message))
-             if state.failure_message else
-             sp.say("Your bank returned your payment %(ref)s of %(amount)s.", ref=payment.ref,
-                    amount=sp.money(payment.amount_cents, payment.currency)))
-            + "\n\n" + sp.say("The invoices it paid are open again. Please pay them with another method.")))
-        return True
+        applied = False
+        for refund_id in refund_ids:
+            taken = PaymentReversal.get_or_none((PaymentReversal.processor_ref == refund_id)
+                                                & (PaymentReversal.payment == payment.id)
+                                                & (PaymentReversal.kind == "refund"))
+            if taken is None or not _reversal(payment, "refund_failed", -taken.amount_cents, f"failed:{refund_id}",
+                                              "the refund failed at the processor", actor,
+                                              fee_cents=-(taken.fee_cents or 0)):
+                continue
+            applied = True
+            RefundRequest.update(status="failed", error="The processor reported that the refund failed.",
+                                 updated_at=utcnow()).where(RefundRequest.processor_ref == refund_id).execute()
+            back = taken.amount_cents + (taken.fee_cents or 0)
+            _tell_customer(payment, f"failed:{refund_id}", lambda sp, back=back: (
+                sp.say("Refund of %(amount)s not made", amount=sp.money(back, payment.currency)),
+                sp.say("The refund of %(amount)s of your payment %(ref)s could not be made, so the money was not "
+                       "returned. It is applied to your account again. Please contact us if you still want it "
+                       "back.", amount=sp.money(back, payment.currency), ref=payment.ref)))
+        if applied:
+            _reinstate(payment.id, REFUNDED)
+        return applied
 
 
-def _reinstate(payment_id):
-    """A won dispute: disputed back to succeeded (outside TRANSITIONS so a 'succeeded' report can't do it)."""
-    return bool(Payment.update(status=SUCCEEDED, updated_at=utcnow())
-                .where((Payment.id == payment_id) & (Payment.status == DISPUTED)).execute())
+def _reinstate(payment_id, from_status):
+    """Back to succeeded once what took the money back is undone: a dispute decided for the ISP (from disputed,
+    or from reversed when a lost dispute is won on appeal), or a refund that failed (from refunded). Kept out of
+    TRANSITIONS so that no 'succeeded' report can make these moves."""
+    q = Payment.update(status=SUCCEEDED, failure_code="", failure_message="", updated_at=utcnow())
+    if from_status == REVERSED:
+        return bool(q.where((Payment.id == payment_id) & (Payment.status == REVERSED)
+                            & (Payment.failure_code == DISPUTE_LOST)).execute())
+    return bool(q.where((Payment.id == payment_id) & (Payment.status == from_status)).execute())
+
+
+# Stripe's dispute statuses. An inquiry (warning_*) is the bank asking before any chargeback: it moves no
+# money, and is shown to staff. A chargeback takes the disputed money back while it is open; won and prevented
+# give it back; lost keeps it taken. The same dispute may go from an inquiry to a chargeback, and a lost one
+# back under review on appeal, so each event is compared with the dispute's last status (PaymentDispute).
+INQUIRY = ("warning_needs_response", "warning_under_review")
+INQUIRY_CLOSED = "warning_closed"
+CHARGEBACK = ("needs_response", "under_review")
+DECIDED_FOR_ISP = ("won", "prevented")
+DISPUTE_LOST = "dispute_lost"
+DISPUTE_STATUSES = INQUIRY + (INQUIRY_CLOSED,) + CHARGEBACK + DECIDED_FOR_ISP + ("lost",)
+DISPUTE_LABELS = {
+    "warning_needs_response": "Inquiry: the bank asks for information (no money taken)",
+    "warning_under_review": "Inquiry under review (no money taken)",
+    "warning_closed": "Inquiry closed (no money taken)",
+    "needs_response": "Chargeback: evidence needed",
+    "under_review": "Chargeback under review",
+    "won": "Won: the money came back",
+    "prevented": "Prevented: the money came back",
+    "lost": "Lost: the money stays taken back",
+}
+
+
+def _note_dispute(payment, dispute_id, status, cents, reason, actor):
+    """Keep the dispute's latest status; (the row as it was before, or None; whether the status changed)."""
+    before = PaymentDispute.get_or_none(PaymentDispute.processor_ref == dispute_id)
+    if before is None:
+        PaymentDispute.create(payment=payment.id, processor_ref=dispute_id, status=status, amount_cents=cents,
+                              reason=reason[:255])
+    elif (before.status, before.amount_cents) != (status, cents):
+        PaymentDispute.update(status=status, amount_cents=cents, reason=reason[:255] or before.reason,
+                              updated_at=utcnow()).where(PaymentDispute.id == before.id).execute()
+    changed = before is None or before.status != status
+    if changed:
+        accounts.audit(actor, "payment.dispute_status", "payment", payment.ref, dispute=dispute_id, status=status,
+                       was=before.status if before else "", amount_cents=cents)
+    return before, changed
+
+
+def _bank_account_disputed(payment, actor):
+    """A bank debit disputed (an unauthorized return): the account is not used again and its autopay is off.
+
+    Returns the method's last four digits when it was a saved account (for the customer's email), else ""."""
+    from billing import methods  # methods builds on this module
+
+    method = PaymentMethod.get_or_none(PaymentMethod.id == payment.payment_method_id) \
+        if payment.method_type == "ach" and payment.payment_method_id else None
+    if method is None or method.removed_at is not None:
+        return ""
+    methods.make_unusable(payment.customer_id, method.id, actor=actor,
+                          reason=N_("Turned off because your bank disputed a payment from this account."))
+    return method.last4
 
 
 def record_dispute(payment_id, dispute_id, status, cents, reason="", actor="processor"):
-    """Follow a dispute to its current status; each step happens once, whatever order the events came in."""
+    """Follow a dispute to its current status; each step happens once, whatever order the events came in.
+
+    Returns True when something changed (the dispute's status, money, or the payment's state).
+    """
+    if status not in DISPUTE_STATUSES:
+        return False
     with write_tx():
         payment = Payment.get_by_id(payment_id)
         accounts.lock_customer(payment.customer_id)
+        mine = PaymentDispute.get_or_none(PaymentDispute.processor_ref == dispute_id)
+        if mine is not None and mine.payment_id != payment.id:
+            return False
+        _, changed = _note_dispute(payment, dispute_id, status, cents, reason, actor)
         held = PaymentReversal.get_or_none(PaymentReversal.processor_ref == dispute_id)
-        if status == "won":
-            if held is not None and _reversal(payment, "dispute_won", -held.amount_cents, f"won:{dispute_id}",
-                                              reason, actor, fee_cents=-(held.fee_cents or 0)):
-                _reinstate(payment.id)
-                return True
-            return False
-        if status not in OPEN_DISPUTE + ("lost",) or payment.status not in (SUCCEEDED, DISPUTED):
-            return False
+        given_back = PaymentReversal.get_or_none(PaymentReversal.processor_ref == f"won:{dispute_id}")
+        if status in INQUIRY or status == INQUIRY_CLOSED:
+            return changed  # an inquiry moves no money; staff see it on the payment
+        if status in DECIDED_FOR_ISP:
+            if held is None or given_back is not None:
+                return changed
+            _reversal(payment, "dispute_won", -held.amount_cents, f"won:{dispute_id}", reason, actor,
+                      fee_cents=-(held.fee_cents or 0))
+            still_open = (PaymentDispute.select().where(
+                (PaymentDispute.payment == payment.id) & (PaymentDispute.processor_ref != dispute_id)
+                & PaymentDispute.status.in_(CHARGEBACK + ("lost",))).exists())
+            if not still_open:
+                _reinstate(payment.id, DISPUTED) or _reinstate(payment.id, REVERSED)
+            return True
+        if given_back is not None:
+            return changed  # decided for the ISP and given back: a later word on it is for staff, on the payment
         moved = False
         if held is None:
+            if payment.status not in (SUCCEEDED, DISPUTED):
+                return changed
             # The processor disputes part or all of the charge, fee included: split it as a refund of the
             # charge would be, so the fee part is recorded apart and never reaches the ledger.
             before, fee_before = taken_back(payment.id), fee_taken_back(payment.id)
             fee = payment.fee_cents or 0
             charge_left = payment.amount_cents - before + fee - fee_before
-            cents, fee_part = fees.split_refund(payment.amount_cents, fee, before, fee_before,
-                                                min(cents, charge_left))
-            moved = _reversal(payment, "dispute", cents, dispute_id, reason, actor, fee_cents=fee_part)
+            part, fee_part = fees.split_refund(payment.amount_cents, fee, before, fee_before, min(cents, charge_left))
+            moved = _reversal(payment, "dispute", part, dispute_id, reason, actor, fee_cents=fee_part)
             _transition(payment.id, DISPUTED)
+            last4 = _bank_account_disputed(payment, actor)
             _tell_customer(payment, dispute_id, lambda sp: (
                 sp.say("Payment %(ref)s is disputed", ref=payment.ref),
                 sp.say("Your bank told us you disputed payment %(ref)s of %(amount)s. Until the dispute is settled "
                        "the invoices it paid show as due again.", ref=payment.ref,
-                       amount=sp.money(payment.amount_cents, payment.currency))))
+                       amount=sp.money(payment.amount_cents, payment.currency))
+                + ("\n\n" + sp.say("We will not debit the bank account ending %(last4)s again, and autopay with it "
+                                    "is off. To pay, add another payment method.", last4=last4) if last4 else "")))
         if status == "lost":
-            moved = _transition(payment.id, REVERSED, failure_code="dispute_lost",
+            moved = _transition(payment.id, REVERSED, failure_code=DISPUTE_LOST,
                                 failure_message="The payment was disputed and taken back.") or moved
-        return moved
+        elif held is not None:  # a lost dispute back under review (an appeal): disputed again, money still taken
+            moved = bool(Payment.update(status=DISPUTED, failure_code="", failure_message="", updated_at=utcnow())
+                         .where((Payment.id == payment.id) & (Payment.status == REVERSED)
+                                & (Payment.failure_code == DISPUTE_LOST)).execute()) or moved
+        return moved or changed
+
+
+def disputes_of(payment_id):
+    """A payment's disputes, newest first, for staff."""
+    return list(PaymentDispute.select().where(PaymentDispute.payment == payment_id)
+                .order_by(PaymentDispute.created_at.desc(), PaymentDispute.id.desc()))
 
 
 def save_remote_method(processor_name, update, actor="processor"):
@@ -1497,17 +1598,20 @@ def apply_update(processor_name, update, actor="processor"):
         from billing import methods  # methods builds on this module
 
         return methods.setup_moved(update, actor)
+    if isinstance(update, proc.MethodChanged):
+        from billing import methods
+
+        return methods.method_changed(update, actor)
     payment = Payment.get_or_none(Payment.processor_ref == update.intent_id)
     if payment is None:
         return False
     if isinstance(update, proc.IntentUpdate):
         if payment.status in IN_FLIGHT:
             return apply_intent_state(payment.id, update.state, actor=actor).status != payment.status
-        if payment.status == SUCCEEDED and update.state.status == proc.FAILED:
-            return record_return(payment.id, update.state, actor)
-        return False
+        return False  # Stripe never fails a succeeded intent: a late bank return comes as a dispute
     if isinstance(update, proc.RefundsUpdate):
-        return record_refunds(payment.id, update.refunds, actor)
+        recorded = record_refunds(payment.id, update.refunds, actor)
+        return record_failed_refunds(payment.id, update.failed, actor) or recorded
     if isinstance(update, proc.DisputeUpdate):
         return record_dispute(payment.id, update.dispute_id, update.status, update.amount_cents, update.reason,
                               actor)
@@ -1521,7 +1625,8 @@ def handle_remote_event(processor, event_id, event_type, update):
     event), so duplicates and events out of order all end in the same state. Returns False for a
     repeat; True when recorded (whether or not it changed anything).
     """
-    if update is not None and not isinstance(update, (proc.IntentUpdate, proc.MethodUpdate, proc.SetupUpdate)):
+    if update is not None and not isinstance(update, (proc.IntentUpdate, proc.MethodUpdate, proc.SetupUpdate,
+                                                       proc.MethodChanged)):
         # A refund or dispute of a success we have not recorded yet: record the success first.
         payment = Payment.get_or_none(Payment.processor_ref == update.intent_id)
         if payment is not None and payment.status in IN_FLIGHT:

@@ -660,7 +660,7 @@ class PaymentReversal(BaseModel):
     """
 
     payment = ForeignKeyField(Payment, backref="reversals", on_delete="RESTRICT")
-    kind = CharField()  # refund | return | dispute | dispute_won
+    kind = CharField()  # refund | return | dispute | dispute_won | refund_failed
     amount_cents = BigIntegerField()  # taken back; negative when given back
     fee_cents = BigIntegerField(default=0)  # of the convenience fee, returned with a refund (migration 0190)
     processor_ref = CharField(unique=True)
@@ -685,6 +685,25 @@ class OfflinePayment(BaseModel):
     note = CharField(default="")
     recorded_by = CharField()
     created_at = DateTimeField(default=utcnow)
+
+
+class PaymentDispute(BaseModel):
+    """A dispute of a payment at its latest status (migration 0230); its money is in PaymentReversal.
+
+    Inquiries (``warning_*``) flag the payment for staff and move nothing; billing.payments.record_dispute
+    decides what each status does.
+    """
+
+    payment = ForeignKeyField(Payment, backref="disputes", on_delete="RESTRICT")
+    processor_ref = CharField(unique=True)
+    status = CharField()
+    amount_cents = BigIntegerField()
+    reason = CharField(default="")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("payment",), False),)
 
 
 class RefundRequest(BaseModel):

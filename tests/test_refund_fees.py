@@ -185,15 +185,14 @@ def test_a_dispute_of_the_whole_charge_takes_the_fee_back_apart_and_a_won_one_gi
     assert accounts.summary(paid.customer_id).balance_cents == 2000
 
 
-def test_a_bank_return_takes_back_the_fee_left_in_the_payment(app, paid, owner):
-    from types import SimpleNamespace
-
+def test_a_dispute_lost_at_once_takes_back_the_fee_left_in_the_payment(app, paid, owner):
+    """A late bank return reaches us as Stripe reports it, a dispute already lost: what is left of the charge
+    after a refund comes back, fee and all, split as a refund of it would be."""
     _, _, key = review(owner, paid, "15.00")  # $15.00 refunded first, with its $0.53 share of the fee
     assert confirm(owner, paid, "15.00", key).status_code in (302, 303)
     assert payments.fee_taken_back(paid.id) == 53
-    returned = SimpleNamespace(id="ret_test_1", failure_code="R10", failure_message="Not authorized")
-    assert payments.record_return(paid.id, returned)
-    rev = PaymentReversal.get(PaymentReversal.kind == "return")
+    assert payments.record_dispute(paid.id, "du_late_return", "lost", 3500 + FEE - 53, reason="unauthorized")
+    rev = PaymentReversal.get(PaymentReversal.kind == "dispute")
     assert (rev.amount_cents, rev.fee_cents) == (3500, FEE - 53)
     assert (payments.taken_back(paid.id), payments.fee_taken_back(paid.id)) == (5000, FEE)
     assert Payment.get_by_id(paid.id).status == payments.REVERSED

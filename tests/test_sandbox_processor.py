@@ -6,6 +6,7 @@ import pytest
 from billing import accounts, payments
 from billing.processors import CANCELED, REQUIRES_PAYMENT_METHOD, SUCCEEDED, Capability, ProcessorError
 from db.models import Payment, PaymentReversal, SandboxDispute, SandboxRefund, WebhookEvent
+from tests.staff_support import owner  # noqa: F401
 from tests.test_pay_flow import ACH_OK, GOOD_CARD, make_payment, owing, pay_at_processor  # noqa: F401
 from views.sandbox import tick
 
@@ -88,6 +89,34 @@ def test_a_dispute_opened_from_the_command_line_and_lost_reverses_the_payment(ap
     lost = runner.invoke(args=["sandbox-dispute", payment.ref, "--lost"])
     assert lost.exit_code == 0, lost.output
     assert fresh(payment).status == payments.REVERSED and payments.taken_back(payment.id) == 5000
+    again = runner.invoke(args=["sandbox-dispute", payment.ref, "--won"])
+    assert again.exit_code != 0 and "no open dispute" in again.output
+
+
+def test_an_inquiry_takes_nothing_staff_see_it_and_it_may_become_a_chargeback(app, runner, logged_in, owing,
+                                                                             owner):
+    payment = paid(logged_in)
+    opened = runner.invoke(args=["sandbox-dispute", payment.ref, "--inquiry"])
+    assert opened.exit_code == 0 and "inquiry opened" in opened.output, opened.output
+    assert fresh(payment).status == payments.SUCCEEDED and payments.taken_back(payment.id) == 0
+    page = owner.get(f"/staff/payments/{payment.ref}").get_data(as_text=True)
+    assert 'id="disputes"' in page and "Inquiry: the bank asks for information (no money taken)" in page
+    escalated = runner.invoke(args=["sandbox-dispute", payment.ref, "--lost"])
+    assert escalated.exit_code == 0, escalated.output
+    assert fresh(payment).status == payments.DISPUTED and payments.taken_back(payment.id) == 5000
+    assert "Chargeback: evidence needed" in owner.get(f"/staff/payments/{payment.ref}").get_data(as_text=True)
+    won = runner.invoke(args=["sandbox-dispute", payment.ref, "--won"])
+    assert won.exit_code == 0, won.output
+    assert fresh(payment).status == payments.SUCCEEDED and payments.taken_back(payment.id) == 0
+
+
+def test_an_inquiry_that_closes_moves_no_money_at_all(app, runner, logged_in, owing):
+    payment = paid(logged_in)
+    assert runner.invoke(args=["sandbox-dispute", payment.ref, "--inquiry"]).exit_code == 0
+    closed = runner.invoke(args=["sandbox-dispute", payment.ref, "--won"])
+    assert closed.exit_code == 0, closed.output
+    assert SandboxDispute.get().status == "warning_closed"
+    assert fresh(payment).status == payments.SUCCEEDED and PaymentReversal.select().count() == 0
     again = runner.invoke(args=["sandbox-dispute", payment.ref, "--won"])
     assert again.exit_code != 0 and "no open dispute" in again.output
 

@@ -15,13 +15,15 @@ import urllib.request
 import pytest
 import stripe
 
-from billing import accounts
+from billing import accounts, autopay, payments
 from db.models import (
     Allocation,
+    AuditLog,
     CreditEntry,
     Outbox,
     Payment,
     PaymentInvoice,
+    PaymentDispute,
     PaymentMandate,
     PaymentMethod,
     PaymentReversal,
@@ -295,7 +297,10 @@ def test_ach_pending_then_failed_leaves_the_invoices_open(client, logged_in, owi
     assert "Payment failed" in logged_in.get(f"/payments/{payment.ref}").get_data(as_text=True)
 
 
-def test_ach_pending_then_settled_then_returned_is_reversed_with_new_rows(client, logged_in, owing, side):
+def test_ach_settled_then_returned_late_is_a_lost_dispute_reversed_with_new_rows(client, logged_in, owing, side):
+    """Stripe reports a bank debit returned after it settled as a dispute (``charge.dispute.created``, the
+    dispute already ``lost``: an ACH dispute cannot be answered), never as a succeeded intent turning failed.
+    The debit's saved bank account is not used again and autopay with it turns off."""
     old, new = owing
     payment = ach_payment(logged_in, side)
     confirm_bank(logged_in, payment, accepted="1")
@@ -304,12 +309,18 @@ def test_ach_pending_then_settled_then_returned_is_reversed_with_new_rows(client
     deliver(client, "payment_intent.succeeded", obj)
     originals = list(Allocation.select().order_by(Allocation.id).dicts())
     assert sum(r["amount_cents"] for r in originals) == 5000
+    account = PaymentMethod.create(customer=payment.customer_id, processor="stripe", processor_ref="pm_bank_1",
+                                   method_type="ach", brand="STRIPE TEST BANK", last4="6789")
+    Payment.update(payment_method=account.id).where(Payment.id == payment.id).execute()
+    autopay.turn_on(payment.customer_id, account.id, accepted=True, ip="203.0.113.9", user_agent="pytest")
 
-    side.set_ach(payment.processor_ref, "requires_payment_method", error=RETURNED)
-    deliver(client, "payment_intent.payment_failed", obj)
-    deliver(client, "payment_intent.payment_failed", obj)  # a different delivery of the same news
+    deliver(client, "payment_intent.payment_failed", obj)  # not a move Stripe makes: nothing changes
+    assert fresh(payment).status == "succeeded"
+    side.set_dispute("du_ach", payment.processor_ref, "lost", 5000, reason="debit_not_authorized")
+    deliver(client, "charge.dispute.created", side.disputes["du_ach"])
+    deliver(client, "charge.dispute.created", side.disputes["du_ach"], event_id="evt_again")  # redelivered
     payment = fresh(payment)
-    assert payment.status == "reversed" and "insufficient funds" in payment.failure_message
+    assert payment.status == "reversed" and payment.failure_code == "dispute_lost"
     assert list(Allocation.select().where(Allocation.id.in_([r["id"] for r in originals]))
                 .order_by(Allocation.id).dicts()) == originals  # never edited
     reversals = list(Allocation.select().where(Allocation.amount_cents < 0))
@@ -318,9 +329,13 @@ def test_ach_pending_then_settled_then_returned_is_reversed_with_new_rows(client
     assert net(payment) == {}
     assert accounts.invoice_view(payment.customer_id, old.id).balance_cents == 3000
     assert accounts.invoice_view(payment.customer_id, new.id).balance_cents == 4000
-    assert PaymentReversal.get(PaymentReversal.payment == payment.id).kind == "return"
+    assert [r.kind for r in PaymentReversal.select().where(PaymentReversal.payment == payment.id)] == ["dispute"]
+    assert PaymentMethod.get_by_id(account.id).removed_at is not None
+    enrolment = autopay.enrolment(payment.customer_id)
+    assert not enrolment.enabled and "bank disputed" in enrolment.disabled_reason
     email = Outbox.get(Outbox.kind == "payment.reversal")
     assert email.to_addr == payment.billing_email and payment.ref in email.subject
+    assert "ending 6789" in email.text_body and "autopay with it is off" in email.text_body
     assert "Payment reversed" in logged_in.get(f"/payments/{payment.ref}").get_data(as_text=True)
 
 
@@ -376,6 +391,161 @@ def test_dispute_events_out_of_order_end_in_the_right_state(client, logged_in, o
     deliver(client, "charge.dispute.created", side.disputes["du_lost"])
     assert fresh(lost).status == "reversed" and net(lost) == {}
     assert PaymentReversal.select().count() == 1
+
+
+def test_an_inquiry_moves_no_money_and_its_close_changes_nothing_but_its_flag(client, logged_in, owing,
+                                                                             stripe_server, side):
+    """Stripe's inquiry (``warning_needs_response``, then ``warning_closed``): the bank asks, nothing is taken."""
+    payment = paid_card(logged_in, stripe_server)
+    before = net(payment)
+    side.set_dispute("du_inq", payment.processor_ref, "warning_needs_response", 5000, reason="general")
+    deliver(client, "charge.dispute.created", side.disputes["du_inq"])
+    assert fresh(payment).status == "succeeded" and net(payment) == before
+    assert PaymentReversal.select().count() == 0 and not Outbox.select().where(Outbox.kind == "payment.reversal")
+    assert PaymentDispute.get(PaymentDispute.processor_ref == "du_inq").status == "warning_needs_response"
+    side.set_dispute("du_inq", payment.processor_ref, "warning_closed", 5000, reason="general")
+    deliver(client, "charge.dispute.closed", side.disputes["du_inq"])
+    assert fresh(payment).status == "succeeded" and net(payment) == before
+    assert PaymentReversal.select().count() == 0
+    assert PaymentDispute.get(PaymentDispute.processor_ref == "du_inq").status == "warning_closed"
+
+
+def test_an_inquiry_that_becomes_a_chargeback_takes_the_money_then_prevented_gives_it_back(
+        client, logged_in, owing, stripe_server, side):
+    payment = paid_card(logged_in, stripe_server)
+    before = net(payment)
+    side.set_dispute("du_esc", payment.processor_ref, "warning_under_review", 5000)
+    deliver(client, "charge.dispute.created", side.disputes["du_esc"])
+    assert fresh(payment).status == "succeeded"
+    side.set_dispute("du_esc", payment.processor_ref, "needs_response", 5000)
+    deliver(client, "charge.dispute.updated", side.disputes["du_esc"])
+    assert fresh(payment).status == "disputed" and net(payment) == {}
+    side.set_dispute("du_esc", payment.processor_ref, "prevented", 5000)
+    deliver(client, "charge.dispute.closed", side.disputes["du_esc"])
+    assert fresh(payment).status == "succeeded" and net(payment) == before
+    assert [r.kind for r in PaymentReversal.select().order_by(PaymentReversal.id)] == ["dispute", "dispute_won"]
+
+
+def test_a_lost_dispute_under_review_again_then_won_comes_back_once(client, logged_in, owing, stripe_server, side):
+    """An appeal: lost, then under review again (disputed, money still taken), then won (given back once)."""
+    payment = paid_card(logged_in, stripe_server)
+    before = net(payment)
+    for status in ("needs_response", "lost", "under_review"):
+        side.set_dispute("du_app", payment.processor_ref, status, 5000)
+        deliver(client, "charge.dispute.updated", side.disputes["du_app"])
+        assert fresh(payment).status == {"lost": "reversed"}.get(status, "disputed") and net(payment) == {}
+    side.set_dispute("du_app", payment.processor_ref, "won", 5000)
+    deliver(client, "charge.dispute.closed", side.disputes["du_app"])
+    deliver(client, "charge.dispute.updated", side.disputes["du_app"], event_id="evt_late_update")
+    assert fresh(payment).status == "succeeded" and net(payment) == before
+    assert PaymentReversal.select().count() == 2
+    audit = [json.loads(a.detail)["status"] for a in AuditLog.select().where(
+        AuditLog.action == "payment.dispute_status").order_by(AuditLog.id)]
+    assert audit == ["needs_response", "lost", "under_review", "won"]
+
+
+# --- Refunds that fail. ---------------------------------------------------------------------------------
+
+
+def fail_refunds(proc, monkeypatch, failed_ids, status="failed"):
+    """Stripe's refunds list as it reads once these refunds failed (localstripe's never do)."""
+    real = proc._client.v1.refunds.list
+
+    def listed(*a, **k):
+        rows = [dict(r.to_dict(), status=status if r.id in failed_ids else r.get("status", "succeeded"))
+                for r in real(*a, **k).data]
+        return stripe.ListObject.construct_from({"object": "list", "data": rows, "has_more": False,
+                                                 "url": "/v1/refunds"}, "sk_test")
+    monkeypatch.setattr(proc._client.v1.refunds, "list", listed)
+
+
+@pytest.mark.parametrize("status", ["failed", "canceled"])
+def test_a_refund_that_fails_later_is_applied_again_once(app, client, logged_in, owing, stripe_server,
+                                                         monkeypatch, status):
+    """``charge.refund.updated`` with the refund ``failed`` or ``canceled`` (Stripe's Refund object, as its
+    docs show it): the money never left, so the payment is succeeded again and its invoices paid again."""
+    payment = paid_card(logged_in, stripe_server)
+    before = net(payment)
+    done = app.test_cli_runner().invoke(args=["refund", payment.ref])
+    assert done.exit_code == 0, done.output
+    assert fresh(payment).status == "refunded" and net(payment) == {}
+    refund = stripe_server.client.v1.refunds.list(params={"payment_intent": payment.processor_ref}).data[0]
+    fail_refunds(app.extensions["processor"], monkeypatch, {refund.id}, status)
+    obj = dict(refund.to_dict(), status=status, failure_reason="lost_or_stolen_card")
+    deliver(client, "charge.refund.updated", obj)
+    deliver(client, "charge.refund.updated", obj, event_id="evt_refund_again")
+    deliver(client, "charge.refunded", stripe_server.client.v1.charges.retrieve(refund.charge).to_dict())
+    payment = fresh(payment)
+    assert payment.status == "succeeded" and net(payment) == before
+    assert [r.kind for r in PaymentReversal.select().order_by(PaymentReversal.id)] == ["refund", "refund_failed"]
+    assert payments.refundable(payment) == 5000
+    email = Outbox.select().where(Outbox.kind == "payment.reversal").order_by(Outbox.id.desc()).first()
+    assert "could not be made" in email.text_body and payment.ref in email.text_body
+
+
+# --- Saved methods the processor changes. --------------------------------------------------------------
+
+
+def saved(customer, token, method_type="card", **kw):
+    facts = dict(brand="Visa", last4="4242", exp_month=12, exp_year=2026) if method_type == "card" else dict(
+        brand="STRIPE TEST BANK", last4="6789")
+    return PaymentMethod.create(customer=customer.id, processor="stripe", processor_ref=token,
+                                method_type=method_type, **dict(facts, **kw))
+
+
+@pytest.mark.parametrize("event_type", ["payment_method.automatically_updated", "payment_method.updated"])
+def test_a_card_the_bank_renewed_keeps_its_autopay_with_its_new_expiry(app, client, customer, monkeypatch,
+                                                                        event_type):
+    """Stripe's card updater (``payment_method.automatically_updated``, a PaymentMethod as its docs show it):
+    the saved card is the same method with a new expiry and number, so autopay goes on with it."""
+    card = saved(customer, "pm_renewed")
+    autopay.turn_on(customer.id, card.id, accepted=True, ip="203.0.113.9", user_agent="pytest")
+    pm = {"id": "pm_renewed", "object": "payment_method", "type": "card", "customer": "cus_test",
+          "card": {"brand": "visa", "last4": "1881", "exp_month": 9, "exp_year": 2030, "country": "US"}}
+    proc = app.extensions["processor"]
+    monkeypatch.setattr(proc._client.v1.payment_methods, "retrieve",
+                        lambda i, *a, **k: stripe.PaymentMethod.construct_from(pm, "sk_test"))
+    deliver(client, event_type, pm)
+    deliver(client, event_type, pm, event_id="evt_pm_again")
+    card = PaymentMethod.get_by_id(card.id)
+    assert (card.last4, card.exp_month, card.exp_year, card.removed_at) == ("1881", 9, 2030, None)
+    assert autopay.enrolment(customer.id).enabled
+    assert AuditLog.select().where(AuditLog.action == "method.updated").count() == 1
+
+
+def test_a_bank_mandate_gone_inactive_makes_the_account_unusable_and_turns_autopay_off(app, client, customer,
+                                                                                       monkeypatch):
+    """``mandate.updated`` with the Mandate ``inactive`` (Stripe's shape): the account may not be debited again."""
+    bank = saved(customer, "pm_bank_mandate", method_type="ach")
+    autopay.turn_on(customer.id, bank.id, accepted=True, ip="203.0.113.9", user_agent="pytest")
+    mandate = {"id": "mandate_1", "object": "mandate", "payment_method": "pm_bank_mandate", "status": "inactive",
+               "type": "multi_use", "customer_acceptance": {"type": "online", "accepted_at": 1700000000}}
+    proc = app.extensions["processor"]
+    monkeypatch.setattr(proc._client.v1.mandates, "retrieve",
+                        lambda i, *a, **k: stripe.Mandate.construct_from(mandate, "sk_test"))
+    deliver(client, "mandate.updated", mandate)
+    deliver(client, "mandate.updated", mandate, event_id="evt_mandate_again")
+    assert PaymentMethod.get_by_id(bank.id).removed_at is not None
+    enrolment = autopay.enrolment(customer.id)
+    assert not enrolment.enabled and "authorization" in enrolment.disabled_reason
+    mails = list(Outbox.select().where(Outbox.kind == "method_unusable"))
+    assert len(mails) == 1 and "ending 6789" in mails[0].text_body and mails[0].to_addr == customer.email
+
+
+def test_an_active_mandate_or_a_method_not_ours_changes_nothing(app, client, customer, monkeypatch):
+    bank = saved(customer, "pm_bank_ok", method_type="ach")
+    proc = app.extensions["processor"]
+    mandate = {"id": "mandate_2", "object": "mandate", "payment_method": "pm_bank_ok", "status": "active"}
+    monkeypatch.setattr(proc._client.v1.mandates, "retrieve",
+                        lambda i, *a, **k: stripe.Mandate.construct_from(mandate, "sk_test"))
+    deliver(client, "mandate.updated", mandate)
+    pm = {"id": "pm_someone_else", "object": "payment_method", "type": "card",
+          "card": {"brand": "visa", "last4": "0000", "exp_month": 1, "exp_year": 2031}}
+    monkeypatch.setattr(proc._client.v1.payment_methods, "retrieve",
+                        lambda i, *a, **k: stripe.PaymentMethod.construct_from(pm, "sk_test"))
+    deliver(client, "payment_method.automatically_updated", pm)
+    assert PaymentMethod.get_by_id(bank.id).removed_at is None
+    assert PaymentMethod.select().count() == 1 and not Outbox.select().where(Outbox.kind == "method_unusable")
 
 
 # --- Saved methods. -------------------------------------------------------------------------------------

@@ -261,8 +261,11 @@ def init_app(app):
     @click.argument("payment_ref")
     @click.option("--amount", help="Dispute only this much of it (e.g. 12.50); all of it by default.")
     @click.option("--won", "outcome", flag_value="won", help="The bank decides the open dispute for the ISP.")
-    @click.option("--lost", "outcome", flag_value="lost", help="The bank decides the open dispute for the customer.")
-    def sandbox_dispute(payment_ref, amount, outcome):
+    @click.option("--lost", "outcome", flag_value="lost", help="The bank decides the open dispute for the customer "
+                                                             "(an open inquiry becomes a chargeback).")
+    @click.option("--inquiry", is_flag=True, help="Only ask about a card payment first: no money moves until it "
+                                                  "becomes a chargeback (--lost) or closes (--won).")
+    def sandbox_dispute(payment_ref, amount, outcome, inquiry):
         """Play the customer's bank: dispute a succeeded sandbox payment, or decide its open dispute.
 
         A bank (ACH) debit's dispute is its late return (unauthorized), lost at once, as with Stripe.
@@ -279,19 +282,21 @@ def init_app(app):
             try:
                 if outcome:
                     open_ = [d for d, status in proc.disputes_of(payment.processor_ref)
-                             if status in ("needs_response", "under_review")]
+                             if status in ("needs_response", "under_review", "warning_needs_response",
+                                           "warning_under_review")]
                     if not open_:
                         raise click.ClickException(f"{payment.ref} has no open dispute")
                     dispute_id = proc.close_dispute(open_[0], won=outcome == "won")
                 else:
                     cents = money.parse_amount(amount) if amount else None
-                    dispute_id = proc.open_dispute(payment.processor_ref, cents)
+                    dispute_id = proc.open_dispute(payment.processor_ref, cents, inquiry=inquiry)
             except money.AmountError as e:
                 raise click.ClickException(str(e)) from None
             except ProcessorError as e:
                 raise click.ClickException(str(e)) from None
         _, delivered = tick(app)
-        click.echo(f"{payment.ref}: dispute {dispute_id} {outcome or 'opened'}; delivered {delivered} webhook event(s)")
+        done = outcome or ("inquiry opened" if inquiry else "opened")
+        click.echo(f"{payment.ref}: dispute {dispute_id} {done}; delivered {delivered} webhook event(s)")
 
     if app.config["SANDBOX_WORKER"]:
         start_worker(app)

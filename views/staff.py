@@ -260,8 +260,8 @@ def _payment_ctx(payment, **extra):
                 credit_cents=accounts.credit_left(payment.id), reversals=list(payment.reversals),
                 reversal_labels=accounts.REVERSAL_LABELS, receipt=offline.receipt_email(payment),
                 refundable=refunds.refundable(payment), fee_refundable=refunds.fee_refundable(payment),
-                refund_requests=refunds.requests_for(payment.id),
-                can_refund=refunds.can_refund(processor()), errors={}, **extra)
+                refund_requests=refunds.requests_for(payment.id), disputes=pay.disputes_of(payment.id),
+                dispute_labels=pay.DISPUTE_LABELS, can_refund=refunds.can_refund(processor()), errors={}, **extra)
 
 
 @bp.route("/payments/<ref>")

@@ -24,6 +24,7 @@ from billing.processors.interface import (  # noqa: F401  (the package's public 
     DisputeUpdate,
     IntentState,
     IntentUpdate,
+    MethodChanged,
     MethodUpdate,
     Processor,
     ProcessorError,

@@ -124,10 +124,12 @@ class SetupUpdate:
 
 @dataclass(frozen=True)
 class RefundsUpdate:
-    """Every live refund of the intent, as (refund id, cents)."""
+    """Every live refund of the intent, as (refund id, cents), and the ids of those that failed or were
+    canceled after they were made (an ACH refund can fail days later): their money is the customer's again."""
 
     intent_id: str
     refunds: tuple
+    failed: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,20 @@ class MethodUpdate:
     setup_id: str = ""  # the setup intent that saved it, when the portal's Add opened one
 
 
-Update = Union[IntentUpdate, RefundsUpdate, DisputeUpdate, MethodUpdate, SetupUpdate]
+@dataclass(frozen=True)
+class MethodChanged:
+    """The processor changed a saved method: a card the bank renewed or replaced (new expiry or number), or a
+    bank account whose mandate ended (``usable`` False: it may not be debited again)."""
+
+    method_token: str
+    brand: str = ""
+    last4: str = ""
+    exp_month: int = None
+    exp_year: int = None
+    usable: bool = True
+
+
+Update = Union[IntentUpdate, RefundsUpdate, DisputeUpdate, MethodUpdate, SetupUpdate, MethodChanged]
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,7 @@ def _intent(intent_id, kind):
 
 
 DISPUTE_OPEN = ("needs_response", "under_review")
+INQUIRY_OPEN = ("warning_needs_response", "warning_under_review")  # the bank asks first; no money moves
 AUTHENTICATION_REQUIRED = ("authentication_required", "Your bank asked you to confirm this payment.")
 LATE_RETURN_REASON = "debit_not_authorized"
 
@@ -539,19 +540,24 @@ class SandboxProcessor(Processor):
 
     # --- Disputes: opened by a test card, ``flask sandbox-dispute``, or a late ACH return. -------------
 
-    def open_dispute(self, intent_id, amount_cents=None, reason="fraudulent"):
+    def open_dispute(self, intent_id, amount_cents=None, reason="fraudulent", inquiry=False):
         """The cardholder's bank disputes a succeeded payment (all of it by default); returns the dispute id.
 
-        A bank debit's late return (unauthorized, after it settled) is a dispute too, as with Stripe, and
-        it is lost at once: an ACH dispute cannot be answered.
+        With ``inquiry`` the card's bank only asks first (Stripe's ``warning_needs_response``): no money moves
+        until it becomes a chargeback (``escalate_dispute``) or closes. A bank debit's late return
+        (unauthorized, after it settled) is a dispute too, as with Stripe, and it is lost at once: an ACH
+        dispute cannot be answered.
         """
         with write_tx():
             intent = _intent(intent_id, "payment")
             if intent.status != SUCCEEDED:
                 raise ProcessorError("only a succeeded payment can be disputed")
             if intent.method_type == "ach":
+                if inquiry:
+                    raise ProcessorError("a bank debit is returned, never asked about: open a dispute instead")
                 return self._open_dispute(intent, amount_cents, LATE_RETURN_REASON, "lost")
-            return self._open_dispute(intent, amount_cents, reason, "needs_response")
+            return self._open_dispute(intent, amount_cents, reason,
+                                      "warning_needs_response" if inquiry else "needs_response")
 
     def _open_dispute(self, intent, amount_cents, reason, status):
         if SandboxDispute.select().where(SandboxDispute.intent == intent.id).exists():
@@ -565,13 +571,30 @@ class SandboxProcessor(Processor):
         return dispute.id
 
     def close_dispute(self, dispute_id, won):
-        """The bank decides an open dispute: won returns the money, lost keeps it taken back."""
+        """The bank decides an open dispute: won returns the money, lost keeps it taken back. An open inquiry
+        closes (``warning_closed``) when ``won``; when not, it becomes a chargeback (``escalate_dispute``)."""
         with write_tx():
-            moved = (SandboxDispute.update(status="won" if won else "lost", updated_at=utcnow())
-                     .where((SandboxDispute.id == dispute_id) & SandboxDispute.status.in_(DISPUTE_OPEN)).execute())
+            dispute = SandboxDispute.get_or_none(SandboxDispute.id == dispute_id)
+            if dispute is not None and dispute.status in INQUIRY_OPEN and not won:
+                return self.escalate_dispute(dispute_id)
+            closed = "warning_closed" if dispute is not None and dispute.status in INQUIRY_OPEN else (
+                "won" if won else "lost")
+            moved = (SandboxDispute.update(status=closed, updated_at=utcnow())
+                     .where((SandboxDispute.id == dispute_id)
+                            & SandboxDispute.status.in_(DISPUTE_OPEN + INQUIRY_OPEN)).execute())
             if not moved:
                 raise ProcessorError(f"no open dispute {dispute_id}")
             _emit("charge.dispute.closed", dispute_id)
+        return dispute_id
+
+    def escalate_dispute(self, dispute_id):
+        """An open inquiry becomes a chargeback (``needs_response``), as Stripe moves the same dispute."""
+        with write_tx():
+            moved = (SandboxDispute.update(status="needs_response", updated_at=utcnow())
+                     .where((SandboxDispute.id == dispute_id) & SandboxDispute.status.in_(INQUIRY_OPEN)).execute())
+            if not moved:
+                raise ProcessorError(f"no open inquiry {dispute_id}")
+            _emit("charge.dispute.updated", dispute_id)
         return dispute_id
 
     def disputes_of(self, intent_id):

@@ -45,6 +45,7 @@ from billing.processors.interface import (
     DisputeUpdate,
     IntentState,
     IntentUpdate,
+    MethodChanged,
     MethodUpdate,
     Processor,
     ProcessorError,
@@ -70,10 +71,15 @@ HANDLED_EVENTS = (
     "payment_intent.amount_capturable_updated",  # a card payment confirmed and held: captured if it still fits
     "payment_intent.requires_action",  # a bank account to verify with microdeposits (or a card's 3-D Secure)
     "charge.refunded",
+    "charge.refund.updated",  # a refund that failed or was canceled after it was made (ACH refunds can)
     "charge.dispute.created",
+    "charge.dispute.updated",  # an inquiry becoming a chargeback, evidence under review, an appeal
     "charge.dispute.closed",
     "setup_intent.succeeded",
-    "setup_intent.requires_action",  # a bank account to save once verified with microdeposits
+    "setup_intent.requires_action",
+    "payment_method.updated",  # a saved card's details changed (its expiry, say)
+    "payment_method.automatically_updated",  # the card network's updater renewed or replaced a saved card
+    "mandate.updated",  # a bank account's mandate went inactive: it may not be debited again  # a bank account to save once verified with microdeposits
 )
 REQUIRED_SETTINGS = (
     ("STRIPE_SECRET_KEY", ("sk_", "rk_")),
@@ -86,6 +92,7 @@ BRANDS = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express"
 # How far back reconcile looks when it must list intents because search is unavailable.
 LIST_LOOKBACK = dt.timedelta(days=3)
 LIVE_REFUND = ("succeeded", "pending", "requires_action")  # a refund in these states is (or will be) money back
+DEAD_REFUND = ("failed", "canceled")  # a refund that never reached the customer: its money is theirs again
 # Stripe: microdeposits arrive in 1-2 business days (``arrival_date``) and must be verified within 10 days.
 VERIFY_WITHIN = dt.timedelta(days=10)
 
@@ -586,13 +593,20 @@ class StripeProcessor(Processor):
 
     def refunds_of(self, intent_id):
         """Every refund of the intent that has not failed or been canceled, as (refund id, cents)."""
+        return self._refunds(intent_id)[0]
+
+    def _refunds(self, intent_id):
+        """(live refunds as (refund id, cents), ids of refunds that failed or were canceled)."""
         page = self._call(self._client.v1.refunds.list, params={"payment_intent": intent_id, "limit": 100})
-        out = []
+        live, dead = [], []
         for r in page.auto_paging_iter():
             r = r.to_dict()
-            if r.get("status", "succeeded") in LIVE_REFUND:
-                out.append((r["id"], int(r["amount"])))
-        return tuple(out)
+            status = r.get("status", "succeeded")
+            if status in LIVE_REFUND:
+                live.append((r["id"], int(r["amount"])))
+            elif status in DEAD_REFUND:
+                dead.append(r["id"])
+        return tuple(live), tuple(dead)
 
     # --- Webhooks. ---------------------------------------------------------------------------
 
@@ -630,12 +644,13 @@ class StripeProcessor(Processor):
         kind, obj = event["type"], event["data"]["object"]
         if kind.startswith("payment_intent."):
             return IntentUpdate(obj["id"], self.retrieve_payment_intent(obj["id"]))
-        if kind == "charge.refunded":
+        if kind in ("charge.refunded", "charge.refund.updated"):  # a charge, or one refund of it
             intent_id = _id_of(obj.get("payment_intent"))
             if not intent_id:
-                charge = self._call(self._client.v1.charges.retrieve, obj["id"]).to_dict()
+                charge_id = obj["id"] if kind == "charge.refunded" else _id_of(obj.get("charge"))
+                charge = self._call(self._client.v1.charges.retrieve, charge_id).to_dict() if charge_id else {}
                 intent_id = _id_of(charge.get("payment_intent"))
-            return RefundsUpdate(intent_id, self.refunds_of(intent_id)) if intent_id else None
+            return RefundsUpdate(intent_id, *self._refunds(intent_id)) if intent_id else None
         if kind.startswith("charge.dispute."):
             d = self._call(self._client.v1.disputes.retrieve, obj["id"]).to_dict()
             intent_id = _id_of(d.get("payment_intent"))
@@ -644,6 +659,14 @@ class StripeProcessor(Processor):
                 intent_id = _id_of(charge.get("payment_intent"))
             return DisputeUpdate(intent_id, d["id"], d.get("status") or "", int(d.get("amount") or 0),
                                  d.get("reason") or "") if intent_id else None
+        if kind.startswith("payment_method."):
+            pm = self._call(self._client.v1.payment_methods.retrieve, obj["id"]).to_dict()
+            method_type, brand, last4, exp_month, exp_year = _method_facts(pm)
+            return MethodChanged(pm["id"], brand, last4, exp_month, exp_year) if method_type == "card" else None
+        if kind == "mandate.updated":
+            mandate = self._call(self._client.v1.mandates.retrieve, obj["id"]).to_dict()
+            token = _id_of(mandate.get("payment_method"))
+            return MethodChanged(token, usable=False) if token and mandate.get("status") == "inactive" else None
         if kind == "setup_intent.requires_action":
             return SetupUpdate(obj["id"], self.retrieve_setup_intent(obj["id"]))
         if kind == "setup_intent.succeeded":
