@@ -1413,6 +1413,12 @@ def record_failed_refunds(payment_id, refund_ids, actor="processor"):
     with write_tx():
         payment = Payment.get_by_id(payment_id)
         accounts.lock_customer(payment.customer_id)
+        if payment.status not in (SUCCEEDED, REFUNDED):
+            # Disputed or reversed since: the processor's dispute may already count this refund as the
+            # customer's, so applying it again could credit money the ISP does not hold. Staff decide.
+            accounts.audit(actor, "payment.refund_failed_unapplied", "payment", payment.ref,
+                           refunds=list(refund_ids), status=payment.status)
+            return False
         applied = False
         for refund_id in refund_ids:
             taken = PaymentReversal.get_or_none((PaymentReversal.processor_ref == refund_id)
@@ -1431,7 +1437,7 @@ def record_failed_refunds(payment_id, refund_ids, actor="processor"):
                 sp.say("The refund of %(amount)s of your payment %(ref)s could not be made, so the money was not "
                        "returned. It is applied to your account again. Please contact us if you still want it "
                        "back.", amount=sp.money(back, payment.currency), ref=payment.ref)))
-        if applied:
+        if applied and taken_back(payment.id) < payment.amount_cents:  # not when only a fee refund failed
             _reinstate(payment.id, REFUNDED)
         return applied
 

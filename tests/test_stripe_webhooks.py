@@ -483,6 +483,22 @@ def test_a_refund_that_fails_later_is_applied_again_once(app, client, logged_in,
     assert "could not be made" in email.text_body and payment.ref in email.text_body
 
 
+def test_a_refund_failing_after_the_payment_was_disputed_is_left_to_staff(app, client, logged_in, owing,
+                                                                           stripe_server, monkeypatch, side):
+    """The dispute's amount may already count the refund as the customer's: nothing is applied again."""
+    payment = paid_card(logged_in, stripe_server)
+    assert app.test_cli_runner().invoke(args=["refund", payment.ref, "20.00"]).exit_code == 0
+    side.set_dispute("du_after", payment.processor_ref, "lost", 3000)
+    deliver(client, "charge.dispute.created", side.disputes["du_after"])
+    assert fresh(payment).status == "reversed"
+    refund = stripe_server.client.v1.refunds.list(params={"payment_intent": payment.processor_ref}).data[0]
+    fail_refunds(app.extensions["processor"], monkeypatch, {refund.id})
+    deliver(client, "charge.refund.updated", dict(refund.to_dict(), status="failed"))
+    assert fresh(payment).status == "reversed" and net(payment) == {}
+    assert PaymentReversal.select().where(PaymentReversal.kind == "refund_failed").count() == 0
+    assert AuditLog.select().where(AuditLog.action == "payment.refund_failed_unapplied").count() == 1
+
+
 # --- Saved methods the processor changes. --------------------------------------------------------------
 
 
@@ -518,11 +534,17 @@ def test_a_bank_mandate_gone_inactive_makes_the_account_unusable_and_turns_autop
     """``mandate.updated`` with the Mandate ``inactive`` (Stripe's shape): the account may not be debited again."""
     bank = saved(customer, "pm_bank_mandate", method_type="ach")
     autopay.turn_on(customer.id, bank.id, accepted=True, ip="203.0.113.9", user_agent="pytest")
-    mandate = {"id": "mandate_1", "object": "mandate", "payment_method": "pm_bank_mandate", "status": "inactive",
-               "type": "multi_use", "customer_acceptance": {"type": "online", "accepted_at": 1700000000}}
+    single = {"id": "mandate_0", "object": "mandate", "payment_method": "pm_bank_mandate", "status": "inactive",
+              "type": "single_use"}  # a one-time debit's mandate, used up: the account stays
+    mandates = {"mandate_0": single}
     proc = app.extensions["processor"]
     monkeypatch.setattr(proc._client.v1.mandates, "retrieve",
-                        lambda i, *a, **k: stripe.Mandate.construct_from(mandate, "sk_test"))
+                        lambda i, *a, **k: stripe.Mandate.construct_from(mandates[i], "sk_test"))
+    deliver(client, "mandate.updated", single)
+    assert PaymentMethod.get_by_id(bank.id).removed_at is None and autopay.enrolment(customer.id).enabled
+    mandate = {"id": "mandate_1", "object": "mandate", "payment_method": "pm_bank_mandate", "status": "inactive",
+               "type": "multi_use", "customer_acceptance": {"type": "online", "accepted_at": 1700000000}}
+    mandates["mandate_1"] = mandate
     deliver(client, "mandate.updated", mandate)
     deliver(client, "mandate.updated", mandate, event_id="evt_mandate_again")
     assert PaymentMethod.get_by_id(bank.id).removed_at is not None
@@ -535,7 +557,8 @@ def test_a_bank_mandate_gone_inactive_makes_the_account_unusable_and_turns_autop
 def test_an_active_mandate_or_a_method_not_ours_changes_nothing(app, client, customer, monkeypatch):
     bank = saved(customer, "pm_bank_ok", method_type="ach")
     proc = app.extensions["processor"]
-    mandate = {"id": "mandate_2", "object": "mandate", "payment_method": "pm_bank_ok", "status": "active"}
+    mandate = {"id": "mandate_2", "object": "mandate", "payment_method": "pm_bank_ok", "status": "active",
+               "type": "multi_use"}
     monkeypatch.setattr(proc._client.v1.mandates, "retrieve",
                         lambda i, *a, **k: stripe.Mandate.construct_from(mandate, "sk_test"))
     deliver(client, "mandate.updated", mandate)

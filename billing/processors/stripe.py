@@ -579,6 +579,9 @@ class StripeProcessor(Processor):
                             params={"payment_intent": intent_id, "amount": amount_cents,
                                     "metadata": {"idempotency_key": idempotency_key}},
                             options={"idempotency_key": idempotency_key})
+        status = refund.to_dict().get("status")
+        if status in DEAD_REFUND:  # never money back: not recorded as a refund at all
+            raise ProcessorError(f"Stripe did not make the refund: it is {status}")
         return Refund(refund.id, int(refund.amount))
 
     def find_refund(self, intent_id, idempotency_key):
@@ -666,7 +669,10 @@ class StripeProcessor(Processor):
         if kind == "mandate.updated":
             mandate = self._call(self._client.v1.mandates.retrieve, obj["id"]).to_dict()
             token = _id_of(mandate.get("payment_method"))
-            return MethodChanged(token, usable=False) if token and mandate.get("status") == "inactive" else None
+            # A single-use mandate (one bank payment) goes inactive once used: only the saved account's
+            # multi-use mandate ending means the account may not be debited again.
+            ended = mandate.get("status") == "inactive" and mandate.get("type") == "multi_use"
+            return MethodChanged(token, usable=False) if token and ended else None
         if kind == "setup_intent.requires_action":
             return SetupUpdate(obj["id"], self.retrieve_setup_intent(obj["id"]))
         if kind == "setup_intent.succeeded":
